@@ -1,0 +1,61 @@
+# lmcourse: `make lab` sets everything up and opens the course; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+KERNEL := lmcourse
+PORT   ?= 8888
+NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: help install lab test test-unit test-notebooks course course-fast bench clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "lmcourse needs Python >= 3.10; found $$($(PYTHON) --version). Set PYTHON=python3.11"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Could not create $(VENV). On Debian/Ubuntu: sudo apt-get install python3-venv"; exit 1; }
+
+# Stamps make a second `make lab` take seconds: pip runs again only when the pins change.
+$(VENV)/.course-installed: pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e ".[course]"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (lmcourse)" >/dev/null
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.course-installed
+	$(PIP) -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.course-installed  ## create .venv, install the course, register the Jupyter kernel
+
+lab: install  ## set up (if needed) and open JupyterLab on notebooks/
+	@echo "Starting JupyterLab on notebooks/ with the '$(KERNEL)' kernel; open the http://127.0.0.1 URL printed below. Ctrl-C stops it."
+	$(PY) -m jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(DISPLAY)$(filter Darwin,$(shell uname)),,--no-browser)
+
+test: test-unit test-notebooks  ## unit tests, then every notebook under nbval in fast mode
+
+test-unit: $(VENV)/.test-installed
+	$(PY) -m pytest tests
+
+test-notebooks: $(VENV)/.test-installed
+	LMCOURSE_FAST=1 $(PY) -m pytest $(NBVAL) notebooks
+
+course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, print times
+	$(PY) -m lmcourse.course run --mode full $(NOTEBOOKS)
+
+course-fast: $(VENV)/.test-installed  ## the same in fast mode, without touching stored outputs
+	$(PY) -m lmcourse.course run --mode fast --no-save $(NOTEBOOKS)
+
+bench: $(VENV)/.test-installed  ## run benchmarks/ and rewrite benchmarks/RESULTS.md
+	$(PY) benchmarks/run.py
+
+clean:  ## remove caches and build leftovers (keeps .venv)
+	rm -rf .pytest_cache build dist *.egg-info artifacts
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print -exec rm -rf {} +
+
+distclean: clean  ## also remove .venv
+	rm -rf $(VENV)

@@ -1,0 +1,27 @@
+"""lmcourse: the tested code behind the course's notebooks, from n-grams to GPT and diffusion.
+
+    import lmcourse
+    device = lmcourse.get_device()         # cuda > mps > cpu, or $LMCOURSE_DEVICE
+    lmcourse.seed_everything(0)
+    FAST = lmcourse.fast_mode()            # $LMCOURSE_FAST=1 shrinks data and steps
+    text = lmcourse.data.load_corpus("wiki", split="train")
+
+Submodules (`lmcourse.data`, `lmcourse.ngram`, ...) are imported on first use, so
+`import lmcourse` stays quick.
+"""
+
+import importlib
+
+from lmcourse.core import available_devices, fast_mode, get_device, seed_everything
+
+__version__ = "0.1.0"
+__all__ = ["available_devices", "fast_mode", "get_device", "seed_everything", "__version__"]
+
+
+def __getattr__(name: str):
+    try:
+        return importlib.import_module(f"lmcourse.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"lmcourse.{name}":
+            raise  # the submodule exists but something it imports is missing
+        raise AttributeError(f"module 'lmcourse' has no attribute or submodule {name!r}") from None

@@ -1,0 +1,64 @@
+"""Device choice, seeding and fast mode: the three switches every notebook sets first."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV = "LMCOURSE_DEVICE"
+FAST_ENV = "LMCOURSE_FAST"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def available_devices() -> list[str]:
+    """Names of the devices torch can use here, best first: cuda:N..., mps, cpu."""
+    names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        names.append("mps")
+    return names + ["cpu"]
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device to compute on: `prefer`, else $LMCOURSE_DEVICE, else cuda > mps > cpu.
+
+    Asking for a device that is not here raises ValueError naming what is available.
+    """
+    wanted = prefer if prefer is not None else os.environ.get(DEVICE_ENV, "").strip() or None
+    available = available_devices()
+    if wanted is None:
+        return torch.device(available[0])
+    source = "prefer" if prefer is not None else f"${DEVICE_ENV}"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{source}={wanted!r} is not a device name; use one of {available}") from exc
+    name = str(device)
+    if device.type == "cuda" and device.index is None:
+        name = "cuda:0"
+    if name not in available:
+        raise ValueError(f"{source}={wanted!r} asks for a device that is not available here; "
+                         f"available: {available}")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so that a run repeats."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds cuda and mps generators too
+
+
+def fast_mode() -> bool:
+    """True when $LMCOURSE_FAST asks for the small, quick version of every notebook."""
+    value = os.environ.get(FAST_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"${FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")

@@ -1,0 +1,178 @@
+"""One small training loop for every model of the course.
+
+It does the chores that every chapter would otherwise repeat: moving batches to the device,
+mixed precision on CUDA, gradient clipping, a learning-rate schedule, periodic evaluation,
+checkpoints, a progress bar, and a loss history to plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from lmcourse.checkpoint import save_checkpoint
+
+Batch = tuple[torch.Tensor, ...]
+
+
+@dataclass
+class History:
+    """What happened during training, ready to plot: losses against steps and wall-clock seconds."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    eval_loss: list[float] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def best_eval_loss(self) -> float:
+        """The lowest evaluation loss seen (nan if never evaluated)."""
+        return min(self.eval_loss, default=math.nan)
+
+
+def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> Callable[[int], float]:
+    """Linear warm-up to `max_lr`, then cosine decay to `min_lr` at `total_steps`: step -> lr."""
+    if max_lr <= 0 or total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"need max_lr > 0, total_steps >= 1 and 0 <= warmup_steps <= total_steps; "
+                         f"got max_lr={max_lr}, total_steps={total_steps}, warmup_steps={warmup_steps}")
+
+    def lr_at(step: int) -> float:
+        if step < warmup_steps:
+            return max_lr * (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+    return lr_at
+
+
+def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """`model(*batch)` returning a loss, or a tuple whose last item is the loss (as GPT's (logits, loss))."""
+    out = model(*batch)
+    return out[-1] if isinstance(out, tuple) else out
+
+
+def autocast_dtype(device: torch.device, mixed_precision: str) -> torch.dtype | None:
+    """The autocast dtype for `mixed_precision` ("auto", "bf16", "fp16", "off") on `device`, or None."""
+    if mixed_precision not in {"auto", "bf16", "fp16", "off"}:
+        raise ValueError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'off', got {mixed_precision!r}")
+    if mixed_precision == "off" or device.type != "cuda":
+        return None  # on CPU and mps full precision is the safe, well-tested path
+    if mixed_precision == "fp16" or (mixed_precision == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def _forever(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """Cycle through a re-iterable (a list, a DataLoader) epoch after epoch; pass an iterator through."""
+    if iter(batches) is batches:
+        yield from batches
+        return
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("batches is empty; give at least one batch")
+
+
+def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.Optimizer, steps: int,
+          loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = default_loss,
+          evaluate: Callable[[nn.Module], float] | None = None, eval_every: int | None = None,
+          grad_clip: float | None = 1.0, lr_schedule: Callable[[int], float] | None = None,
+          mixed_precision: str = "auto", checkpoint_path: str | os.PathLike | None = None,
+          progress: bool = True, desc: str = "training") -> History:
+    """Train `model` for `steps` optimizer steps and return its `History`.
+
+    batches: tuples of tensors (moved to the model's device), e.g. (inputs (B, T), targets (B, T)).
+    evaluate: model -> validation loss, run every `eval_every` steps and after the last step,
+        under `torch.no_grad()` with the model in eval mode.
+    checkpoint_path: if given, the model and optimizer are saved (atomically) after each evaluation.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1 or None, got {eval_every}")
+    if grad_clip is not None and grad_clip <= 0:
+        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(device, mixed_precision)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+
+    def autocast() -> contextlib.AbstractContextManager:
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    def run_evaluation(step: int) -> None:
+        model.eval()
+        with torch.no_grad(), autocast():
+            value = float(evaluate(model))
+        model.train()
+        history.eval_step.append(step)
+        history.eval_loss.append(value)
+        history.eval_seconds.append(time.perf_counter() - start)
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, model, optimizer, step=step, eval_loss=value)
+
+    history = History()
+    stream = _forever(batches)
+    model.train()
+    start = time.perf_counter()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        try:
+            batch = next(stream)
+        except StopIteration:
+            bar.write(f"{desc}: the batch iterator ran out after {step} of {steps} steps")
+            break
+        batch = tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(step)
+        with autocast():
+            loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; "
+                                     "lower the learning rate or set grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        else:
+            loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        history.step.append(step)
+        history.loss.append(loss.item())
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        history.seconds.append(time.perf_counter() - start)
+        if evaluate is not None and eval_every is not None and (step + 1) % eval_every == 0 and step + 1 < steps:
+            run_evaluation(step)
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.eval_loss[-1]:.3f}")
+        elif step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    if evaluate is not None and history.step:
+        run_evaluation(history.step[-1])
+    bar.close()
+    return history
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+

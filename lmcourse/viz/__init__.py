@@ -1,0 +1,6 @@
+"""Figures and widgets. Takes tensors and numbers, returns matplotlib Figures or ipywidgets; no model imports it."""
+
+from lmcourse.viz.style import MODEL_COLORS, model_color
+from lmcourse.viz.training import plot_history
+
+__all__ = ["MODEL_COLORS", "model_color", "plot_history"]
