@@ -26,9 +26,10 @@ from pathlib import Path
 
 from lmcourse.files import atomic_path, atomic_write_text, cache_dir, sha256_file
 from lmcourse.markov import MarkovSource
+from lmcourse.tokenizers import CharTokenizer, WordTokenizer
 
 __all__ = ["load_corpus", "load_labelled_sentences", "shipped_path", "split_text", "download_corpus",
-           "MarkovSource", "CORPORA", "SHIPPED", "VALID_FRACTION"]
+           "MarkovSource", "corpus_tokenizer", "CORPORA", "SHIPPED", "VALID_FRACTION"]
 
 VALID_FRACTION = 0.1
 SPLITS = ("all", "train", "valid")
@@ -263,3 +264,20 @@ def download_corpus(name: str = "tinyshakespeare", timeout: float = 30.0) -> Pat
             raise ValueError(f"the download of {name!r} has the wrong sha256 (the file upstream changed or the "
                              f"transfer broke); nothing was saved. Try again later.")
     return target
+
+
+CHAR_MIN_COUNT, WORD_MIN_COUNT = 5, 2
+
+
+def corpus_tokenizer(name: str = "wiki", level: str = "char") -> CharTokenizer | WordTokenizer:
+    """The course's tokenizer for a corpus, built from its train split only.
+
+    level "char": characters seen at least 5 times; "word": words seen at least 2 times.
+    Everything rarer is `<unk>`. Every chapter uses this one, so nats/char compare.
+    """
+    if level not in ("char", "word"):
+        raise ValueError(f"level must be 'char' or 'word', got {level!r}")
+    train = load_corpus(name, "train")
+    if level == "char":
+        return CharTokenizer.from_text(train, min_count=CHAR_MIN_COUNT)
+    return WordTokenizer.from_text(train, min_count=WORD_MIN_COUNT)

@@ -1,0 +1,67 @@
+"""Token streams for language models: training windows, and cross-entropy on held-out text.
+
+Every language model of the course is scored by `cross_entropy`, on the same validation text,
+so its nats/char numbers compare across chapters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+
+
+def _as_ids(ids) -> torch.Tensor:
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
+    return ids
+
+
+def random_windows(ids, block_size: int, batch_size: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless batches of random windows: inputs x (B, T) and next-token targets y (B, T), y = x shifted by one."""
+    ids = _as_ids(ids)
+    if block_size < 1 or batch_size < 1:
+        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    if len(ids) <= block_size:
+        raise ValueError(f"ids has {len(ids)} tokens; need more than block_size={block_size}")
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.arange(block_size)
+    while True:
+        starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
+        windows = starts[:, None] + offsets  # (B, T)
+        yield ids[windows], ids[windows + 1]
+
+
+@torch.no_grad()
+def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
+                  batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> float:
+    """Average -log p(next token) in nats over held-out `ids`, in consecutive windows of `block_size`.
+
+    logits_fn: x (B, T) -> logits (B, T, vocab). Every token after the first is scored once;
+    a token at position t of a window sees the t tokens before it in that window.
+    max_tokens: score only the first max_tokens tokens (fast mode).
+    """
+    ids = _as_ids(ids)
+    if max_tokens is not None:
+        ids = ids[: max_tokens + 1]
+    n_windows = math.ceil((len(ids) - 1) / block_size)
+    if n_windows < 1:
+        raise ValueError("ids needs at least two tokens to score")
+    total, count = 0.0, 0
+    for first in range(0, n_windows, batch_size):
+        xs, ys = [], []
+        for w in range(first, min(first + batch_size, n_windows)):
+            start = w * block_size
+            end = min(start + block_size, len(ids) - 1)
+            xs.append(ids[start:end])
+            ys.append(ids[start + 1:end + 1])
+        length = max(len(x) for x in xs)
+        x = torch.stack([torch.nn.functional.pad(t, (0, length - len(t))) for t in xs]).to(device)
+        y = torch.stack([torch.nn.functional.pad(t, (0, length - len(t)), value=-100) for t in ys]).to(device)
+        logits = logits_fn(x).float()
+        total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                                   ignore_index=-100, reduction="sum").item()
+        count += int((y != -100).sum())
+    return total / count
