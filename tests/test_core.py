@@ -1,0 +1,84 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import lmcourse
+
+
+def test_get_device_defaults_to_best_available(monkeypatch):
+    monkeypatch.delenv("LMCOURSE_DEVICE", raising=False)
+    assert str(lmcourse.get_device()) == lmcourse.available_devices()[0].removesuffix(":0")
+
+
+def test_cpu_is_always_available_and_listed_last():
+    assert lmcourse.available_devices()[-1] == "cpu"
+    assert lmcourse.get_device("cpu") == torch.device("cpu")
+
+
+def test_env_variable_overrides_device(monkeypatch):
+    monkeypatch.setenv("LMCOURSE_DEVICE", "cpu")
+    assert lmcourse.get_device() == torch.device("cpu")
+
+
+def test_prefer_argument_beats_env_variable(monkeypatch):
+    monkeypatch.setenv("LMCOURSE_DEVICE", "no-such-device")
+    assert lmcourse.get_device("cpu") == torch.device("cpu")
+
+
+def test_missing_device_error_names_it_and_what_is_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"'cuda'.*available: \['cpu'\]"):
+        lmcourse.get_device("cuda")
+
+
+def test_unavailable_device_from_env_names_the_variable(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("LMCOURSE_DEVICE", "mps")
+    with pytest.raises(ValueError, match="LMCOURSE_DEVICE"):
+        lmcourse.get_device()
+
+
+def test_nonsense_device_name_is_a_value_error():
+    with pytest.raises(ValueError, match="not a device name"):
+        lmcourse.get_device("gpu-please")
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)])
+def test_fast_mode_reads_the_env_variable(monkeypatch, value, expected):
+    monkeypatch.setenv("LMCOURSE_FAST", value)
+    assert lmcourse.fast_mode() is expected
+
+
+def test_fast_mode_is_off_when_unset(monkeypatch):
+    monkeypatch.delenv("LMCOURSE_FAST", raising=False)
+    assert lmcourse.fast_mode() is False
+
+
+def test_fast_mode_rejects_unclear_values(monkeypatch):
+    monkeypatch.setenv("LMCOURSE_FAST", "maybe")
+    with pytest.raises(ValueError, match="LMCOURSE_FAST"):
+        lmcourse.fast_mode()
+
+
+def test_seed_everything_repeats_python_numpy_and_torch():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    lmcourse.seed_everything(7)
+    first = draw()
+    lmcourse.seed_everything(7)
+    assert draw() == first
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_seed_everything_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed"):
+        lmcourse.seed_everything(seed)
+
+
+def test_unknown_submodule_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_module"):
+        lmcourse.no_such_module  # noqa: B018

@@ -1,0 +1,141 @@
+import urllib.error
+
+import pytest
+
+from lmcourse import data
+from lmcourse.files import sha256_file
+
+
+@pytest.mark.parametrize("name", sorted(data.SHIPPED))
+def test_every_shipped_file_matches_its_checksum(name):
+    path = data.shipped_path(name)
+    assert sha256_file(path) == data.SHIPPED[name].sha256
+
+
+@pytest.mark.parametrize("name, min_words, max_words", [("lee", 55_000, 65_000), ("wiki", 400_000, 520_000),
+                                                        ("polarity", 3_500, 5_000)])
+def test_embedded_corpora_have_their_documented_sizes(name, min_words, max_words):
+    assert min_words <= len(data.load_corpus(name).split()) <= max_words
+
+
+@pytest.mark.parametrize("name", ["lee", "wiki", "polarity"])
+def test_train_and_valid_splits_partition_the_corpus_at_a_line(name):
+    text, train, valid = (data.load_corpus(name, s) for s in ("all", "train", "valid"))
+    assert train + valid == text
+    assert train.endswith("\n")
+    assert 0.08 < len(valid) / len(text) < 0.12
+
+
+def test_splits_are_the_same_on_every_call():
+    assert data.load_corpus("lee", "valid") == data.load_corpus("lee", "valid")
+    assert data.load_corpus("lee", "valid").startswith("Opposition forces claimed")
+
+
+def test_wiki_text_has_no_markup_left():
+    text = data.load_corpus("wiki")
+    assert text.startswith("Anarchism\nAnarchism is a political philosophy")
+    for markup in ("'''", "[[", "]]", "{{", "<ref", "==", "&nbsp;"):
+        assert markup not in text, markup
+
+
+def test_labelled_sentences_have_both_labels_in_each_split():
+    train, valid = data.load_labelled_sentences("train"), data.load_labelled_sentences("valid")
+    assert (len(train), len(valid)) == (160, 40)
+    assert {label for _, label in train} == {label for _, label in valid} == {0, 1}
+    assert not {s for s, _ in train} & {s for s, _ in valid}
+
+
+def test_corpus_tokenizer_is_built_from_the_train_split_only():
+    tok = data.corpus_tokenizer("wiki", "char")
+    assert 100 < tok.vocab_size < 300
+    assert tok.decode(tok.encode("The cat.")) == "The cat."
+
+
+def test_unknown_corpus_name_lists_the_choices():
+    with pytest.raises(ValueError, match=r"name='shakespeare' is not a corpus; choose one of"):
+        data.load_corpus("shakespeare")
+
+
+def test_unknown_split_is_rejected():
+    with pytest.raises(ValueError, match="split='test'"):
+        data.load_corpus("lee", "test")
+
+
+def test_unknown_shipped_name_is_rejected():
+    with pytest.raises(ValueError, match="not a shipped data file"):
+        data.shipped_path("imagenet")
+
+
+def test_corrupted_file_is_detected(monkeypatch, tmp_path):
+    fake_root = tmp_path / "gensim"
+    target = fake_root / data.SHIPPED["lee"].relpath
+    target.parent.mkdir(parents=True)
+    target.write_text("not the Lee corpus\n")
+    monkeypatch.setattr(data, "_package_root", lambda package: fake_root)
+    with pytest.raises(ValueError, match="corrupt"):
+        data.shipped_path("lee")
+
+
+def test_missing_file_says_how_to_reinstall(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "_package_root", lambda package: tmp_path)
+    with pytest.raises(FileNotFoundError, match="reinstall"):
+        data.shipped_path("simlex999")
+
+
+def test_missing_package_says_what_to_install():
+    with pytest.raises(FileNotFoundError, match="pip install no_such_pkg_xyz"):
+        data._package_root("no_such_pkg_xyz")
+
+
+@pytest.mark.parametrize("text", ["", "   \n  "])
+def test_split_text_rejects_empty_text(text):
+    with pytest.raises(ValueError, match="empty"):
+        data.split_text(text)
+
+
+def test_split_text_needs_a_line_break():
+    with pytest.raises(ValueError, match="line break"):
+        data.split_text("one single line with no break at all")
+
+
+def test_split_text_rejects_bad_fraction():
+    with pytest.raises(ValueError, match="valid_fraction"):
+        data.split_text("a\nb\n", valid_fraction=1.5)
+
+
+def test_optional_download_is_never_needed_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path))
+    data._corpus_text.cache_clear()
+    with pytest.raises(FileNotFoundError, match="download_corpus"):
+        data.load_corpus("tinyshakespeare")
+
+
+def test_download_offline_gives_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    with pytest.raises(ConnectionError, match="offline"):
+        data.download_corpus("tinyshakespeare")
+    assert not list(tmp_path.rglob("*.txt"))
+
+
+def test_download_with_wrong_checksum_saves_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path))
+
+    class Response:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b"tampered"
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: Response())
+    with pytest.raises(ValueError, match="sha256"):
+        data.download_corpus("tinyshakespeare")
+    assert not list(tmp_path.rglob("*"))[1:]  # only the downloads folder, no file

@@ -1,0 +1,69 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from lmcourse.data import MarkovSource
+
+
+def direct_entropy_rate(source: MarkovSource) -> float:
+    """Entropy rate from the eigenvector of the full context-to-context matrix (a different method)."""
+    V, k = source.vocab_size, source.order
+    contexts = list(itertools.product(range(V), repeat=k))
+    index = {c: i for i, c in enumerate(contexts)}
+    P = np.zeros((len(contexts), len(contexts)))
+    for c in contexts:
+        for x in range(V):
+            P[index[c], index[(c + (x,))[1:]]] += source.transition[index[c], x]
+    values, vectors = np.linalg.eig(P.T)
+    pi = np.real(vectors[:, np.argmin(np.abs(values - 1))])
+    pi /= pi.sum()
+    H = -(source.transition * np.log(source.transition)).sum(axis=1)
+    return float(pi @ H)
+
+
+@pytest.mark.parametrize("vocab_size, order", [(3, 1), (4, 2), (2, 3)])
+def test_entropy_rate_matches_direct_computation(vocab_size, order):
+    source = MarkovSource(vocab_size, order, seed=1)
+    assert source.entropy_rate() == pytest.approx(direct_entropy_rate(source), abs=1e-9)
+
+
+def test_order_zero_source_is_iid_with_its_plain_entropy():
+    source = MarkovSource(5, 0, seed=2)
+    p = source.transition[0]
+    assert source.entropy_rate() == pytest.approx(-(p * np.log(p)).sum())
+
+
+def test_long_sample_cross_entropy_approaches_the_entropy_rate():
+    source = MarkovSource(6, 2, seed=3)
+    tokens = source.sample(200_000, seed=0)
+    assert source.cross_entropy(tokens) == pytest.approx(source.entropy_rate(), abs=0.02)
+
+
+def test_sample_has_length_n_and_valid_tokens():
+    tokens = MarkovSource(7, 2, seed=0).sample(1000, seed=5)
+    assert len(tokens) == 1000 and min(tokens) >= 0 and max(tokens) < 7
+
+
+def test_sample_is_reproducible_with_a_seed():
+    source = MarkovSource(5, 1, seed=0)
+    assert source.sample(500, seed=9) == source.sample(500, seed=9)
+    assert source.sample(500, seed=9) != source.sample(500, seed=10)
+
+
+def test_lower_concentration_gives_lower_entropy():
+    peaky, flat = MarkovSource(10, 1, seed=0, concentration=0.1), MarkovSource(10, 1, seed=0, concentration=10)
+    assert peaky.entropy_rate() < flat.entropy_rate() < np.log(10)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"vocab_size": 1}, "vocab_size"), ({"vocab_size": 4, "order": -1}, "order"),
+                                           ({"vocab_size": 100, "order": 5}, "too many"),
+                                           ({"vocab_size": 4, "concentration": 0}, "concentration")])
+def test_bad_arguments_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MarkovSource(**kwargs)
+
+
+def test_cross_entropy_rejects_out_of_range_tokens():
+    with pytest.raises(ValueError, match="tokens must lie"):
+        MarkovSource(3, 1).cross_entropy([0, 1, 5])

@@ -1,0 +1,67 @@
+"""The stored notebooks: executed top to bottom, healthy outputs, and the course's conventions."""
+
+import json
+import re
+
+import pytest
+
+from lmcourse.course import NOTEBOOKS, notebook_paths, notebook_problems
+
+PATHS = notebook_paths()
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_course_has_its_setup_notebook():
+    assert (NOTEBOOKS / "00_setup.ipynb") in PATHS
+
+
+def test_notebooks_are_numbered_in_teaching_order():
+    numbers = [int(p.name[:2]) for p in PATHS]
+    assert numbers == sorted(set(numbers))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stored_outputs_are_healthy(path):
+    assert notebook_problems(load(path), path.name) == []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_uses_the_course_kernel(path):
+    assert load(path)["metadata"]["kernelspec"]["name"] == "lmcourse"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_parameters_cell_sets_fast_mode_seed_and_device_near_the_top(path):
+    cells = load(path)["cells"]
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    source = "".join(cells[tagged[0]]["source"])
+    assert tagged[0] < 6
+    for needed in ("lmcourse.fast_mode()", "SEED", "lmcourse.get_device(", "seed_everything"):
+        assert needed in source
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_opens_with_a_title_and_learning_goals(path):
+    first = "".join(load(path)["cells"][0]["source"])
+    assert first.startswith("# ")
+    assert re.search(r"learning goals|you will learn", first, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_solution_cells_are_hidden(path):
+    for cell in load(path)["cells"]:
+        if "solution" in cell.get("metadata", {}).get("tags", []):
+            assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_figures_are_stored_as_png(path):
+    for cell in load(path)["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/svg+xml" in data or "application/pdf" in data:
+                pytest.fail(f"{path.name}: store figures as PNG")

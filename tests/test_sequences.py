@@ -1,0 +1,43 @@
+import math
+
+import pytest
+import torch
+
+from lmcourse.sequences import cross_entropy, random_windows
+
+
+def test_random_windows_give_targets_shifted_by_one():
+    ids = torch.arange(100)
+    x, y = next(random_windows(ids, block_size=8, batch_size=4, seed=0))
+    assert x.shape == y.shape == (4, 8)
+    assert torch.equal(y, x + 1)
+
+
+def test_random_windows_repeat_with_the_same_seed():
+    a, b = random_windows(range(50), 5, 3, seed=1), random_windows(range(50), 5, 3, seed=1)
+    assert torch.equal(next(a)[0], next(b)[0])
+
+
+def test_random_windows_need_more_tokens_than_the_block():
+    with pytest.raises(ValueError, match="block_size"):
+        next(random_windows(range(5), block_size=5, batch_size=1))
+
+
+def test_uniform_model_scores_log_vocab_size():
+    ids = torch.randint(10, (257,))
+    assert cross_entropy(lambda x: torch.zeros(*x.shape, 10), ids, block_size=16) == pytest.approx(math.log(10))
+
+
+def test_cross_entropy_scores_every_next_token_once():
+    """A model that knows the bigram table exactly: the score equals the direct average over all pairs."""
+    torch.manual_seed(0)
+    table = torch.randn(5, 5)
+    ids = torch.randint(5, (101,))
+    direct = torch.nn.functional.cross_entropy(table[ids[:-1]], ids[1:]).item()
+    for block_size in (1, 7, 100, 500):
+        assert cross_entropy(lambda x: table[x], ids, block_size, batch_size=3) == pytest.approx(direct, rel=1e-6)
+
+
+def test_cross_entropy_rejects_2d_ids():
+    with pytest.raises(ValueError, match="1-D"):
+        cross_entropy(lambda x: x, torch.zeros(2, 3, dtype=torch.long), 4)

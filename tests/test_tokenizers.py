@@ -1,0 +1,44 @@
+import pytest
+
+from lmcourse.tokenizers import UNK, CharTokenizer, Vocabulary, WordTokenizer, split_sentences, split_words
+
+
+def test_split_words_keeps_punctuation_and_contractions():
+    assert split_words("Don't stop, Bob!") == ["don't", "stop", ",", "bob", "!"]
+
+
+def test_split_sentences_splits_after_end_marks():
+    assert split_sentences("It rained. Then it stopped! Ok?\nNew line") == ["It rained.", "Then it stopped!", "Ok?", "New line"]
+
+
+def test_char_tokenizer_round_trips_seen_text():
+    tok = CharTokenizer.from_text("hello world")
+    assert tok.decode(tok.encode("hello")) == "hello"
+
+
+def test_unseen_characters_become_unk_id_zero():
+    tok = CharTokenizer.from_text("abc")
+    assert tok.encode("abz") == [tok.vocab.stoi["a"], tok.vocab.stoi["b"], 0]
+    assert tok.decode([0]) == "\ufffd"
+
+
+def test_rare_words_become_unk():
+    tok = WordTokenizer.from_text("the cat the dog the", min_count=2)
+    assert tok.vocab.itos == [UNK, "the"]
+    assert tok.decode(tok.encode("the cat")) == f"the {UNK}"
+
+
+def test_vocabulary_orders_by_frequency_then_alphabet():
+    from collections import Counter
+
+    assert Vocabulary.from_counts(Counter("bbaac")).itos == [UNK, "a", "b", "c"]
+
+
+def test_empty_text_cannot_make_a_vocabulary():
+    with pytest.raises(ValueError, match="empty"):
+        CharTokenizer.from_text("")
+
+
+def test_min_count_must_be_positive():
+    with pytest.raises(ValueError, match="min_count"):
+        WordTokenizer.from_text("a b", min_count=0)

@@ -1,0 +1,197 @@
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from lmcourse.checkpoint import load_checkpoint, save_checkpoint
+from lmcourse.files import atomic_path
+from lmcourse.train import History, autocast_dtype, cosine_schedule, count_parameters, train
+
+
+def regression_batches(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.tensor([[2.0], [-3.0]])
+    out = []
+    for _ in range(n):
+        x = torch.randn(16, 2, generator=g)
+        out.append((x, x @ w + 0.5))
+    return out
+
+
+def mse(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x), y)
+
+
+def test_training_reduces_the_loss_and_records_history():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    steps=200, loss_fn=mse, progress=False)
+    assert len(history.step) == len(history.loss) == len(history.seconds) == len(history.lr) == 200
+    assert history.loss[-1] < 0.01 * history.loss[0]
+    assert history.seconds == sorted(history.seconds)
+
+
+def test_evaluation_runs_every_n_steps_and_at_the_end():
+    model = nn.Linear(2, 1)
+    calls = []
+
+    def evaluate(m):
+        assert not m.training and not torch.is_grad_enabled()
+        calls.append(1)
+        return 1.0 / len(calls)
+
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=25,
+                    loss_fn=mse, evaluate=evaluate, eval_every=10, progress=False)
+    assert history.eval_step == [9, 19, 24]
+    assert history.best_eval_loss == pytest.approx(1 / 3)
+    assert model.training
+
+
+def test_gradient_clipping_bounds_each_update():
+    model = nn.Linear(2, 1)
+    before = torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
+    train(model, regression_batches(1), optimizer=torch.optim.SGD(model.parameters(), lr=1.0), steps=1,
+          loss_fn=lambda m, b: 1000 * mse(m, b), grad_clip=0.01, progress=False)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm().item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_learning_rate_schedule_is_applied_each_step():
+    model = nn.Linear(2, 1)
+    schedule = cosine_schedule(max_lr=0.1, total_steps=20, warmup_steps=5)
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=1.0), steps=20,
+                    loss_fn=mse, lr_schedule=schedule, progress=False)
+    assert history.lr == [schedule(s) for s in range(20)]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_min_lr():
+    lr = cosine_schedule(1.0, total_steps=110, warmup_steps=10, min_lr=0.1)
+    assert lr(0) == pytest.approx(0.1) and lr(9) == pytest.approx(1.0)
+    assert lr(60) == pytest.approx(0.55) and lr(110) == pytest.approx(0.1)
+
+
+def test_cosine_schedule_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        cosine_schedule(1.0, total_steps=10, warmup_steps=20)
+
+
+def test_default_loss_takes_the_last_item_of_a_tuple():
+    class TupleModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+
+        def forward(self, x, y):
+            out = self.lin(x)
+            return out, nn.functional.mse_loss(out, y)
+
+    model = TupleModel()
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=50,
+                    progress=False)
+    assert history.loss[-1] < history.loss[0]
+
+
+def test_a_generator_of_batches_that_runs_out_stops_training_early():
+    model = nn.Linear(2, 1)
+    history = train(model, iter(regression_batches(5)), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    steps=10, loss_fn=mse, progress=False)
+    assert len(history.step) == 5
+
+
+def test_a_list_of_batches_is_cycled_epoch_after_epoch():
+    model = nn.Linear(2, 1)
+    history = train(model, regression_batches(3), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    steps=10, loss_fn=mse, progress=False)
+    assert len(history.step) == 10
+
+
+def test_diverging_loss_raises_a_clear_error():
+    model = nn.Linear(2, 1)
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=5,
+              loss_fn=lambda m, b: mse(m, b) * float("inf"), progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps"), ({"eval_every": 0}, "eval_every"),
+                                           ({"grad_clip": -1.0}, "grad_clip"), ({"mixed_precision": "fp8"}, "mixed_precision")])
+def test_bad_training_arguments_are_rejected(kwargs, match):
+    model = nn.Linear(2, 1)
+    args = {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "steps": 1, "loss_fn": mse, "progress": False} | kwargs
+    with pytest.raises(ValueError, match=match):
+        train(model, regression_batches(), **args)
+
+
+def test_mixed_precision_is_only_used_on_cuda():
+    assert autocast_dtype(torch.device("cpu"), "auto") is None
+    assert autocast_dtype(torch.device("cpu"), "bf16") is None
+
+
+def test_checkpoint_round_trip_restores_model_optimizer_and_metadata(tmp_path):
+    model = nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train(model, [(torch.randn(4, 3), torch.randn(4, 2))], optimizer=opt, steps=3, loss_fn=mse, progress=False)
+    path = save_checkpoint(tmp_path / "ck.pt", model, opt, step=3, config={"width": 3})
+    fresh, fresh_opt = nn.Linear(3, 2), torch.optim.AdamW(nn.Linear(3, 2).parameters(), lr=1e-3)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    meta = load_checkpoint(path, fresh, fresh_opt)
+    assert meta == {"step": 3, "config": {"width": 3}}
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert fresh_opt.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+
+
+def test_training_saves_a_checkpoint_at_each_evaluation(tmp_path):
+    model = nn.Linear(2, 1)
+    train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=10, loss_fn=mse,
+          evaluate=lambda m: 0.5, eval_every=5, checkpoint_path=tmp_path / "run.pt", progress=False)
+    assert load_checkpoint(tmp_path / "run.pt", nn.Linear(2, 1)) == {"step": 9, "eval_loss": 0.5}
+
+
+def test_missing_checkpoint_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt", nn.Linear(2, 1))
+
+
+def test_corrupt_checkpoint_is_a_value_error(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path, nn.Linear(2, 1))
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": nn.Linear(2, 1)}, path)  # a pickled module, not plain weights
+    with pytest.raises(ValueError, match="could not be read"):
+        load_checkpoint(path, nn.Linear(2, 1))
+
+
+def test_checkpoint_for_another_architecture_says_so(tmp_path):
+    path = save_checkpoint(tmp_path / "ck.pt", nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        load_checkpoint(path, nn.Linear(4, 2))
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "ck.pt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["ck.pt"]
+
+
+def test_count_parameters_counts_trainable_ones():
+    model = nn.Linear(3, 2)
+    assert count_parameters(model) == 8
+    model.bias.requires_grad_(False)
+    assert count_parameters(model) == 6
+
+
+def test_history_best_eval_loss_is_nan_without_evaluation():
+    assert math.isnan(History().best_eval_loss)
