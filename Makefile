@@ -34,7 +34,7 @@ install: $(VENV)/.course-installed  ## create .venv, install the course, registe
 
 lab: install  ## set up (if needed) and open JupyterLab on notebooks/
 	@echo "Starting JupyterLab on notebooks/ with the '$(KERNEL)' kernel; open the http://127.0.0.1 URL printed below. Ctrl-C stops it."
-	$(PY) -m jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(DISPLAY)$(filter Darwin,$(shell uname)),,--no-browser)
+	$(PY) -m jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(DISPLAY)$(filter Darwin,$(shell uname)),,--no-browser)
 
 test: test-unit test-notebooks  ## unit tests, then every notebook under nbval in fast mode
 
