@@ -65,3 +65,14 @@ def test_figures_are_stored_as_png(path):
             data = out.get("data", {})
             if "image/svg+xml" in data or "application/pdf" in data:
                 pytest.fail(f"{path.name}: store figures as PNG")
+
+
+CORE_WIDGET_MODULES = {"@jupyter-widgets/controls", "@jupyter-widgets/base", "@jupyter-widgets/output"}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stored_widgets_are_core_ipywidgets_only(path):
+    """Widgets from other packages would need JavaScript from a CDN, which an offline learner cannot load."""
+    state = load(path).get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    for model in state.get("state", {}).values():
+        assert model["model_module"] in CORE_WIDGET_MODULES, f"{path.name} uses {model['model_module']}"

@@ -1,0 +1,136 @@
+"""The course as a person sees it: JupyterLab in headless Chromium, a chapter run top to bottom.
+
+Needs Debian's `chromium` (the CI script installs it) and Playwright for Python; skips with the
+reason when either is missing. Screenshots go to artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
+                             "/usr/bin/chromium") if p and Path(p).is_file()), None)
+WIDGET_NOTEBOOK = "04_attention.ipynb"
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found: `apt-get install chromium` (CI does)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server from this environment on a free loopback port, serving a copy of notebooks/."""
+    folder = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", folder / "notebooks")
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "LMCOURSE_FAST": "1", "JUPYTER_PLATFORM_DIRS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder / 'notebooks'}",
+         "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("JupyterLab did not answer within 60 s")
+    yield url, token
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield browser
+        browser.close()
+
+
+def open_and_run_all(browser, url: str, token: str, notebook: str):
+    """Open `notebook` with its kernel, run all cells, wait for the last one; return the page and blocked requests."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    blocked: list[str] = []
+
+    def offline_only(route):
+        if route.request.url.startswith("http://127.0.0.1"):
+            route.continue_()
+        else:  # the course must render with no internet: nothing may come from a CDN
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline_only)
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=120_000)
+    kernel = page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
+    assert kernel == "lmcourse", f"the notebook opened with {kernel!r}: register the course kernel with `make install`"
+    page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+                           timeout=120_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # Done when the kernel is idle again and no cell still shows the busy prompt [*].
+    page.wait_for_timeout(2000)
+    page.wait_for_function(
+        "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle' && "
+        "![...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'))",
+        timeout=300_000, polling=1000)
+    return page, blocked
+
+
+def test_chapter_runs_in_jupyterlab_with_figures_and_working_widgets(lab, browser):
+    url, token = lab
+    notebook = WIDGET_NOTEBOOK if (ROOT / "notebooks" / WIDGET_NOTEBOOK).is_file() else "00_setup.ipynb"
+    page, blocked = open_and_run_all(browser, url, token, notebook)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{Path(notebook).stem}-top.png")
+
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
+    assert errors.count() == 0, errors.first.inner_text()
+    assert page.locator(".jp-RenderedImage img").count() >= 1, "no matplotlib figure was rendered"
+    assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
+    assert not [u for u in blocked if u.endswith(".js")], f"JavaScript requested from outside: {blocked}"
+
+    if notebook == WIDGET_NOTEBOOK:  # the attention explorer: rendered offline, and it responds
+        assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= 1, "no ipywidget was rendered"
+        explorer = page.locator(".jp-OutputArea-output .widget-vbox:has(select), .jp-OutputArea-output .widget-vbox:has(.widget-slider)").last
+        explorer.scroll_into_view_if_needed()
+        page.screenshot(path=ARTIFACTS / "explore_attention-before.png")
+        before = explorer.inner_html()
+        select = explorer.locator("select").first
+        options = select.locator("option").all_inner_texts()
+        assert len(options) >= 2, "the explorer offers no choice of head or layer"
+        select.select_option(label=options[-1])
+        page.wait_for_function("html => document.body.innerHTML !== html", arg=page.content(), timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=ARTIFACTS / "explore_attention-after.png")
+        assert explorer.inner_html() != before, "changing the head did not change the attention view"
+    page.close()
+
