@@ -10,7 +10,7 @@ KERNEL := lmcourse
 PORT   ?= 8888
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install lab test test-unit test-notebooks course course-fast bench clean distclean
+.PHONY: help install lab test test-unit test-notebooks course course-fast bench slides handout clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ course-fast: $(VENV)/.test-installed  ## the same in fast mode, without touching
 
 bench: $(VENV)/.test-installed  ## run benchmarks/ and rewrite benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py
+
+slides: $(VENV)/.test-installed  ## every chapter as reveal.js slides in build/slides/ (presentable offline)
+	$(PY) -m lmcourse.classroom slides
+
+handout: $(VENV)/.test-installed  ## exercise notebooks without solutions (build/handout/) and an answer key (build/answers/)
+	$(PY) -m lmcourse.classroom handout
 
 clean:  ## remove caches and build leftovers (keeps .venv)
 	rm -rf .pytest_cache build dist *.egg-info artifacts
