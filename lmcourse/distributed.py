@@ -1,0 +1,86 @@
+"""Data parallelism: the course's training loop on several processes with DistributedDataParallel.
+
+Launch with torchrun, which starts one process per GPU (or CPU worker) and sets RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT for each:
+
+    torchrun --nproc-per-node 2 my_training_script.py            # one machine
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d \\
+             --rdzv-endpoint HOST:29500 my_training_script.py    # two machines, run on each
+
+Every process holds a full copy of the model and sees a different shard of each global batch;
+after `backward()` DDP averages the gradients across processes (all-reduce), so every copy
+takes the same optimizer step and stays identical.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from lmcourse.train import Batch, History, default_loss, train
+
+
+def setup() -> tuple[int, int, torch.device]:
+    """Join the process group that torchrun set up; return (rank, world_size, device).
+
+    NCCL on CUDA (one GPU per process, chosen by LOCAL_RANK), gloo on CPU.
+    """
+    for variable in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        if variable not in os.environ:
+            raise RuntimeError(f"${variable} is not set: start this script with torchrun "
+                               f"(e.g. `torchrun --nproc-per-node 2 script.py`)")
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (or when not distributed): the one process that logs and writes files."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sharded_loader(dataset: Dataset, global_batch_size: int, seed: int = 0, shuffle: bool = True) -> DataLoader:
+    """Batches of `global_batch_size // world_size` examples, a different shard on each process.
+
+    Together the processes see `global_batch_size` examples per step, as one process would.
+    """
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if global_batch_size % world:
+        raise ValueError(f"global_batch_size={global_batch_size} must be divisible by the {world} processes")
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+    return DataLoader(dataset, batch_size=global_batch_size // world, sampler=sampler, drop_last=True)
+
+
+def train_ddp(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.Optimizer, steps: int,
+              loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = default_loss,
+              evaluate: Callable[[nn.Module], float] | None = None, checkpoint_path: str | None = None,
+              **train_kwargs) -> History:
+    """`lmcourse.train.train` under DDP: gradients averaged across processes; rank 0 evaluates,
+    shows progress and writes the checkpoint. `model` must already be on this process's device."""
+    device = next(model.parameters()).device
+    # broadcast_buffers=False: rank 0 evaluates alone, and a forward pass must not wait for the others
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                  broadcast_buffers=False)
+    main = is_main_process()
+    history = train(ddp, batches, optimizer=optimizer, steps=steps, loss_fn=loss_fn,
+                    evaluate=(lambda m: evaluate(m.module)) if evaluate is not None and main else None,
+                    checkpoint_path=checkpoint_path if main else None, progress=main, **train_kwargs)
+    return history
