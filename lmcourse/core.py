@@ -10,8 +10,20 @@ import torch
 
 DEVICE_ENV = "LMCOURSE_DEVICE"
 FAST_ENV = "LMCOURSE_FAST"
+MIN_TORCH = (2, 4)  # torch.amp, scaled_dot_product_attention with is_causal, weights_only loading
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
+
+
+def check_torch_version(version: str = torch.__version__) -> None:
+    """Raise ImportError with the fix when torch is older than the course needs."""
+    major, minor = (int(part) for part in version.split("+")[0].split(".")[:2])
+    if (major, minor) < MIN_TORCH:
+        raise ImportError(f"lmcourse needs torch >= {'.'.join(map(str, MIN_TORCH))}, found {version}; "
+                          "upgrade inside the course environment: pip install -c constraints.txt torch")
+
+
+check_torch_version()
 
 
 def available_devices() -> list[str]:

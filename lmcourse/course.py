@@ -26,6 +26,19 @@ NOTEBOOKS = ROOT / "notebooks"
 RUNTIMES = NOTEBOOKS / "runtimes.json"
 MODES = ("fast", "full", "gpu")
 _MACHINE_PATH = re.compile(r"/(home|root|tmp|work|Users)/")
+KEY_RESULT = "key result: "
+
+
+def key_result(text: str) -> None:
+    """Print a notebook's headline number; `make course` lists these in its end-of-run summary."""
+    print(f"{KEY_RESULT}{text}")
+
+
+def key_results(nb: dict) -> list[str]:
+    """The `key_result` lines a notebook printed."""
+    lines = ("".join(out.get("text", "")) for cell in nb.get("cells", []) for out in cell.get("outputs", [])
+             if out.get("output_type") == "stream")
+    return [line[len(KEY_RESULT):] for text in lines for line in text.splitlines() if line.startswith(KEY_RESULT)]
 
 
 def notebook_paths(names: list[str] | None = None) -> list[Path]:
@@ -71,8 +84,8 @@ def _device_mode(mode: str) -> str:
     return "gpu" if torch.cuda.is_available() or torch.backends.mps.is_available() else "full"
 
 
-def run_notebook(path: Path, mode: str, save: bool, timeout: int = 1800) -> float:
-    """Execute one notebook top to bottom in a fresh kernel; return its wall-clock seconds."""
+def run_notebook(path: Path, mode: str, save: bool, timeout: int = 1800) -> tuple[float, list[str]]:
+    """Execute one notebook top to bottom in a fresh kernel; return its wall-clock seconds and key results."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -85,7 +98,7 @@ def run_notebook(path: Path, mode: str, save: bool, timeout: int = 1800) -> floa
     seconds = time.perf_counter() - start
     if save:
         atomic_write_text(path, nbformat.writes(nb) + "\n")
-    return seconds
+    return seconds, key_results(nb)
 
 
 def load_runtimes() -> dict:
@@ -165,20 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         print(f"running {path.name} ({mode} mode) ...", flush=True)
         try:
-            seconds = run_notebook(path, args.mode, save=not args.no_save)
+            seconds, results_of_notebook = run_notebook(path, args.mode, save=not args.no_save)
         except Exception as exc:  # a failing cell: report it, go on with the others
             failed = True
             print(f"  FAILED: {type(exc).__name__}: {str(exc)[-2000:]}", file=sys.stderr)
-            results.append((path.stem, None))
+            results.append((path.stem, None, []))
             continue
         record_runtime(path.stem, mode, seconds)
-        results.append((path.stem, seconds))
+        results.append((path.stem, seconds, results_of_notebook))
     _update_readme()
-    width = max(len(n) for n, _ in results) if results else 10
-    print(f"\n{'notebook':<{width}}  {mode}-mode time")
-    for name, seconds in results:
-        print(f"{name:<{width}}  {'FAILED' if seconds is None else f'{seconds:7.1f} s'}")
-    print(f"{'total':<{width}}  {sum(s or 0 for _, s in results):7.1f} s")
+    width = max(len(n) for n, _, _ in results) if results else 10
+    print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
+    for name, seconds, found in results:
+        print(f"{name:<{width}}  {'FAILED' if seconds is None else f'{seconds:7.1f} s'}  {'; '.join(found) or '-'}")
+    print(f"{'total':<{width}}  {sum(s or 0 for _, s, _ in results):7.1f} s")
     return 1 if failed else 0
 
 

@@ -82,3 +82,24 @@ def test_seed_everything_rejects_bad_seeds(seed):
 def test_unknown_submodule_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_module"):
         lmcourse.no_such_module  # noqa: B018
+
+
+def test_an_old_torch_is_refused_with_the_fix():
+    from lmcourse.core import check_torch_version
+
+    with pytest.raises(ImportError, match=r"torch >= 2.4, found 2.1.0.*pip install"):
+        check_torch_version("2.1.0")
+    check_torch_version("2.13.0+cpu")
+
+
+def test_the_course_kernel_is_registered_for_this_environment():
+    """`make install` registers it; JupyterLab and the browser test open notebooks with it."""
+    import sys
+    from pathlib import Path
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    assert "lmcourse" in specs, "run `make install` to register the course kernel"
+    spec = KernelSpecManager().get_kernel_spec("lmcourse")
+    assert Path(spec.argv[0]).absolute() == Path(sys.executable).absolute()

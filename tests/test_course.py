@@ -61,3 +61,10 @@ def test_unknown_notebook_name_is_a_clear_error():
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         course.notebook_paths(["99_nothing"])
+
+
+def test_key_results_are_collected_from_printed_lines(capsys):
+    course.key_result("bigram 2.54 nats/char")
+    printed = capsys.readouterr().out
+    nb = notebook(code("x", 1, [{"output_type": "stream", "name": "stdout", "text": "other\n" + printed}]))
+    assert course.key_results(nb) == ["bigram 2.54 nats/char"]
