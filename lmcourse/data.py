@@ -9,6 +9,9 @@ Nothing here touches the network unless you call `download_corpus` yourself.
 | "polarity"  | 200 movie-review sentences labelled negative / positive     | gensim        |
 | "tinyshakespeare" | 1.1M characters of Shakespeare (optional download)    | GitHub        |
 
+Beside the text: word-similarity and analogy sets (`shipped_path`), and scikit-learn's 8x8
+handwritten digits (`load_digits`).
+
 Every corpus has one fixed split: the last ~10% of its lines are the validation text, so
 every chapter reports numbers on the same held-out text.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import bz2
 import functools
+import gzip
 import importlib.util
 import re
 import urllib.error
@@ -24,11 +28,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lmcourse.files import atomic_path, atomic_write_text, cache_dir, sha256_file
 from lmcourse.markov import MarkovSource
 from lmcourse.tokenizers import CharTokenizer, WordTokenizer
 
-__all__ = ["load_corpus", "load_labelled_sentences", "shipped_path", "split_text", "download_corpus",
+__all__ = ["load_corpus", "load_labelled_sentences", "load_digits", "shipped_path", "split_text", "download_corpus",
            "MarkovSource", "corpus_tokenizer", "CORPORA", "SHIPPED", "VALID_FRACTION"]
 
 VALID_FRACTION = 0.1
@@ -65,6 +71,9 @@ SHIPPED: dict[str, ShippedFile] = {
     "google_analogies": ShippedFile("gensim", _GENSIM_DATA + "questions-words.txt",
                                     "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
                                     "Google analogy questions (a : b :: c : d)"),
+    "digits": ShippedFile("sklearn", "datasets/data/digits.csv.gz",
+                          "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22",
+                          "1,797 handwritten digits, 8x8 pixels of 0..16, and their labels"),
 }
 
 
@@ -200,6 +209,21 @@ def load_labelled_sentences(split: str = "all") -> list[tuple[str, int]]:
     pairs = _fixed_order(_polarity_lines())
     cut = int(len(pairs) * 0.8)
     return {"all": pairs, "train": pairs[:cut], "valid": pairs[cut:]}[split]
+
+
+def load_digits(split: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (images (N, 8, 8) float32 in [0, 1], labels (N,) int64).
+
+    A fixed shuffle; the last 20% (360 digits) are the validation split.
+    """
+    _check_split(split)
+    with gzip.open(shipped_path("digits"), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)  # (1797, 65): 64 pixels, then the label
+    order = np.random.default_rng(1234).permutation(len(table))
+    table = table[order]
+    cut = len(table) - 360
+    table = {"all": table, "train": table[:cut], "valid": table[cut:]}[split]
+    return (table[:, :64] / 16.0).reshape(-1, 8, 8), table[:, 64].astype(np.int64)
 
 
 def _check_split(split: str) -> None:

@@ -139,3 +139,16 @@ def test_download_with_wrong_checksum_saves_nothing(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="sha256"):
         data.download_corpus("tinyshakespeare")
     assert not list(tmp_path.rglob("*"))[1:]  # only the downloads folder, no file
+
+
+def test_digits_match_scikit_learn_and_split_fixed():
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    images, labels = data.load_digits()
+    reference = sklearn_digits()
+    assert images.shape == (1797, 8, 8) and 0 <= images.min() and images.max() == 1
+    assert sorted(labels.tolist()) == sorted(reference.target.tolist())
+    assert abs(images.sum() * 16 - reference.data.sum()) < 1e-2
+    (train_x, train_y), (valid_x, valid_y) = data.load_digits("train"), data.load_digits("valid")
+    assert (len(train_y), len(valid_y)) == (1437, 360) and set(valid_y.tolist()) == set(range(10))
+    assert (valid_x == data.load_digits("valid")[0]).all()
