@@ -1,0 +1,182 @@
+"""lmcourse.generate against transformers' generate, on a small GPT-2 built from a config (no download)."""
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from lmcourse.generate import (apply_no_repeat_ngram, apply_repetition_penalty, banned_ngram_tokens, generate,
+                               process_scores, top_k_filter, top_p_filter)
+from transformers.generation.logits_process import (NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                                                    TopKLogitsWarper, TopPLogitsWarper)
+
+VOCAB = 40
+
+
+@pytest.fixture(scope="module")
+def hf_model():
+    torch.manual_seed(0)
+    # initializer_range=0.2 (not 0.02) gives a random model with clear-cut, varied preferences
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                     bos_token_id=0, eos_token_id=0, pad_token_id=0, initializer_range=0.2)
+    return transformers.GPT2LMHeadModel(config).eval().double()
+
+
+@pytest.fixture(scope="module")
+def ours(hf_model):
+    gpt = pytest.importorskip("lmcourse.gpt")
+    return gpt.GPT.from_hf(hf_model)
+
+
+def hf_generate(model, prompt, **options):
+    eos = options.pop("eos_token_id", None)
+    return model.generate(prompt, attention_mask=torch.ones_like(prompt), eos_token_id=eos,
+                          pad_token_id=eos if eos is not None else 0, do_sample=False, **options)
+
+
+PROMPT = torch.tensor([[5, 9, 2, 7], [11, 3, 3, 8]])
+EOS = 23  # with this model and prompt, beams end at different steps, and early_stopping changes the result
+
+CASES = {
+    "greedy": dict(max_new_tokens=20),
+    "greedy_repetition_penalty": dict(max_new_tokens=20, repetition_penalty=1.3),
+    "greedy_no_repeat_3": dict(max_new_tokens=20, no_repeat_ngram_size=3),
+    "beam_3": dict(max_new_tokens=12, num_beams=3),
+    "beam_5_classic": dict(max_new_tokens=15, num_beams=5, no_repeat_ngram_size=2, early_stopping=True),
+    "beam_4_length_penalty": dict(max_new_tokens=12, num_beams=4, length_penalty=0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("with_eos", [False, True])
+def test_generate_matches_transformers_on_hf_model(hf_model, name, with_eos):
+    options = dict(CASES[name])
+    if with_eos:
+        options["eos_token_id"] = EOS
+    expected = hf_generate(hf_model, PROMPT, **options)
+    got = generate(hf_model, PROMPT, **options)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_generate_matches_transformers_on_converted_gpt(hf_model, ours, name, use_cache):
+    options = dict(CASES[name])
+    options["eos_token_id"] = EOS
+    expected = hf_generate(hf_model, PROMPT, **options)
+    assert torch.equal(generate(ours, PROMPT, use_cache=use_cache, **options), expected)
+
+
+def test_early_stopping_changes_the_beam_search_result_here(hf_model):
+    """The cases above would not test early_stopping if it made no difference for this model."""
+    options = dict(max_new_tokens=15, num_beams=5, no_repeat_ngram_size=2, eos_token_id=EOS)
+    assert not torch.equal(generate(hf_model, PROMPT, early_stopping=True, **options)[:, :18],
+                           generate(hf_model, PROMPT, early_stopping=False, **options)[:, :18])
+
+
+def test_kv_cache_gives_identical_tokens_when_sampling(ours):
+    options = dict(max_new_tokens=30, do_sample=True, temperature=0.8, top_k=20, top_p=0.9, seed=3)
+    assert torch.equal(generate(ours, PROMPT, use_cache=True, **options),
+                       generate(ours, PROMPT, use_cache=False, **options))
+
+
+def test_sampling_with_a_seed_repeats_and_returns_prompt_first(ours):
+    a = generate(ours, PROMPT, 25, do_sample=True, seed=1)
+    b = generate(ours, PROMPT, 25, do_sample=True, seed=1)
+    assert torch.equal(a, b) and a.shape == (2, 4 + 25) and torch.equal(a[:, :4], PROMPT)
+
+
+def test_sampling_at_tiny_temperature_is_greedy(ours):
+    greedy = generate(ours, PROMPT, 15)
+    assert torch.equal(generate(ours, PROMPT, 15, do_sample=True, temperature=1e-4, seed=0), greedy)
+
+
+def test_sampling_with_top_k_1_is_greedy(ours):
+    assert torch.equal(generate(ours, PROMPT, 15, do_sample=True, top_k=1, seed=0), generate(ours, PROMPT, 15))
+
+
+def test_sampled_tokens_follow_the_model_distribution():
+    """One step of sampling from a fixed distribution: frequencies match the probabilities (chi-square)."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, idx):
+            return probs.log().expand(idx.size(0), idx.size(1), 4)
+
+    draws = generate(Fixed(), torch.zeros(4000, 1, dtype=torch.long), 1, do_sample=True, seed=0)[:, 1]
+    counts = torch.bincount(draws, minlength=4).double()
+    chi2 = ((counts - 4000 * probs) ** 2 / (4000 * probs)).sum()
+    assert chi2 < 16.3  # the 99.9% point of chi-square with 3 degrees of freedom
+
+
+def test_top_k_filter_matches_transformers():
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(top_k_filter(scores, 7), TopKLogitsWarper(7)(None, scores.clone()))
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.5, 0.9, 1.0])
+def test_top_p_filter_matches_transformers(top_p):
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(1)) * 3
+    assert torch.equal(top_p_filter(scores, top_p), TopPLogitsWarper(top_p)(None, scores.clone()))
+
+
+def test_top_p_keeps_the_smallest_set_with_enough_mass():
+    scores = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    kept = torch.isfinite(top_p_filter(scores, 0.75))
+    assert kept.tolist() == [[True, True, False, False]]
+
+
+def test_repetition_penalty_matches_transformers():
+    ids = torch.tensor([[1, 4, 4, 7], [0, 2, 3, 9]])
+    scores = torch.randn(2, 12, generator=torch.Generator().manual_seed(2))
+    expected = RepetitionPenaltyLogitsProcessor(1.7)(ids, scores.clone())
+    assert torch.allclose(apply_repetition_penalty(ids, scores, 1.7), expected)
+
+
+def test_no_repeat_ngram_matches_transformers():
+    ids = torch.tensor([[1, 2, 3, 1, 2], [4, 4, 4, 4, 5], [1, 2, 1, 2, 1]])
+    scores = torch.zeros(3, 8)
+    for n in (1, 2, 3):
+        assert torch.equal(apply_no_repeat_ngram(ids, scores, n), NoRepeatNGramLogitsProcessor(n)(ids, scores.clone()))
+
+
+def test_banned_ngram_tokens_lists_what_followed_the_last_tokens():
+    assert banned_ngram_tokens([1, 2, 3, 1, 2], 3) == [3]
+    assert banned_ngram_tokens([1, 2], 3) == []
+
+
+def test_process_scores_ignores_sampling_options_when_greedy():
+    scores = torch.randn(2, 10)
+    ids = torch.zeros(2, 1, dtype=torch.long)
+    assert torch.equal(process_scores(ids, scores, do_sample=False, temperature=0.5, top_k=2), scores)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(do_sample=True, temperature=0.0), "temperature"),
+    (dict(top_p=1.5), "top_p"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_k=0), "top_k"),
+    (dict(num_beams=0), "num_beams"),
+    (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size"),
+    (dict(repetition_penalty=0.0), "repetition_penalty"),
+    (dict(max_new_tokens=-1), "max_new_tokens"),
+])
+def test_bad_options_raise_value_error(hf_model, bad, message):
+    options = dict(max_new_tokens=5) | bad
+    with pytest.raises(ValueError, match=message):
+        generate(hf_model, PROMPT, **options)
+
+
+def test_prompt_longer_than_block_size_raises_without_crop(hf_model):
+    with pytest.raises(ValueError, match="block_size=64.*crop_context=True"):
+        generate(hf_model, torch.zeros(1, 60, dtype=torch.long), 10)
+
+
+def test_crop_context_generates_past_the_block_size(ours):
+    out = generate(ours, torch.ones(1, 60, dtype=torch.long), 10, crop_context=True)
+    assert out.shape == (1, 70)
+
+
+def test_prompt_must_be_a_2d_long_tensor(hf_model):
+    with pytest.raises(ValueError, match="idx must be a LongTensor"):
+        generate(hf_model, torch.tensor([1, 2, 3]), 5)
