@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
+from torch.utils.data import Dataset
 
 
 def _as_ids(ids) -> torch.Tensor:
@@ -32,6 +33,26 @@ def random_windows(ids, block_size: int, batch_size: int, seed: int = 0) -> Iter
         starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
         windows = starts[:, None] + offsets  # (B, T)
         yield ids[windows], ids[windows + 1]
+
+
+class Windows(Dataset):
+    """Consecutive, non-overlapping windows of a token stream as a Dataset: item i is (x (T,), y (T,)).
+
+    For a DataLoader, e.g. with a DistributedSampler; `random_windows` is the endless alternative.
+    """
+
+    def __init__(self, ids, block_size: int):
+        self.ids = _as_ids(ids)
+        if not 1 <= block_size < len(self.ids):
+            raise ValueError(f"block_size must be in [1, {len(self.ids) - 1}], got {block_size}")
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return (len(self.ids) - 1) // self.block_size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = i * self.block_size
+        return self.ids[start:start + self.block_size], self.ids[start + 1:start + self.block_size + 1]
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lmcourse.sequences import cross_entropy, random_windows
+from lmcourse.sequences import Windows, cross_entropy, random_windows
 
 
 def test_random_windows_give_targets_shifted_by_one():
@@ -41,3 +41,15 @@ def test_cross_entropy_scores_every_next_token_once():
 def test_cross_entropy_rejects_2d_ids():
     with pytest.raises(ValueError, match="1-D"):
         cross_entropy(lambda x: x, torch.zeros(2, 3, dtype=torch.long), 4)
+
+
+def test_windows_cover_the_stream_without_overlap():
+    windows = Windows(torch.arange(21), block_size=5)
+    assert len(windows) == 4
+    x, y = windows[1]
+    assert x.tolist() == [5, 6, 7, 8, 9] and y.tolist() == [6, 7, 8, 9, 10]
+
+
+def test_windows_reject_a_block_longer_than_the_stream():
+    with pytest.raises(ValueError, match="block_size"):
+        Windows(torch.arange(5), block_size=5)
