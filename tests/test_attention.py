@@ -1,0 +1,212 @@
+"""lmcourse.attention against torch's fused attention and torch.nn.MultiheadAttention."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.attention import (MultiHeadAttention, attention_stages, causal_mask, padding_mask,
+                                scaled_dot_product_attention)
+
+
+def qkv(B=2, H=3, Tq=5, Tk=7, d=8, dv=6, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, H, Tq, d, generator=g, dtype=dtype), torch.randn(B, H, Tk, d, generator=g, dtype=dtype),
+            torch.randn(B, H, Tk, dv, generator=g, dtype=dtype))
+
+
+def test_sdpa_equals_torch_without_mask():
+    q, k, v = qkv()
+    out, w = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5, rtol=1e-5)
+    assert w.shape == (2, 3, 5, 7)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 5))
+
+
+def test_sdpa_equals_torch_with_bool_mask():
+    q, k, v = qkv()
+    mask = torch.rand(2, 1, 5, 7, generator=torch.Generator().manual_seed(1)) > 0.4
+    mask[..., 0] = True  # every query may attend something
+    out, w = scaled_dot_product_attention(q, k, v, mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-5, rtol=1e-5)
+    assert (w.masked_select(~mask.expand_as(w)) == 0).all()
+
+
+def test_sdpa_equals_torch_with_float_mask():
+    q, k, v = qkv()
+    bias = torch.randn(5, 7, generator=torch.Generator().manual_seed(2))
+    out, _ = scaled_dot_product_attention(q, k, v, bias)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=bias), atol=1e-5, rtol=1e-5)
+
+
+def test_sdpa_causal_equals_torch_is_causal():
+    q, k, v = qkv(Tq=6, Tk=6)
+    out, w = scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-5, rtol=1e-5)
+    assert (w.triu(1) == 0).all()
+
+
+def test_sdpa_scale_is_one_over_sqrt_d():
+    q, k, _ = qkv(d=16)
+    scores = attention_stages(q, k)["scores"]
+    torch.testing.assert_close(scores, q @ k.transpose(-2, -1) / math.sqrt(16))
+
+
+def test_sdpa_custom_scale_equals_torch():
+    q, k, v = qkv()
+    out, _ = scaled_dot_product_attention(q, k, v, scale=0.3)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=0.3), atol=1e-5, rtol=1e-5)
+
+
+def test_masking_stays_finite_in_half_precision():
+    for dtype in (torch.float16, torch.bfloat16):
+        q, k, v = qkv(dtype=dtype)
+        mask = causal_mask(5, 7)
+        out, w = scaled_dot_product_attention(q, k, v, mask)
+        stages = attention_stages(q, k, mask)
+        assert torch.isfinite(stages["masked"]).all() and torch.isfinite(out).all() and torch.isfinite(w).all()
+        ref, _ = scaled_dot_product_attention(q.float(), k.float(), v.float(), mask)
+        torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=2e-2)
+
+
+def test_fully_masked_row_gives_zero_weights_not_nan():
+    q, k, v = qkv(B=1, H=1, Tq=2, Tk=3)
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    out, w = scaled_dot_product_attention(q, k, v, mask)
+    assert torch.isfinite(out).all()
+    assert (w[..., 1, :] == 0).all() and (out[..., 1, :] == 0).all()
+
+
+def test_dropout_zero_in_eval_and_scales_in_training():
+    q, k, v = qkv()
+    torch.manual_seed(0)
+    out_eval, _ = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=False)
+    torch.testing.assert_close(out_eval, scaled_dot_product_attention(q, k, v)[0])
+    out_train, w = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    assert not torch.allclose(out_train, out_eval)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 5))  # the weights returned are before dropout
+
+
+def test_causal_and_padding_masks():
+    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    m = padding_mask([2, 3])
+    assert m.shape == (2, 1, 1, 3) and m[0, 0, 0].tolist() == [True, True, False] and m[1].all()
+
+
+def test_sdpa_rejects_bad_mask_dtype():
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match="mask must be bool"):
+        scaled_dot_product_attention(q, k, v, torch.ones(5, 7, dtype=torch.long))
+
+
+def test_sdpa_rejects_bad_mask_shape():
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match=r"does not broadcast.*\(5, 7\)|does not broadcast"):
+        scaled_dot_product_attention(q, k, v, torch.ones(7, 5, dtype=torch.bool))
+
+
+def test_sdpa_rejects_mismatched_qk_and_bad_dropout():
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match="last dimension"):
+        scaled_dot_product_attention(q, k[..., :4], v)
+    with pytest.raises(ValueError, match="number of keys"):
+        scaled_dot_product_attention(q, k, v[..., :3, :])
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(q, k, v, dropout_p=1.5)
+
+
+def torch_pair(d=16, h=4, bias=True, seed=0):
+    torch.manual_seed(seed)
+    ref = nn.MultiheadAttention(d, h, bias=bias, batch_first=True).eval()
+    with torch.no_grad():  # non-zero biases, so the copy of every tensor is tested
+        for p in ref.parameters():
+            p.normal_(0, 0.3)
+    return ref, MultiHeadAttention.from_torch(ref).eval()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mha_equals_torch_self_attention(bias):
+    ref, ours = torch_pair(bias=bias)
+    x = torch.randn(2, 6, 16)
+    want, want_w = ref(x, x, x, need_weights=True, average_attn_weights=False)
+    got, w = ours(x, x, x, need_weights=True)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, want_w, atol=1e-5, rtol=1e-5)
+    fused, none = ours(x, x, x)
+    assert none is None
+    torch.testing.assert_close(fused, want, atol=1e-5, rtol=1e-5)
+
+
+def test_mha_equals_torch_cross_attention_with_padding():
+    ref, ours = torch_pair()
+    query, memory = torch.randn(2, 4, 16), torch.randn(2, 7, 16)
+    lengths = [5, 7]
+    keep = padding_mask(lengths, 7)  # (B, 1, 1, Tk), True = may attend
+    want, want_w = ref(query, memory, memory, key_padding_mask=~keep[:, 0, 0], need_weights=True,
+                       average_attn_weights=False)
+    fused, _ = ours(query, memory, memory, mask=keep)
+    torch.testing.assert_close(fused, want, atol=1e-5, rtol=1e-5)
+    got, w = ours(query, memory, memory, mask=keep, need_weights=True)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, want_w, atol=1e-5, rtol=1e-5)
+    assert w.shape == (2, 4, 4, 7)
+
+
+def test_mha_causal_equals_torch_attn_mask():
+    ref, ours = torch_pair()
+    x = torch.randn(2, 6, 16)
+    want, _ = ref(x, x, x, attn_mask=~causal_mask(6))  # torch's nn.MultiheadAttention: True = NOT allowed
+    for need_weights in (True, False):
+        got, _ = ours(x, x, x, is_causal=True, need_weights=need_weights)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_mha_causal_combined_with_padding_mask():
+    _, ours = torch_pair()
+    x = torch.randn(2, 6, 16)
+    keep = padding_mask([4, 6], 6)
+    a, _ = ours(x, x, x, mask=keep, is_causal=True)
+    b, w = ours(x, x, x, mask=keep & causal_mask(6), need_weights=True)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert (w[0, :, :, 4:] == 0).all() and (w.triu(1) == 0).all()
+
+
+def test_causal_output_at_t_ignores_later_positions():
+    _, ours = torch_pair()
+    x = torch.randn(1, 8, 16)
+    y = x.clone()
+    y[:, 5:] = torch.randn(1, 3, 16)  # change positions 5, 6, 7
+    for need_weights in (True, False):
+        a, _ = ours(x, x, x, is_causal=True, need_weights=need_weights)
+        b, _ = ours(y, y, y, is_causal=True, need_weights=need_weights)
+        torch.testing.assert_close(a[:, :5], b[:, :5], atol=1e-6, rtol=1e-6)
+        assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_mha_gradients_flow_to_every_parameter():
+    _, ours = torch_pair()
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    ours.train()
+    out, _ = ours(x, x, x, is_causal=True)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ours.parameters())
+
+
+def test_mha_rejects_d_model_not_divisible_by_heads():
+    with pytest.raises(ValueError, match="d_model=10 must be divisible by n_heads=4"):
+        MultiHeadAttention(10, 4)
+    with pytest.raises(ValueError, match="dropout"):
+        MultiHeadAttention(8, 2, dropout=1.0)
+
+
+def test_mha_rejects_bad_inputs():
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="query must have shape"):
+        mha(torch.randn(2, 3, 6), x, x)
+    with pytest.raises(ValueError, match="mask must be bool"):
+        mha(x, x, x, mask=torch.ones(3, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        mha(x, x, x, mask=torch.ones(4, 3, dtype=torch.bool))
