@@ -1,0 +1,258 @@
+"""GPT: a decoder-only Transformer language model, and the import of GPT-2 weights from transformers.
+
+Read top to bottom: the config, the key/value cache, the MLP, the block (pre-norm, causal
+multi-head attention from `lmcourse.attention`), the model, then `GPT.from_hf`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.attention import MultiHeadAttention
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of a GPT. GPT-2 small is GPTConfig(50257, 1024, 12, 12, 768)."""
+
+    vocab_size: int
+    block_size: int  # the longest context, in tokens
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
+                             f"e.g. n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class KVCache:
+    """The keys and values every layer has computed so far, so that generation feeds one new token per step.
+
+    keys[layer], values[layer]: (B, n_head, T_cached, head_dim). Without the cache, step t of
+    generation recomputes all t positions; with it, only the new one (attention still reads all t).
+    """
+
+    def __init__(self, n_layer: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached (the position of the next token)."""
+        return self.layer_length(0)
+
+    def layer_length(self, layer: int) -> int:
+        """How many positions `layer` has cached (during a forward pass, earlier layers are ahead)."""
+        return 0 if self.keys[layer] is None else self.keys[layer].size(2)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new positions' k, v (B, n_head, T_new, head_dim); return all of them (B, n_head, T, head_dim)."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows `index` (beam search continues some beams and drops others)."""
+        self.keys = [None if k is None else k.index_select(0, index) for k in self.keys]
+        self.values = [None if v is None else v.index_select(0, index) for v in self.values]
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: expand to 4 * n_embd, GELU (tanh form, as GPT-2), project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+def cached_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
+    """Causal self-attention of the new positions x (B, T_new, C) to the cached ones and themselves.
+
+    Uses `attn`'s own projection weights, so it computes exactly what `attn(x, x, x, is_causal=True)`
+    would for these positions given the whole sequence.
+    """
+    B, T_new, C = x.shape
+    n_head, head_dim = attn.n_heads, C // attn.n_heads
+    q, k, v = (proj(x).view(B, T_new, n_head, head_dim).transpose(1, 2)  # (B, n_head, T_new, head_dim)
+               for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+    past = cache.layer_length(layer)
+    k, v = cache.update(layer, k, v)  # (B, n_head, past + T_new, head_dim)
+    mask = None  # one new token may see every cached key
+    if T_new > 1:  # new position i sits at past + i and may see keys 0..past + i (True = may attend)
+        mask = torch.arange(past + T_new, device=x.device)[None, :] <= past + torch.arange(T_new, device=x.device)[:, None]
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, n_head, T_new, head_dim)
+    return attn.out_proj(y.transpose(1, 2).reshape(B, T_new, C))
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout, bias=config.bias)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        h = self.ln_1(x)
+        if kv_cache is None:
+            a, _ = self.attn(h, h, h, is_causal=True)
+        else:
+            a = cached_attention(self.attn, h, kv_cache, layer)
+        x = x + self.dropout(a)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Token + position embeddings, n_layer blocks, a final LayerNorm and a head tied to the token embedding."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and scores them out
+        self.apply(self._init_weights)
+        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer), so
+        # the stream's variance does not grow with depth (each block adds two such writes)
+        for name, p in self.named_parameters():
+            if name.endswith(("out_proj.weight", "c_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def new_kv_cache(self) -> KVCache:
+        """An empty key/value cache for `forward(idx, kv_cache=...)` (used by `lmcourse.generate`)."""
+        return KVCache(self.config.n_layer)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                kv_cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy against targets (B, T) or None).
+
+        kv_cache: idx holds the positions after the cached ones; their keys and values are added to it.
+        """
+        if idx.ndim != 2:
+            raise ValueError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
+        start = kv_cache.length if kv_cache is not None else 0
+        T = idx.size(1)
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}; "
+                             "crop the input to its last block_size tokens")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, n_embd)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, kv_cache, layer)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    def num_parameters(self, non_embedding: bool = True) -> int:
+        """Parameters (tied weights counted once); non_embedding drops the position embedding, as in scaling laws."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def flops_per_token(self, context: int | None = None) -> dict[str, int]:
+        """Training FLOPs per token: the 6N rule and an exact count of the matrix multiplies (forward x 3).
+
+        N counts the weights used in matmuls (token embedding too, as the output head);
+        attention adds 2 * 2 * n_layer * context * n_embd per token forward (scores and weighted sum).
+        """
+        c = self.config
+        context = c.block_size if context is None else context
+        d, L = c.n_embd, c.n_layer
+        matmul_params = L * (4 * d * d + 8 * d * d) + c.vocab_size * d  # attn q,k,v,out + MLP + head
+        attention = 2 * 2 * L * context * d  # q.k for `context` keys, then the weighted sum of as many values
+        forward = 2 * matmul_params + attention
+        return {"6N": 6 * self.num_parameters(), "exact": 3 * forward, "forward": forward, "attention": attention}
+
+    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
+                            device: torch.device | str | None = None) -> torch.optim.AdamW:
+        """AdamW with weight decay on matrices (Linear weights, embeddings) only; biases and LayerNorms are not decayed."""
+        params = {id(p): p for p in self.parameters() if p.requires_grad}.values()  # tied weight once
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = device is not None and torch.device(device).type == "cuda"
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+
+    @classmethod
+    def from_hf(cls, model: nn.Module) -> GPT:
+        """Copy a transformers `GPT2LMHeadModel` into a new GPT with identical logits.
+
+        GPT-2 stores its linear layers as `Conv1D`, with weights (in, out): the transpose of
+        nn.Linear's (out, in). Its attention projects q, k, v with one fused `c_attn`; we split it.
+        """
+        hf = model.config
+        if getattr(hf, "model_type", None) != "gpt2":
+            raise ValueError(f"model must be a transformers GPT2LMHeadModel, got model_type "
+                             f"{getattr(hf, 'model_type', None)!r}")
+        if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"activation_function {hf.activation_function!r} is not GPT-2's tanh GELU; "
+                             "only 'gelu_new' converts exactly")
+        config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
+                           n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True)
+        ours = cls(config)
+        sd = model.state_dict()
+        d = config.n_embd
+        with torch.no_grad():
+            ours.wte.weight.copy_(sd["transformer.wte.weight"])
+            ours.wpe.weight.copy_(sd["transformer.wpe.weight"])
+            ours.ln_f.weight.copy_(sd["transformer.ln_f.weight"])
+            ours.ln_f.bias.copy_(sd["transformer.ln_f.bias"])
+            for i, block in enumerate(ours.blocks):
+                p = f"transformer.h.{i}."
+                for ln in ("ln_1", "ln_2"):
+                    getattr(block, ln).weight.copy_(sd[p + ln + ".weight"])
+                    getattr(block, ln).bias.copy_(sd[p + ln + ".bias"])
+                w_qkv, b_qkv = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # (3d, d), (3d,)
+                for j, proj in enumerate((block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)):
+                    proj.weight.copy_(w_qkv[j * d:(j + 1) * d])
+                    proj.bias.copy_(b_qkv[j * d:(j + 1) * d])
+                block.attn.out_proj.weight.copy_(sd[p + "attn.c_proj.weight"].t())
+                block.attn.out_proj.bias.copy_(sd[p + "attn.c_proj.bias"])
+                block.mlp.c_fc.weight.copy_(sd[p + "mlp.c_fc.weight"].t())
+                block.mlp.c_fc.bias.copy_(sd[p + "mlp.c_fc.bias"])
+                block.mlp.c_proj.weight.copy_(sd[p + "mlp.c_proj.weight"].t())
+                block.mlp.c_proj.bias.copy_(sd[p + "mlp.c_proj.bias"])
+        eps = getattr(hf, "layer_norm_epsilon", 1e-5)
+        for module in ours.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.eps = eps
+        return ours.to(next(model.parameters()).dtype).eval()

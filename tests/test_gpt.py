@@ -1,0 +1,166 @@
+"""lmcourse.gpt against transformers' GPT-2 (built from a small config, no download) and closed forms."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+transformers = pytest.importorskip("transformers")
+
+from lmcourse.gpt import GPT, GPTConfig, KVCache
+from lmcourse.train import train
+
+
+def small_config(**changes):
+    return GPTConfig(**(dict(vocab_size=50, block_size=32, n_layer=2, n_head=4, n_embd=32) | changes))
+
+
+@pytest.fixture(scope="module")
+def hf_model():
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=61, n_positions=40, n_embd=48, n_layer=3, n_head=4,
+                                     initializer_range=0.1)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def test_from_hf_gives_identical_logits(hf_model):
+    ids = torch.randint(61, (3, 40), generator=torch.Generator().manual_seed(1))
+    ours = GPT.from_hf(hf_model)
+    with torch.no_grad():
+        expected = hf_model(ids).logits
+        got, _ = ours(ids)
+    assert got.shape == expected.shape == (3, 40, 61)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_from_hf_keeps_the_head_tied(hf_model):
+    ours = GPT.from_hf(hf_model)
+    assert ours.lm_head.weight is ours.wte.weight
+    assert ours.num_parameters(non_embedding=False) == sum(p.numel() for p in hf_model.parameters())
+
+
+def test_from_hf_rejects_other_models():
+    bert = transformers.BertForMaskedLM(transformers.BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1,
+                                                                num_attention_heads=2, intermediate_size=32))
+    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+        GPT.from_hf(bert)
+
+
+def test_forward_gives_logits_for_every_position_and_the_mean_cross_entropy():
+    torch.manual_seed(0)
+    model = GPT(small_config())
+    idx, targets = torch.randint(50, (2, 32)), torch.randint(50, (2, 32))
+    logits, loss = model(idx, targets)
+    assert logits.shape == (2, 32, 50)
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 50), targets.reshape(-1)))
+    assert model(idx)[1] is None
+
+
+def test_initial_loss_is_close_to_log_vocab_size():
+    torch.manual_seed(0)
+    model = GPT(small_config(vocab_size=500, n_embd=64))
+    _, loss = model(torch.randint(500, (4, 32)), torch.randint(500, (4, 32)))
+    assert abs(loss.item() - math.log(500)) < 0.1
+
+
+def test_future_tokens_do_not_change_past_logits():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    a = torch.randint(50, (1, 20))
+    b = a.clone()
+    b[0, 12:] = (b[0, 12:] + 1) % 50
+    with torch.no_grad():
+        assert torch.allclose(model(a)[0][:, :12], model(b)[0][:, :12], atol=1e-6)
+        assert not torch.allclose(model(a)[0][:, 12:], model(b)[0][:, 12:], atol=1e-6)
+
+
+def test_kv_cache_forward_equals_full_forward():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    idx = torch.randint(50, (3, 20))
+    cache = model.new_kv_cache()
+    with torch.no_grad():
+        full, _ = model(idx)
+        parts = [model(idx[:, :7], kv_cache=cache)[0]]  # a prompt, then one token at a time
+        parts += [model(idx[:, t:t + 1], kv_cache=cache)[0] for t in range(7, 20)]
+    assert cache.length == 20
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+
+
+def test_kv_cache_reorder_keeps_chosen_rows():
+    cache = KVCache(n_layer=1)
+    k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 5)
+    cache.update(0, k, k)
+    cache.reorder(torch.tensor([2, 2, 0]))
+    assert cache.keys[0][:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0] and cache.length == 4
+
+
+def test_weights_start_as_gpt2_does():
+    torch.manual_seed(0)
+    config = small_config(n_layer=4, n_embd=128, n_head=4)
+    model = GPT(config)
+    assert abs(model.wte.weight.std().item() - 0.02) < 0.002
+    assert abs(model.blocks[0].mlp.c_fc.weight.std().item() - 0.02) < 0.002
+    residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+    assert abs(model.blocks[0].mlp.c_proj.weight.std().item() - residual_std) < 0.1 * residual_std
+    assert abs(model.blocks[0].attn.out_proj.weight.std().item() - residual_std) < 0.1 * residual_std
+    assert torch.count_nonzero(model.blocks[0].mlp.c_fc.bias) == 0
+
+
+def test_optimizer_decays_matrices_only_and_holds_each_parameter_once():
+    model = GPT(small_config())
+    decay, no_decay = model.configure_optimizer(lr=1e-3).param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim == 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    held = [id(p) for g in (decay, no_decay) for p in g["params"]]
+    assert len(held) == len(set(held)) == len(list(model.parameters()))
+
+
+def test_exact_flop_count_matches_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    T, config = 16, small_config(block_size=16)
+    model = GPT(config).eval()
+    flops = model.flops_per_token(context=T)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randint(50, (1, T)))
+    # the counter sees attention's matmuls only when they run as explicit matmuls, not inside CPU's fused kernel
+    assert counter.get_total_flops() in ((flops["forward"] - flops["attention"]) * T, flops["forward"] * T)
+    q = k = v = torch.randn(1, config.n_head, T, config.n_embd // config.n_head)
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(config.n_layer):
+            (q @ k.transpose(-2, -1)).softmax(-1) @ v
+    assert flops["attention"] * T == counter.get_total_flops()
+
+
+def test_six_n_rule_is_close_to_the_exact_count_when_context_is_short():
+    model = GPT(GPTConfig(vocab_size=1000, block_size=64, n_layer=4, n_head=4, n_embd=256))
+    flops = model.flops_per_token(context=64)
+    assert abs(flops["6N"] / flops["exact"] - 1) < 0.1
+
+
+def test_training_through_the_shared_loop_learns_a_pattern():
+    torch.manual_seed(0)
+    model = GPT(small_config(vocab_size=8, block_size=16))
+    pattern = torch.arange(8).repeat(4)[None]  # 0 1 2 ... 7 0 1 ...
+    batches = [(pattern[:, :16], pattern[:, 1:17])]
+    history = train(model, batches, optimizer=model.configure_optimizer(lr=3e-3), steps=60, progress=False)
+    assert history.loss[-1] < 0.1 < history.loss[0]
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(n_embd=30, n_head=4), "divisible by n_head"),
+    (dict(n_layer=0), "n_layer"),
+    (dict(dropout=1.0), "dropout"),
+])
+def test_bad_config_raises_value_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(**changes)
+
+
+def test_sequence_longer_than_block_size_raises():
+    model = GPT(small_config())
+    with pytest.raises(ValueError, match="block_size=32"):
+        model(torch.zeros(1, 33, dtype=torch.long))
