@@ -1,0 +1,101 @@
+"""Noise-prediction networks for Gaussian diffusion: an MLP for 2-D points, a small U-Net for 8x8 images.
+
+Both take (x_t, t[, y]) and return the predicted noise, shaped like x_t. The step t enters through
+the sinusoidal `timestep_embedding`; a class label y (conditional models) enters the same way,
+through a learned embedding with one extra row, `null_class`, for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.diffusion import timestep_embedding
+
+
+class MLPDenoiser(nn.Module):
+    """eps_theta(x_t, t) for points x_t (B, dim): residual SiLU blocks, each told the step t."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128, n_blocks: int = 3, time_dim: int = 32):
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.inp = nn.Linear(dim, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                                  nn.Linear(hidden, hidden)) for _ in range(n_blocks))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.inp.in_features:
+            raise ValueError(f"x must have shape (B, {self.inp.in_features}), got {tuple(x.shape)}")
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, hidden)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h + temb)                                   # the step is added before every block
+        return self.out(h)                                            # (B, dim)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with GroupNorm, plus the (time + class) embedding added in between."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet8(nn.Module):
+    """A two-level U-Net for 1x8x8 images: 8x8 -> 4x4 -> 8x8 with skip connections.
+
+    num_classes: if given, forward takes labels y (B,) in [0, num_classes], where
+    `null_class` = num_classes means "no label" (dropped at random in training for guidance).
+    """
+
+    def __init__(self, channels: int = 64, num_classes: int | None = None, emb_dim: int = 128):
+        super().__init__()
+        self.emb_dim, self.num_classes = emb_dim, num_classes
+        self.null_class = num_classes
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes is not None else None
+        c = channels
+        self.inp = nn.Conv2d(1, c, 3, padding=1)
+        self.down1 = ResBlock(c, c, emb_dim)
+        self.pool = nn.Conv2d(c, c, 3, stride=2, padding=1)                 # 8x8 -> 4x4
+        self.mid1, self.mid2 = ResBlock(c, 2 * c, emb_dim), ResBlock(2 * c, 2 * c, emb_dim)
+        self.up = nn.ConvTranspose2d(2 * c, c, 2, stride=2)                 # 4x4 -> 8x8
+        self.up1 = ResBlock(2 * c, c, emb_dim)                              # after concatenating the skip
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
+            raise ValueError(f"x must have shape (B, 1, 8, 8), got {tuple(x.shape)}")
+        emb = self.time_mlp(timestep_embedding(t, self.emb_dim))          # (B, emb_dim)
+        if self.class_emb is not None:
+            if y is None:
+                raise ValueError("this UNet8 is class-conditional; pass labels y (B,), null_class for none")
+            emb = emb + self.class_emb(y)
+        h0 = self.down1(self.inp(x), emb)                                  # (B, c, 8, 8)
+        h = self.mid2(self.mid1(self.pool(h0), emb), emb)                  # (B, 2c, 4, 4)
+        h = self.up1(torch.cat([self.up(h), h0], dim=1), emb)              # (B, c, 8, 8)
+        return self.out(h)                                                 # (B, 1, 8, 8)
+
+
+class NaiveDenoiser(nn.Module):
+    """THE PITFALL, kept to be shown: an MLP trained to reproduce its noisy input; it takes t and ignores it."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)   # t is never used

@@ -1,0 +1,260 @@
+"""Gaussian diffusion (DDPM): noise schedules, the epsilon-prediction loss, DDPM and DDIM samplers.
+
+Read top to bottom: the schedule (what noise is added at step t), `q_sample` (jump straight to
+step t), the training loss, then the two samplers that run the process backwards, and two
+sample-quality figures (energy distance, MMD) to judge samples against held-out data.
+
+A denoiser here is any callable `eps_model(x_t, t)` returning the predicted noise, shaped like
+x_t; t is a LongTensor (B,) of steps in [0, T). Class conditioning and classifier-free guidance
+are wrappers around that callable (`guided`), so the samplers never see labels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+KINDS = ("linear", "cosine")
+
+
+class NoiseSchedule:
+    """The variance schedule beta_1..beta_T of a diffusion and the quantities derived from it.
+
+    kind="linear": betas evenly spaced from beta_start to beta_end (Ho et al. 2020, DDPM).
+    kind="cosine": alphas_cumprod = cos^2((t/T + s) / (1 + s) * pi/2), normalised, with s = 0.008,
+        betas clipped at 0.999 (Nichol & Dhariwal 2021, improved DDPM).
+    Index i = 0..T-1 stands for step t = i + 1; all tensors are float64 on the CPU, shape (T,).
+    """
+
+    def __init__(self, T: int = 1000, kind: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
+                 s: float = 0.008):
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive int, got {T!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is not a schedule; use one of {KINDS}")
+        if not 0 < beta_start <= beta_end < 1:
+            raise ValueError(f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}")
+        self.T, self.kind = T, kind
+        if kind == "linear":
+            betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+        else:
+            steps = torch.arange(T + 1, dtype=torch.float64) / T
+            f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+            abar = f / f[0]
+            betas = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+        self.betas = betas                                          # (T,)
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)     # abar_t
+        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
+        # variance of q(x_{t-1} | x_t, x_0): the "beta tilde" of DDPM
+        self.posterior_variance = betas * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
+        # its mean is coef1 * x0 + coef2 * x_t (DDPM eq. 7), computed here in float64
+        self.posterior_mean_coef1 = self.alphas_cumprod_prev.sqrt() * betas / (1 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = self.alphas.sqrt() * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
+
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio abar_t / (1 - abar_t) for each step, shape (T,)."""
+        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+
+    def check_t(self, t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+        """t as a LongTensor (B,) after checking its range [0, T) and (if given) its length."""
+        t = torch.as_tensor(t)
+        if t.dtype.is_floating_point or t.dtype == torch.bool:
+            raise ValueError(f"t must hold integer steps, got dtype {t.dtype}; use torch.long")
+        if t.dim() != 1:
+            raise ValueError(f"t must have shape (B,), got {tuple(t.shape)}")
+        if batch is not None and len(t) != batch:
+            raise ValueError(f"t has {len(t)} steps but x0 has batch size {batch}; give one step per example")
+        if len(t) and (int(t.min()) < 0 or int(t.max()) >= self.T):
+            raise ValueError(f"t must lie in [0, {self.T}) (index i stands for step i + 1), "
+                             f"got values in [{int(t.min())}, {int(t.max())}]")
+        return t.long()
+
+    def gather(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """values[t] reshaped to (B, 1, ..., 1) so it broadcasts against `like` (B, ...)."""
+        out = values.to(like.device)[t.to(like.device)].to(like.dtype)
+        return out.reshape(-1, *([1] * (like.dim() - 1)))
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise: a draw of q(x_t | x0), shape of x0 (B, ...)."""
+        if x0.dim() < 2:
+            raise ValueError(f"x0 must be batched, shape (B, ...), got {tuple(x0.shape)}")
+        t = self.check_t(t, batch=x0.shape[0])
+        if noise is None:
+            noise = torch.randn_like(x0)
+        elif noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        abar = self.gather(self.alphas_cumprod, t, x0)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Invert q_sample: x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+        abar = self.gather(self.alphas_cumprod, t, x_t)
+        return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule(T={self.T}, kind={self.kind!r})"
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer steps t (B,) -> (B, dim), as in the Transformer and DDPM."""
+    if dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even int >= 2, got {dim}")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None, :]                    # (B, half)
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)          # (B, dim)
+
+
+def diffusion_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
+    """The simple DDPM objective: mean squared error between true and predicted noise at a random t."""
+    t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device)
+    noise = torch.randn_like(x0)
+    return F.mse_loss(eps_model(schedule.q_sample(x0, t, noise), t), noise)
+
+
+def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: float = 0.0,
+           null_class: int | None = None) -> EpsModel:
+    """Classifier-free guidance: eps = (1 + w) eps(x, t, y) - w eps(x, t, null), as a plain eps_model.
+
+    eps_model(x, t, y) must have been trained with labels sometimes replaced by `null_class`.
+    guidance = 0 is plain conditional sampling.
+    """
+    if guidance < 0:
+        raise ValueError(f"guidance must be >= 0, got {guidance}")
+    if guidance > 0 and null_class is None:
+        raise ValueError("guidance > 0 needs null_class, the label the model was trained with for 'no class'")
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        cond = eps_model(x, t, y)
+        if guidance == 0:
+            return cond
+        uncond = eps_model(x, t, torch.full_like(y, null_class))
+        return (1 + guidance) * cond - guidance * uncond
+    return eps
+
+
+def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (B, ...) with positive sizes, got {shape}")
+    return shape
+
+
+@torch.no_grad()
+def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], device: torch.device | str = "cpu",
+                generator: torch.Generator | None = None, return_trajectory: bool = False,
+                clip: float | None = None):
+    """Ancestral sampling: x_T ~ N(0, I), then T steps of x_{t-1} ~ p(x_{t-1} | x_t).
+
+    Uses the posterior mean from the predicted noise and variance beta_tilde_t (no noise at the last step).
+    clip: clamp the predicted x0 to [-clip, clip] (images), or None.
+    Returns x_0 (shape), or (x_0, trajectory list of T + 1 tensors on the CPU) if return_trajectory.
+    """
+    shape = _check_shape(shape)
+    x = torch.randn(shape, device=device, generator=generator)
+    trajectory = [x.cpu()] if return_trajectory else None
+    for i in reversed(range(schedule.T)):
+        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+        x = ddpm_step(eps_model, schedule, x, t, generator=generator, clip=clip)
+        if return_trajectory:
+            trajectory.append(x.cpu())
+    return (x, trajectory) if return_trajectory else x
+
+
+@torch.no_grad()
+def ddpm_step(eps_model: EpsModel, schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor,
+              generator: torch.Generator | None = None, clip: float | None = None) -> torch.Tensor:
+    """One reverse step x_t -> x_{t-1} (all examples at the same or different steps t (B,))."""
+    t = schedule.check_t(t, batch=x_t.shape[0])
+    eps = eps_model(x_t, t)
+    x0 = schedule.predict_x0(x_t, t, eps)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+    # mean of q(x_{t-1} | x_t, x0) with x0 predicted (DDPM eq. 7)
+    mean = schedule.gather(schedule.posterior_mean_coef1, t, x_t) * x0 + schedule.gather(schedule.posterior_mean_coef2, t, x_t) * x_t
+    var = schedule.gather(schedule.posterior_variance, t, x_t)
+    noise = torch.randn(x_t.shape, device=x_t.device, generator=generator)
+    nonzero = (t > 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
+    return mean + nonzero * var.sqrt() * noise
+
+
+@torch.no_grad()
+def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], steps: int = 50,
+                eta: float = 0.0, device: torch.device | str = "cpu", generator: torch.Generator | None = None,
+                return_trajectory: bool = False, clip: float | None = None):
+    """DDIM (Song et al. 2021): `steps` evenly spaced steps of the same trained model; eta = 0 is deterministic.
+
+    x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z.
+    """
+    shape = _check_shape(shape)
+    if not isinstance(steps, int) or not 1 <= steps <= schedule.T:
+        raise ValueError(f"steps must be an int in [1, {schedule.T}], got {steps!r}")
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    seq = torch.linspace(0, schedule.T - 1, steps).round().long().unique()  # ascending step indices
+    x = torch.randn(shape, device=device, generator=generator)
+    trajectory = [x.cpu()] if return_trajectory else None
+    abar_all = schedule.alphas_cumprod
+    for j in reversed(range(len(seq))):
+        i = int(seq[j])
+        t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+        eps = eps_model(x, t)
+        abar = float(abar_all[i])
+        abar_prev = float(abar_all[int(seq[j - 1])]) if j > 0 else 1.0
+        x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+        sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+        x = math.sqrt(abar_prev) * x0 + math.sqrt(max(1 - abar_prev - sigma ** 2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * torch.randn(shape, device=device, generator=generator)
+        if return_trajectory:
+            trajectory.append(x.cpu())
+    return (x, trajectory) if return_trajectory else x
+
+
+def _pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(a.double(), b.double())
+
+
+def _flat_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = torch.as_tensor(x).flatten(1), torch.as_tensor(y).flatten(1)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same feature size, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError("x and y need at least two samples each")
+    return x, y
+
+
+def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Energy distance 2 E|X-Y| - E|X-X'| - E|Y-Y'| between samples x (N, ...) and y (M, ...); 0 iff equal laws.
+
+    The within-sample terms use the unbiased (off-diagonal) means, so two samples of one law give about 0.
+    """
+    x, y = _flat_pair(x, y)
+    n, m = len(x), len(y)
+    xy = _pairwise_distance(x, y).mean()
+    xx = _pairwise_distance(x, x).sum() / (n * (n - 1))
+    yy = _pairwise_distance(y, y).sum() / (m * (m - 1))
+    return float(2 * xy - xx - yy)
+
+
+def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float | None = None) -> float:
+    """Unbiased squared MMD with a Gaussian kernel; bandwidth defaults to the median pairwise distance."""
+    x, y = _flat_pair(x, y)
+    n, m = len(x), len(y)
+    dxx, dyy, dxy = _pairwise_distance(x, x), _pairwise_distance(y, y), _pairwise_distance(x, y)
+    if bandwidth is None:
+        bandwidth = float(dxy.median())
+    if bandwidth <= 0:
+        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    k = lambda d: torch.exp(-d ** 2 / (2 * bandwidth ** 2))  # noqa: E731
+    kxx = (k(dxx).sum() - n) / (n * (n - 1))
+    kyy = (k(dyy).sum() - m) / (m * (m - 1))
+    return float(kxx + kyy - 2 * k(dxy).mean())

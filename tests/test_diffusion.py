@@ -1,0 +1,176 @@
+"""Gaussian diffusion: schedules, q_sample, samplers and sample-quality figures against closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from lmcourse.diffusion import (NoiseSchedule, ddim_sample, ddpm_sample, ddpm_step, diffusion_loss,
+                                energy_distance, guided, mmd_rbf, timestep_embedding)
+
+
+def test_linear_schedule_is_ddpm_linspace():
+    s = NoiseSchedule(1000, "linear")
+    assert torch.allclose(s.betas, torch.tensor(np.linspace(1e-4, 0.02, 1000)))
+    assert torch.allclose(s.alphas_cumprod, torch.tensor(np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))))
+
+
+def test_cosine_schedule_matches_improved_ddpm_formula():
+    T, s_off = 1000, 0.008
+    s = NoiseSchedule(T, "cosine")
+    f = lambda t: math.cos((t / T + s_off) / (1 + s_off) * math.pi / 2) ** 2  # noqa: E731
+    expected = [min(1 - f(i + 1) / f(i), 0.999) for i in range(T)]
+    assert torch.allclose(s.betas, torch.tensor(expected, dtype=torch.float64))
+    assert s.betas.max() == pytest.approx(0.999)                 # the last beta is clipped
+    unclipped = s.alphas_cumprod[:900]
+    assert torch.allclose(unclipped, torch.tensor([f(i + 1) / f(0) for i in range(900)], dtype=torch.float64))
+
+
+def test_snr_decreases_and_ends_near_zero():
+    for kind in ("linear", "cosine"):
+        snr = NoiseSchedule(1000, kind).snr()
+        assert (snr[1:] < snr[:-1]).all()
+        assert snr[-1] < 1e-4
+
+
+def test_q_sample_is_the_closed_form():
+    s = NoiseSchedule(100)
+    x0, noise, t = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 10, 50, 99])
+    abar = s.alphas_cumprod[t].float()[:, None]
+    assert torch.allclose(s.q_sample(x0, t, noise), abar.sqrt() * x0 + (1 - abar).sqrt() * noise)
+
+
+def test_q_sample_at_T_is_standard_normal():
+    s = NoiseSchedule(1000)
+    x0 = torch.full((20000, 2), 3.0)
+    xT = s.q_sample(x0, torch.full((20000,), 999))
+    assert xT.mean().abs() < 0.05 and (xT.std() - 1).abs() < 0.05
+
+
+def test_predict_x0_inverts_q_sample():
+    s = NoiseSchedule(1000, "cosine")
+    x0, noise, t = torch.randn(8, 1, 8, 8, dtype=torch.float64), torch.randn(8, 1, 8, 8, dtype=torch.float64), torch.arange(0, 800, 100)
+    assert torch.allclose(s.predict_x0(s.q_sample(x0, t, noise), t, noise), x0)
+
+
+@pytest.mark.parametrize("t, message", [(torch.tensor([0, 1000]), r"\[0, 1000\)"), (torch.tensor([-1, 3]), r"\[0, 1000\)"),
+                                        (torch.tensor([0.5, 1.0]), "integer"), (torch.tensor([1, 2, 3]), "batch size"),
+                                        (torch.tensor([[1, 2]]), r"shape \(B,\)")])
+def test_q_sample_rejects_bad_t(t, message):
+    with pytest.raises(ValueError, match=message):
+        NoiseSchedule(1000).q_sample(torch.zeros(2, 2), t)
+
+
+def test_q_sample_rejects_bad_shapes():
+    s = NoiseSchedule(10)
+    with pytest.raises(ValueError, match="noise must have the shape"):
+        s.q_sample(torch.zeros(2, 2), torch.tensor([1, 2]), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="batched"):
+        s.q_sample(torch.zeros(2), torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"kind": "quadratic"}, "kind"), ({"T": 0}, "T must"),
+                                             ({"beta_start": 0.1, "beta_end": 0.01}, "beta_start")])
+def test_schedule_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        NoiseSchedule(**kwargs)
+
+
+def test_timestep_embedding_is_sin_cos_of_geometric_frequencies():
+    t = torch.tensor([0, 7, 500])
+    emb = timestep_embedding(t, 8)
+    freqs = 10000 ** (-torch.arange(4) / 4)
+    assert torch.allclose(emb, torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], 1), atol=1e-5)
+    with pytest.raises(ValueError, match="even"):
+        timestep_embedding(t, 7)
+
+
+def gaussian_oracle(schedule, mu, sigma):
+    """The exact eps-prediction for data N(mu, sigma^2 I): E[eps | x_t]."""
+    def eps(x, t):
+        abar = schedule.gather(schedule.alphas_cumprod, t, x)
+        return (1 - abar).sqrt() * (x - abar.sqrt() * mu) / (abar * sigma ** 2 + 1 - abar)
+    return eps
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_samplers_with_the_exact_denoiser_reproduce_a_gaussian(sampler):
+    s, mu, sigma = NoiseSchedule(200, "cosine"), 1.5, 0.5  # linear betas need T ~ 1000 to reach noise
+    gen = torch.Generator().manual_seed(0)
+    eps = gaussian_oracle(s, mu, sigma)
+    if sampler == "ddpm":
+        x = ddpm_sample(eps, s, (4000, 2), generator=gen)
+    else:
+        x = ddim_sample(eps, s, (4000, 2), steps=50, generator=gen)
+    assert abs(float(x.mean()) - mu) < 0.03 and abs(float(x.std()) - sigma) < 0.03
+
+
+def test_ddim_is_deterministic_given_x_T_and_returns_its_trajectory():
+    s = NoiseSchedule(100)
+    eps = gaussian_oracle(s, 0.0, 1.0)
+    a, traj = ddim_sample(eps, s, (5, 2), steps=10, generator=torch.Generator().manual_seed(1), return_trajectory=True)
+    b = ddim_sample(eps, s, (5, 2), steps=10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and len(traj) == 11 and torch.equal(traj[-1], a)
+    with pytest.raises(ValueError, match="steps"):
+        ddim_sample(eps, s, (5, 2), steps=0)
+
+
+def test_ddpm_step_at_t0_returns_the_predicted_x0():
+    s = NoiseSchedule(100)
+    x0, noise = torch.randn(6, 2), torch.randn(6, 2)
+    t = torch.zeros(6, dtype=torch.long)
+    x_t = s.q_sample(x0, t, noise)
+    assert torch.allclose(ddpm_step(lambda x, tt: noise, s, x_t, t), x0, atol=1e-5)
+
+
+def test_diffusion_loss_is_zero_for_the_noise_oracle_and_positive_otherwise():
+    s = NoiseSchedule(100)
+    x0 = torch.randn(64, 2)
+    torch.manual_seed(0)  # replay the draws diffusion_loss makes: t, then the noise
+    t = torch.randint(0, 100, (64,))
+    noise = torch.randn(64, 2)
+    torch.manual_seed(0)
+    assert diffusion_loss(lambda x, tt: noise, s, x0).item() == pytest.approx(0.0, abs=1e-12)
+    assert diffusion_loss(lambda x, tt: torch.zeros_like(x), s, x0).item() > 0.5
+
+
+def test_guidance_combines_conditional_and_unconditional_predictions():
+    model = lambda x, t, y: x * (y[:, None].float() + 1)  # noqa: E731
+    x, t, y = torch.ones(3, 2), torch.zeros(3, dtype=torch.long), torch.tensor([1, 2, 3])
+    assert torch.equal(guided(model, y)(x, t), model(x, t, y))
+    w, null = 2.0, 10
+    expected = (1 + w) * model(x, t, y) - w * model(x, t, torch.full_like(y, null))
+    assert torch.allclose(guided(model, y, w, null_class=null)(x, t), expected)
+    with pytest.raises(ValueError, match="null_class"):
+        guided(model, y, 1.0)
+
+
+def test_energy_distance_matches_scipy_up_to_the_unbiased_correction():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 300), rng.normal(0.5, 1.2, 200)
+    ours = energy_distance(torch.tensor(x)[:, None], torch.tensor(y)[:, None])
+    dxx, dyy = np.abs(x[:, None] - x[None]).sum(), np.abs(y[:, None] - y[None]).sum()
+    n, m = len(x), len(y)
+    v_statistic = ours + dxx * (1 / (n * (n - 1)) - 1 / n ** 2) + dyy * (1 / (m * (m - 1)) - 1 / m ** 2)
+    assert v_statistic == pytest.approx(scipy.stats.energy_distance(x, y) ** 2, rel=1e-9)
+
+
+def test_sample_distances_are_near_zero_for_one_law_and_large_for_two():
+    g = torch.Generator().manual_seed(0)
+    a, b, c = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g) + 2
+    assert abs(energy_distance(a, b)) < 0.05 < energy_distance(a, c)
+    assert abs(mmd_rbf(a, b)) < 0.01 < mmd_rbf(a, c)
+    with pytest.raises(ValueError, match="feature size"):
+        energy_distance(a, torch.zeros(5, 3))
+
+
+def test_mmd_matches_a_direct_double_sum():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(7, 2, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g, dtype=torch.float64)
+    k = lambda a, b: math.exp(-float(((a - b) ** 2).sum()) / 2)  # noqa: E731  bandwidth 1
+    kxx = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / 42
+    kyy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
+    kxy = sum(k(x[i], y[j]) for i in range(7) for j in range(5)) / 35
+    assert mmd_rbf(x, y, bandwidth=1.0) == pytest.approx(kxx + kyy - 2 * kxy)

@@ -1,0 +1,88 @@
+"""Masked (absorbing) text diffusion: forward masking, the ELBO estimate, sampling, the AR twin."""
+
+import math
+
+import pytest
+import torch
+
+from lmcourse.text_diffusion import (TextDenoiser, ar_loss, diffusion_bound, mask_tokens, masked_diffusion_loss,
+                                     sample_text)
+
+
+class Uniform(torch.nn.Module):
+    """Predicts the uniform distribution everywhere: -log p = log V at every masked position."""
+
+    def __init__(self, vocab_size, block_size=32):
+        super().__init__()
+        self.vocab_size, self.mask_id, self.block_size = vocab_size, vocab_size, block_size
+
+    def forward(self, idx):
+        return torch.zeros(*idx.shape, self.vocab_size)
+
+
+def test_mask_tokens_masks_a_fraction_t():
+    x0 = torch.randint(0, 5, (3, 20000))
+    x_t, masked = mask_tokens(x0, torch.tensor([0.0, 0.3, 1.0]), mask_id=5)
+    assert masked[0].sum() == 0 and masked[2].all()
+    assert abs(masked[1].float().mean() - 0.3) < 0.02
+    assert torch.equal(x_t[masked], torch.full((int(masked.sum()),), 5)) and torch.equal(x_t[~masked], x0[~masked])
+
+
+@pytest.mark.parametrize("t, message", [(torch.tensor([1.5, 0.1]), r"\[0, 1\]"), (torch.tensor([0.1]), "one time per")])
+def test_mask_tokens_rejects_bad_t(t, message):
+    with pytest.raises(ValueError, match=message):
+        mask_tokens(torch.zeros(2, 4, dtype=torch.long), t, mask_id=9)
+
+
+def test_loss_of_a_uniform_model_is_log_v_times_masked_fraction_over_t():
+    x0, t = torch.randint(0, 7, (4, 32)), torch.tensor([0.2, 0.4, 0.6, 0.8])
+    torch.manual_seed(0)
+    loss = masked_diffusion_loss(Uniform(7), x0, t=t)
+    torch.manual_seed(0)
+    _, masked = mask_tokens(x0, t, 7)
+    expected = (math.log(7) * masked.sum(1) / t / 32).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_bound_of_a_uniform_model_is_log_v():
+    # the ELBO of the uniform model is exactly log V per token; the estimate must be unbiased
+    ids = torch.randint(0, 11, (64 * 40,))
+    assert diffusion_bound(Uniform(11, 64), ids, n_times=32) == pytest.approx(math.log(11), rel=0.03)
+
+
+def test_causal_model_ignores_the_future_and_bidirectional_does_not():
+    x = torch.randint(0, 10, (1, 12))
+    y = x.clone()
+    y[0, 8:] = (y[0, 8:] + 1) % 10
+    for causal in (True, False):
+        model = TextDenoiser(10, block_size=12, n_layer=1, n_head=2, n_embd=16, causal=causal).eval()
+        same = torch.allclose(model(x)[0, :8], model(y)[0, :8], atol=1e-5)
+        assert same == causal
+
+
+def test_ar_loss_matches_torch_cross_entropy():
+    model = TextDenoiser(10, block_size=8, n_layer=1, n_head=2, n_embd=16, causal=True)
+    x, y = torch.randint(0, 10, (2, 8)), torch.randint(0, 10, (2, 8))
+    expected = torch.nn.functional.cross_entropy(model(x).reshape(16, 10), y.reshape(16))
+    assert ar_loss(model, x, y).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_sampling_unmasks_everything_with_valid_tokens():
+    model = TextDenoiser(10, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    out, traj = sample_text(model, 3, steps=5, generator=torch.Generator().manual_seed(0), return_trajectory=True)
+    assert out.shape == (3, 16) and int(out.max()) < 10 and len(traj) == 6
+    assert (traj[0] == model.mask_id).all()
+    masked_counts = [int((x == model.mask_id).sum()) for x in traj]
+    assert masked_counts == sorted(masked_counts, reverse=True) and masked_counts[-1] == 0
+
+
+def test_text_denoiser_rejects_bad_input():
+    with pytest.raises(ValueError, match="divisible"):
+        TextDenoiser(10, n_embd=30, n_head=4)
+    model = TextDenoiser(10, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        model(torch.zeros(9, dtype=torch.long))
+    with pytest.raises(ValueError, match="temperature"):
+        sample_text(model, 1, temperature=0)
