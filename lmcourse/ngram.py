@@ -1,0 +1,276 @@
+"""N-gram language models: counting, MLE, add-k and interpolated Kneser-Ney, scored in numpy.
+
+    lm = NGramLM(3).fit(sentences)            # a list of token lists (padded per sentence) ...
+    lm = NGramLM(5).fit(char_ids)             # ... or one flat stream of any hashable tokens
+    lm.prob("cat", ("the",)) ; lm.cross_entropy(held_out) ; lm.generate(20, seed=0)
+
+Every n-gram is stored as one integer key (its token ids read as digits in base V), so counting
+is `np.unique` and looking up a million n-grams is one `np.searchsorted`: no Python loop per token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+
+import numpy as np
+
+from lmcourse.tokenizers import UNK
+
+BOS, EOS = "<s>", "</s>"
+SMOOTHINGS = ("kneser_ney", "add_k", "mle")
+
+
+class _Table:
+    """Counts of the k-grams of one order, with the totals and type counts of their (k-1)-token contexts."""
+
+    def __init__(self, keys: np.ndarray, counts: np.ndarray, vocab_size: int):
+        self.keys, self.counts = keys, counts.astype(np.float64)      # sorted unique k-gram keys, their counts
+        context = keys // vocab_size                                   # sorted too, since keys are
+        self.context_keys, starts, self.context_types = np.unique(context, return_index=True, return_counts=True)
+        self.context_total = np.add.reduceat(self.counts, starts) if len(keys) else np.zeros(0)
+
+    def count(self, keys: np.ndarray) -> np.ndarray:
+        """Count of each key (0 where unseen), shape of `keys`."""
+        return _lookup(self.keys, self.counts, keys)
+
+    def context(self, context_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(found, total, types) for each context key; total and types are 0 where the context is unseen."""
+        i = np.minimum(np.searchsorted(self.context_keys, context_keys), max(len(self.context_keys) - 1, 0))
+        if not len(self.context_keys):
+            zeros = np.zeros(context_keys.shape)
+            return zeros.astype(bool), zeros, zeros
+        found = self.context_keys[i] == context_keys
+        return found, np.where(found, self.context_total[i], 0.0), np.where(found, self.context_types[i], 0.0)
+
+
+def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(keys.shape)
+    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[i] == keys, values[i], 0.0)
+
+
+class NGramLM:
+    """An order-`order` n-gram language model over any hashable tokens (words, characters, ids).
+
+    smoothing:
+      "mle"        count(h, w) / count(h); unseen contexts back off to the longest seen suffix.
+                   Unseen words get probability 0, hence infinite perplexity: the reason to smooth.
+      "add_k"      (count(h, w) + k) / (count(h) + k V), V the vocabulary size (k=1 is Laplace);
+                   equal to nltk's Lidstone/Laplace.
+      "kneser_ney" interpolated Kneser-Ney with one absolute `discount` at every order: the top order
+                   uses counts, every lower order uses continuation counts N1+(. h w) (in how many
+                   distinct contexts a word follows h), and the unigram level is interpolated with the
+                   uniform distribution, so every vocabulary word (and <unk>) has probability > 0.
+
+    Vocabulary: the training tokens seen at least `min_count` times, plus <unk> (any other token),
+    </s> (end of sentence) and <s> (the start padding; it is in the vocabulary, as in nltk, but is
+    never a training target). Every conditional distribution sums to 1 over this vocabulary.
+
+    Padding: `fit`/`cross_entropy` take either a flat stream (one long text; order-1 <s> in front)
+    or a list of sentences (each padded to <s> ... <s> w1 .. wm </s>, so the model learns how
+    sentences start and end, and the first word is predicted too).
+    """
+
+    def __init__(self, order: int, smoothing: str = "kneser_ney", k: float = 1.0, discount: float = 0.75,
+                 min_count: int = 1):
+        if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
+            raise ValueError(f"order must be an int >= 1 (1 = unigram, 3 = trigram), got {order!r}")
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+        if not k > 0:
+            raise ValueError(f"k must be > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
+        if not 0 < discount < 1:
+            raise ValueError(f"discount must be in (0, 1) for Kneser-Ney (0.75 is usual), got {discount!r}")
+        if not isinstance(min_count, (int, np.integer)) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        self.order, self.smoothing, self.k, self.discount = int(order), smoothing, float(k), float(discount)
+        self.min_count = int(min_count)
+        self.vocab: list[Hashable] = []
+        self.index: dict[Hashable, int] = {}
+        self.tables: list[_Table] = []   # tables[j] holds the (j+1)-grams
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, tokens: Iterable) -> NGramLM:
+        """Count the n-grams of `tokens` (a flat token sequence or a list of sentences); returns self."""
+        sentences, is_stream = _as_sentences(tokens, "tokens")
+        counts = Counter(t for s in sentences for t in s)
+        if not counts:
+            raise ValueError("tokens is empty: fit needs at least one token (got an empty corpus)")
+        specials = [UNK, BOS, EOS]
+        kept = [t for t, c in counts.items() if c >= self.min_count and t not in specials]
+        self.vocab = specials + sorted(kept, key=_sort_key)
+        self.index = {t: i for i, t in enumerate(self.vocab)}
+        V, n = len(self.vocab), self.order
+        if float(V) ** n >= 2.0**62:
+            raise ValueError(f"order {n} over a vocabulary of {V} tokens has too many possible n-grams to "
+                             f"key as int64 ({V}**{n}); lower the order or raise min_count")
+        ids, targets = self._padded_ids(sentences, is_stream)
+        keys = self._keys(ids, targets)                           # keys[j]: (j+1)-gram ending at each target
+        self.tables = [None] * n
+        top_keys, top_counts = np.unique(keys[n - 1], return_counts=True)
+        self.tables[n - 1] = _Table(top_keys, top_counts, V)
+        for j in range(n - 2, -1, -1):
+            if self.smoothing == "kneser_ney":
+                # continuation count of a (j+1)-gram: how many distinct tokens precede it in the (j+2)-grams
+                longer = self.tables[j + 1].keys
+                kj, cj = np.unique(longer % V ** (j + 1), return_counts=True)
+            else:
+                kj, cj = np.unique(keys[j], return_counts=True)
+            self.tables[j] = _Table(kj, cj, V)
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def _check_fitted(self) -> None:
+        if not self.tables:
+            raise ValueError("this NGramLM is not fitted yet: call .fit(tokens) first")
+
+    def _ids(self, tokens: Iterable) -> np.ndarray:
+        unk = self.index[UNK]
+        get = self.index.get
+        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64)
+
+    def _padded_ids(self, sentences: list, is_stream: bool) -> tuple[np.ndarray, np.ndarray]:
+        """All sentences as one id array with their padding, and the positions that are predicted."""
+        pad = np.full(self.order - 1, self.index[BOS], dtype=np.int64)
+        eos = np.array([] if is_stream else [self.index[EOS]], dtype=np.int64)
+        parts, target_mask = [], []
+        for s in sentences:
+            body = np.concatenate([self._ids(s), eos])
+            parts += [pad, body]
+            target_mask += [np.zeros(len(pad), bool), np.ones(len(body), bool)]
+        return np.concatenate(parts), np.flatnonzero(np.concatenate(target_mask))
+
+    def _keys(self, ids: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
+        """keys[j][i]: the (j+1)-gram ending at positions[i], as sum of ids times powers of V."""
+        V, keys = len(self.vocab), []
+        key = ids[positions].copy()
+        for j in range(self.order):
+            if j:
+                key = key + ids[positions - j] * V**j
+            keys.append(key)
+        return keys
+
+    # ----------------------------------------------------------------- scoring
+    def _probs(self, context_keys: list[np.ndarray], words: np.ndarray) -> np.ndarray:
+        """P(word | context) for arrays of words; context_keys[m] keys the last m context tokens (m < order)."""
+        V, levels = len(self.vocab), len(context_keys)
+        if self.smoothing == "add_k":
+            table = self.tables[levels - 1]
+            _, total, _ = table.context(context_keys[-1])
+            count = table.count(context_keys[-1] * V + words)
+            return (count + self.k) / (total + self.k * V)
+        p = np.full(words.shape, 1.0 / V) if self.smoothing == "kneser_ney" else np.zeros(words.shape)
+        for j in range(levels):                                 # from unigrams up to the longest context
+            table = self.tables[j]
+            found, total, types = table.context(context_keys[j])
+            count = table.count(context_keys[j] * V + words)
+            safe = np.where(found, total, 1.0)
+            if self.smoothing == "kneser_ney":
+                new = (np.maximum(count - self.discount, 0.0) + self.discount * types * p) / safe
+            else:
+                new = count / safe
+            p = np.where(found, new, p)                         # an unseen context keeps the shorter estimate
+        return p
+
+    def _context_keys(self, contexts: np.ndarray, levels: int) -> list[np.ndarray]:
+        """contexts: (N, levels-1) ids, oldest first -> keys of their last m tokens, m = 0..levels-1."""
+        V = len(self.vocab)
+        keys = [np.zeros(len(contexts), dtype=np.int64)]
+        for m in range(1, levels):
+            keys.append(keys[-1] + contexts[:, -m] * V ** (m - 1))
+        return keys
+
+    def prob(self, token: Hashable, context: Sequence = ()) -> float:
+        """P(token | context). Only the last order-1 context tokens matter; a shorter context gives the
+        lower-order estimate (pass "<s>" tokens to mean the start of a sentence)."""
+        self._check_fitted()
+        if not isinstance(context, (Sequence, np.ndarray)):
+            raise ValueError(f"context must be a sequence of tokens, got {context!r}")
+        context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
+        ctx = self._ids(context).reshape(1, -1)
+        p = self._probs(self._context_keys(ctx, ctx.shape[1] + 1), self._ids([token]))
+        return float(p[0])
+
+    def distribution(self, context: Sequence = ()) -> np.ndarray:
+        """P(w | context) for every vocabulary token w, shape (V,), in the order of `self.vocab`; sums to 1."""
+        self._check_fitted()
+        context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
+        V = len(self.vocab)
+        ctx = np.repeat(self._ids(context).reshape(1, -1), V, axis=0)   # (V, len(context))
+        return self._probs(self._context_keys(ctx, ctx.shape[1] + 1), np.arange(V))
+
+    def log_probs(self, tokens: Iterable) -> np.ndarray:
+        """ln P of every predicted token (with the same padding as fit), shape (n_predicted,)."""
+        self._check_fitted()
+        sentences, is_stream = _as_sentences(tokens, "tokens")
+        ids, targets = self._padded_ids(sentences, is_stream)
+        if not len(targets):
+            raise ValueError("tokens is empty: there is nothing to score")
+        n = self.order
+        contexts = np.stack([ids[targets - m] for m in range(n - 1, 0, -1)], axis=1) if n > 1 \
+            else np.zeros((len(targets), 0), dtype=np.int64)                         # (N, n-1)
+        with np.errstate(divide="ignore"):
+            return np.log(self._probs(self._context_keys(contexts, n), ids[targets]))
+
+    def cross_entropy(self, tokens: Iterable) -> float:
+        """Average -ln P(token | context) in nats/token over `tokens` (inf if any token has probability 0)."""
+        return float(-self.log_probs(tokens).mean())
+
+    def perplexity(self, tokens: Iterable) -> float:
+        """exp(cross-entropy): the model is as unsure as a uniform choice among this many tokens."""
+        return float(np.exp(self.cross_entropy(tokens)))
+
+    # ----------------------------------------------------------------- sampling
+    def generate(self, n: int, context: Sequence = (), temperature: float = 1.0, seed: int | None = None,
+                 greedy: bool = False) -> list:
+        """`n` tokens sampled after `context` (padded with <s> on the left, so () starts a sentence).
+
+        temperature rescales the distribution (p ** (1/temperature)); greedy=True takes the most likely
+        token each step. <s> is never emitted; after </s> the context restarts a new sentence.
+        """
+        self._check_fitted()
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r} (use greedy=True for argmax)")
+        rng = np.random.default_rng(seed)
+        start = [BOS] * (self.order - 1)
+        history, out = (start + list(context))[-(self.order - 1):] if self.order > 1 else [], []
+        for _ in range(n):
+            p = self.distribution(history).copy()
+            p[self.index[BOS]] = 0.0
+            if greedy:
+                i = int(np.argmax(p))
+            else:
+                logits = np.log(np.maximum(p, 1e-300)) / temperature
+                q = np.exp(logits - logits.max()) * (p > 0)
+                i = int(rng.choice(len(q), p=q / q.sum()))
+            token = self.vocab[i]
+            out.append(token)
+            if self.order > 1:
+                history = start if token == EOS else (history + [token])[1:]
+        return out
+
+
+def _sort_key(token: Hashable) -> tuple[str, str]:
+    return type(token).__name__, repr(token)
+
+
+def _as_sentences(tokens: Iterable, name: str) -> tuple[list, bool]:
+    """A flat stream becomes one 'sentence' (is_stream=True); a list of token lists stays as is."""
+    if isinstance(tokens, str):
+        return [tokens], True
+    if isinstance(tokens, np.ndarray):
+        return ([tokens.tolist()], True) if tokens.ndim == 1 else ([row.tolist() for row in tokens], False)
+    try:
+        items = list(tokens)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of tokens or a list of sentences, got {tokens!r}") from None
+    if items and all(isinstance(s, (list, tuple, np.ndarray)) for s in items):
+        return [list(s) for s in items], False
+    return [items], True

@@ -1,0 +1,190 @@
+import math
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from lmcourse.data import MarkovSource
+from lmcourse.ngram import BOS, EOS, NGramLM
+from lmcourse.tokenizers import UNK
+
+SENTENCES = [s.split() for s in [
+    "the cat sat on the mat", "the dog sat on the log", "a cat ate the dog", "the mat was on the dog",
+    "a dog and a cat sat", "on the log the cat sat"]]
+HELD_OUT = [s.split() for s in ["the cat sat on the log", "a zebra ate the mat", "the dog sat"]]
+
+
+def padded(sentences, n):
+    return [[BOS] * (n - 1) + s + [EOS] for s in sentences]
+
+
+def ngrams(sentences, n):
+    """The n-grams ending at every predicted token, as tuples (a plain-Python reference)."""
+    return [tuple(s[i - n + 1:i + 1]) for s in padded(sentences, n) for i in range(n - 1, len(s))]
+
+
+def reference_kneser_ney(sentences, n, d, vocab):
+    """Interpolated Kneser-Ney written directly from the formulas, with dicts."""
+    top = Counter(ngrams(sentences, n))
+    levels = {n: top}
+    for k in range(n - 1, 0, -1):  # continuation counts: distinct left extensions among the (k+1)-grams
+        levels[k] = Counter(g[1:] for g in levels[k + 1])
+    totals, types = {}, {}
+    for k, counts in levels.items():
+        totals[k], types[k] = defaultdict(float), defaultdict(int)
+        for g, c in counts.items():
+            totals[k][g[:-1]] += c
+            types[k][g[:-1]] += 1
+
+    def p(word, context):
+        k = len(context) + 1
+        lower = 1.0 / len(vocab) if k == 1 else p(word, context[1:])
+        if totals[k].get(tuple(context), 0) == 0:
+            return lower
+        c = levels[k].get(tuple(context) + (word,), 0)
+        total = totals[k][tuple(context)]
+        return (max(c - d, 0) + d * types[k][tuple(context)] * lower) / total
+    return p
+
+
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_every_conditional_distribution_sums_to_one_for_seen_and_unseen_contexts(smoothing, order):
+    lm = NGramLM(order, smoothing, k=0.5).fit(SENTENCES)
+    contexts = [(), ("the",), (BOS, BOS, BOS), ("the", "cat", "sat"), ("zebra", "unicorn", "the"),
+                ("never", "seen", "context"), (UNK,)]
+    for context in contexts:
+        dist = lm.distribution(context)
+        assert dist.shape == (lm.vocab_size,)
+        assert dist.sum() == pytest.approx(1.0, abs=1e-12)
+        assert sum(lm.prob(w, context) for w in lm.vocab) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_character_streams_sum_to_one_too():
+    lm = NGramLM(5).fit("abracadabra, a cadaver")
+    for context in ["abra", "zzzz", "", "a"]:
+        assert lm.distribution(context).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_kneser_ney_equals_a_direct_dictionary_implementation(order):
+    lm = NGramLM(order, "kneser_ney", discount=0.6).fit(SENTENCES)
+    ref = reference_kneser_ney(SENTENCES, order, 0.6, lm.vocab)
+    contexts = [(BOS,) * (order - 1), ("the",) * (order - 1), (BOS, "on", "the")[3 - (order - 1):],
+                ("zebra",) * (order - 1)]
+    for context in contexts:
+        for word in lm.vocab:
+            assert lm.prob(word, context) == pytest.approx(ref(word, tuple(context)), abs=1e-12)
+
+
+def test_kneser_ney_lower_orders_use_continuation_counts():
+    # "francisco" is frequent but follows only "san": its continuation unigram is small
+    text = [["san", "francisco"]] * 10 + [["a", "b"], ["c", "b"], ["d", "b"]]
+    lm = NGramLM(2).fit(text)
+    assert lm.prob("b", ()) > lm.prob("francisco", ())
+    assert NGramLM(2, "mle").fit(text).prob("francisco", ()) > NGramLM(2, "mle").fit(text).prob("b", ())
+
+
+def nltk_model(cls, sentences, n, **kwargs):
+    nltk_lm = pytest.importorskip("nltk.lm")
+    from nltk.util import everygrams
+    model = getattr(nltk_lm, cls)(order=n, **kwargs)
+    train = [list(everygrams(s, max_len=n)) for s in padded(sentences, n)]
+    model.fit(train, [t for s in padded(sentences, n) for t in s])
+    return model
+
+
+@pytest.mark.parametrize("k", [1.0, 0.1, 2.5])
+@pytest.mark.parametrize("order", [2, 3])
+def test_add_k_equals_nltk_lidstone_and_laplace(order, k):
+    ours = NGramLM(order, "add_k", k=k).fit(SENTENCES)
+    theirs = nltk_model("Laplace", SENTENCES, order) if k == 1.0 else nltk_model("Lidstone", SENTENCES, order, gamma=k)
+    assert len(theirs.vocab) == ours.vocab_size
+    contexts = {g[:-1] for g in ngrams(SENTENCES + HELD_OUT, order)} | {("zebra", "cat")[-(order - 1):]}
+    for context in contexts:
+        for word in ["cat", "sat", "the", EOS, "zebra", "dog"]:
+            # nltk maps words outside its vocabulary to its own <UNK>, as we map them to <unk>
+            assert ours.prob(word, context) == pytest.approx(theirs.score(word, list(context)), abs=1e-9)
+
+
+def test_mle_is_count_ratio_and_gives_zero_to_unseen_words():
+    lm = NGramLM(2, "mle").fit(SENTENCES)
+    grams = Counter(ngrams(SENTENCES, 2))
+    after_the = sum(c for g, c in grams.items() if g[0] == "the")
+    assert lm.prob("cat", ("the",)) == pytest.approx(grams[("the", "cat")] / after_the)
+    assert lm.prob("zebra", ("the",)) == 0.0
+    assert lm.cross_entropy(HELD_OUT) == math.inf
+
+
+def test_kneser_ney_and_add_k_give_finite_perplexity_on_unseen_words():
+    for smoothing in ["kneser_ney", "add_k"]:
+        lm = NGramLM(3, smoothing).fit(SENTENCES)
+        assert np.isfinite(lm.perplexity(HELD_OUT))
+
+
+def test_cross_entropy_is_the_mean_negative_log_prob_over_padded_sentences():
+    lm = NGramLM(3).fit(SENTENCES)
+    logs = [math.log(lm.prob(g[-1], g[:-1])) for g in ngrams(HELD_OUT, 3)]
+    assert lm.cross_entropy(HELD_OUT) == pytest.approx(-sum(logs) / len(logs), abs=1e-12)
+    assert lm.perplexity(HELD_OUT) == pytest.approx(math.exp(-sum(logs) / len(logs)))
+
+
+def test_stream_scoring_pads_only_the_start():
+    tokens = list("abcabcabd")
+    lm = NGramLM(2).fit(tokens)
+    expected = [math.log(lm.prob(t, (p,))) for p, t in zip([BOS] + tokens[:-1], tokens)]
+    assert lm.log_probs(tokens) == pytest.approx(expected)
+
+
+def test_min_count_maps_rare_words_to_unk():
+    lm = NGramLM(2, min_count=2).fit(SENTENCES)
+    assert "ate" not in lm.index and "cat" in lm.index
+    assert lm.prob("ate", ("a",)) == lm.prob(UNK, ("a",)) > 0
+
+
+def test_matching_order_kneser_ney_approaches_the_markov_entropy_rate():
+    source = MarkovSource(4, 1, seed=0)
+    lm = NGramLM(2).fit(source.sample(50_000, seed=1))
+    assert lm.cross_entropy(source.sample(20_000, seed=2)) == pytest.approx(source.entropy_rate(), abs=0.02)
+
+
+def test_generate_is_reproducible_and_greedy_follows_the_argmax():
+    lm = NGramLM(3).fit(SENTENCES)
+    assert lm.generate(15, seed=3) == lm.generate(15, seed=3)
+    greedy = lm.generate(4, context=("the",), greedy=True)
+    history = [BOS, "the"]
+    for token in greedy:
+        assert token == lm.vocab[int(np.argmax(lm.distribution(history)))]
+        history = history[1:] + [token] if token != EOS else [BOS, BOS]
+    assert BOS not in lm.generate(200, seed=0, temperature=2.0)
+
+
+def test_low_temperature_concentrates_on_the_most_likely_token():
+    lm = NGramLM(2).fit(SENTENCES)
+    cold = lm.generate(50, context=("on",), temperature=0.05, seed=0)
+    assert cold[0] == lm.generate(1, context=("on",), greedy=True)[0]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"order": 0}, "order"), ({"order": 2.5}, "order"), ({"order": 2, "smoothing": "witten_bell"}, "smoothing"),
+    ({"order": 2, "k": 0}, "k must be > 0"), ({"order": 2, "k": -1}, "k must be > 0"),
+    ({"order": 2, "discount": 1.0}, "discount"), ({"order": 2, "min_count": 0}, "min_count")])
+def test_bad_constructor_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NGramLM(**kwargs)
+
+
+def test_bad_use_raises_value_error():
+    with pytest.raises(ValueError, match="empty"):
+        NGramLM(2).fit([])
+    with pytest.raises(ValueError, match="empty"):
+        NGramLM(2).fit([[], []])
+    with pytest.raises(ValueError, match="fit"):
+        NGramLM(2).prob("a", ())
+    lm = NGramLM(2).fit(SENTENCES)
+    with pytest.raises(ValueError, match="temperature"):
+        lm.generate(3, temperature=0)
+    with pytest.raises(ValueError, match="n must be"):
+        lm.generate(-1)
+    with pytest.raises(ValueError, match="nothing to score"):
+        NGramLM(2).fit("abc").cross_entropy("")
