@@ -1,0 +1,67 @@
+"""lmcourse.charlm: the char LSTM LM and the LSTM classifier."""
+import pytest
+import torch
+
+from lmcourse import charlm
+
+
+def test_ours_and_torch_impl_give_equal_logits_with_shared_weights():
+    torch.manual_seed(0)
+    a = charlm.CharLSTM(11, 8, 16, num_layers=2, impl="torch")
+    b = charlm.CharLSTM(11, 8, 16, num_layers=2, impl="ours")
+    b.load_state_dict(a.state_dict())
+    ids = torch.randint(0, 11, (3, 10))
+    torch.testing.assert_close(a(ids), b(ids), rtol=1e-5, atol=1e-5)
+    assert a(ids).shape == (3, 10, 11)
+
+
+def test_carrying_state_equals_running_the_whole_sequence():
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(7, 4, 8)
+    ids = torch.randint(0, 7, (2, 12))
+    first, state = m(ids[:, :5], return_state=True)
+    second = m(ids[:, 5:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), m(ids), rtol=1e-5, atol=1e-6)
+
+
+def test_greedy_sample_is_argmax_of_full_recompute():
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(9, 4, 8)
+    prompt = [1, 2, 3]
+    out = charlm.sample(m, prompt, 5, temperature=0)
+    seq = list(prompt)
+    for _ in range(5):
+        seq.append(int(m(torch.tensor([seq]))[0, -1].argmax()))
+    assert out == seq[3:]
+
+
+def test_sample_is_reproducible_with_a_generator():
+    m = charlm.CharLSTM(9, 4, 8)
+    a = charlm.sample(m, [1], 20, 1.0, torch.Generator().manual_seed(3))
+    b = charlm.sample(m, [1], 20, 1.0, torch.Generator().manual_seed(3))
+    assert a == b and all(0 <= i < 9 for i in a)
+
+
+def test_classifier_reads_the_last_real_token():
+    torch.manual_seed(0)
+    m = charlm.LSTMClassifier(10, 3, 4, 6)
+    ids = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    logits = m(ids, torch.tensor([3, 5]))
+    torch.testing.assert_close(logits[0], m(ids[:1, :3], torch.tensor([3]))[0])
+    assert logits.shape == (2, 3)
+
+
+def test_bad_inputs_raise_value_error():
+    with pytest.raises(ValueError, match="impl"):
+        charlm.CharLSTM(5, impl="keras")
+    m = charlm.CharLSTM(5, 4, 8)
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 5\)"):
+        m(torch.tensor([[1, 5]]))
+    with pytest.raises(ValueError, match="batch, time"):
+        m(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="temperature"):
+        charlm.sample(m, [1], 3, temperature=-1)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        charlm.sample(m, [], 3)
+    with pytest.raises(ValueError, match="lengths"):
+        charlm.LSTMClassifier(5)(torch.tensor([[1, 2]]), torch.tensor([3]))
