@@ -1,0 +1,316 @@
+"""The Transformer, piece by piece: positional encodings, the feed-forward block, encoder and decoder layers.
+
+Read top to bottom: where a token is (sinusoidal or learned positions), what each position does on its
+own (`FeedForward`), then the two layers of "Attention Is All You Need" built on our
+`lmcourse.attention.MultiHeadAttention`, each with the layer norm after the residual sum (post-norm,
+the 2017 paper and BERT) or before the sub-layer (pre-norm, GPT-2 and most models since: the residual
+stream is never normalised, so gradients reach early layers undamped and training needs no warm-up).
+`EncoderLayer.from_torch` / `DecoderLayer.from_torch` copy torch's layers, with identical outputs.
+Last, `Encoder`: token embeddings + positions + a stack of encoder layers (a small BERT body).
+
+Shapes are batch-first: x (B, T, d_model). Masks follow torch's attention convention, True = may attend;
+`key_padding` (B, T) is True for real tokens, False for padding (the opposite of torch's
+`src_key_padding_mask`, whose True means "ignore").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.attention import MultiHeadAttention
+
+__all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
+           "SinusoidalPositionalEncoding", "TransformerConfig", "sinusoidal_positions"]
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+# ----------------------------------------------------------------------------- positions
+
+def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
+    """The fixed encodings of Vaswani et al. (2017): (n_positions, d_model).
+
+    PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(same angle). Each pair of
+    dimensions is a clock of its own wavelength (2 pi to 10000 * 2 pi), so PE[pos + k] is a fixed
+    rotation of PE[pos]: relative offsets are linear functions of the encodings.
+    """
+    if n_positions < 1 or d_model < 2 or d_model % 2:
+        raise ValueError(f"need n_positions >= 1 and an even d_model >= 2, got n_positions={n_positions}, "
+                         f"d_model={d_model}")
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]           # (T, 1)
+    inv_freq = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))  # (d/2,)
+    angles = position * inv_freq                                                  # (T, d/2)
+    pe = torch.empty(n_positions, d_model)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(angles), torch.cos(angles)
+    return pe
+
+
+def _check_length(x: torch.Tensor, max_len: int) -> None:
+    if x.ndim != 3 or x.shape[1] > max_len:
+        raise ValueError(f"x must be (batch, T, d_model) with T <= max_len={max_len}, got shape {tuple(x.shape)}; "
+                         f"build the encoding with a larger max_len")
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """x (B, T, d_model) -> x + PE[:T]: fixed, no parameters, defined for any position up to max_len."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        self.max_len = max_len
+        self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_length(x, self.max_len)
+        return x + self.pe[: x.shape[1]].to(x.dtype)
+
+
+class LearnedPositionalEncoding(nn.Module):
+    """x (B, T, d_model) -> x + P[:T] with P a trained (max_len, d_model) table (BERT, GPT-2)."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        self.max_len = max_len
+        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_length(x, self.max_len)
+        return x + self.weight[: x.shape[1]]
+
+
+# ----------------------------------------------------------------------------- blocks
+
+class FeedForward(nn.Module):
+    """The position-wise MLP: linear2(dropout(act(linear1(x)))), d_model -> d_ff -> d_model, same on every token."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, d_model)
+
+
+def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    if d_ff < 1:
+        raise ValueError(f"d_ff must be >= 1, got {d_ff}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if d_model % n_heads:
+        raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+
+
+def _padding_to_mask(key_padding: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """(B, Tk) True = real token -> (B, 1, 1, Tk) attention mask."""
+    if key_padding is None:
+        return None
+    if key_padding.dtype != torch.bool or key_padding.shape != x.shape[:2]:
+        raise ValueError(f"key_padding must be a bool (batch, T) tensor, True for real tokens, shape "
+                         f"{tuple(x.shape[:2])}; got dtype {key_padding.dtype}, shape {tuple(key_padding.shape)}")
+    return key_padding[:, None, None, :]
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then feed-forward, each wrapped in a residual connection and a layer norm.
+
+    norm_first=False (post-norm): x = LN(x + attn(x)); x = LN(x + ff(x)).
+    norm_first=True (pre-norm):   x = x + attn(LN(x)); x = x + ff(LN(x)).
+    The same parameters and numbers as torch.nn.TransformerEncoderLayer(batch_first=True) (see `from_torch`).
+    forward(x (B, T, d_model), mask=None (broadcastable to (B, H, T, T), True = may attend),
+    key_padding=None ((B, T), True = real), need_weights=False) -> (x (B, T, d_model), weights (B, H, T, T) or None).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
+        super().__init__()
+        _check_sizes(d_model, n_heads, d_ff, dropout)
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
+        self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def _sa(self, x, mask, need_weights):
+        out, weights = self.self_attn(x, x, x, mask=mask, need_weights=need_weights)
+        return self.dropout1(out), weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None,
+                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pad = _padding_to_mask(key_padding, x)
+        if pad is not None:
+            mask = pad if mask is None else mask & pad
+        if self.norm_first:
+            a, weights = self._sa(self.norm1(x), mask, need_weights)
+            x = x + a
+            x = x + self.dropout2(self.ff(self.norm2(x)))
+        else:
+            a, weights = self._sa(x, mask, need_weights)
+            x = self.norm1(x + a)
+            x = self.norm2(x + self.dropout2(self.ff(x)))
+        return x, weights
+
+    @classmethod
+    def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
+        """An EncoderLayer with the weights of a batch_first torch.nn.TransformerEncoderLayer (same outputs)."""
+        if not layer.self_attn.batch_first:
+            raise ValueError("from_torch needs a TransformerEncoderLayer(..., batch_first=True)")
+        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
+                   dropout=layer.dropout.p, activation=_torch_activation(layer.activation),
+                   norm_first=layer.norm_first, layer_norm_eps=layer.norm1.eps,
+                   bias=layer.linear1.bias is not None)
+        ours.self_attn.load_torch_weights(layer.self_attn)
+        _copy_ff_and_norms(ours, layer, ("norm1", "norm2"))
+        return ours.to(layer.linear1.weight.device, layer.linear1.weight.dtype)
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder's output (memory), feed-forward; residuals + norms.
+
+    The same parameters and numbers as torch.nn.TransformerDecoderLayer(batch_first=True) with tgt_is_causal.
+    forward(x (B, T, d), memory (B, S, d), memory_padding=None ((B, S), True = real), need_weights=False)
+    -> (x (B, T, d), (self weights (B, H, T, T), cross weights (B, H, T, S)) or None).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
+        super().__init__()
+        _check_sizes(d_model, n_heads, d_ff, dropout)
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
+        self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None = None,
+                need_weights: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        mem_mask = _padding_to_mask(memory_padding, memory)
+
+        def sa(h):
+            out, w = self.self_attn(h, h, h, is_causal=True, need_weights=need_weights)
+            return self.dropout1(out), w
+
+        def ca(h):
+            out, w = self.cross_attn(h, memory, memory, mask=mem_mask, need_weights=need_weights)
+            return self.dropout2(out), w
+
+        if self.norm_first:
+            a, w_self = sa(self.norm1(x))
+            x = x + a
+            c, w_cross = ca(self.norm2(x))
+            x = x + c
+            x = x + self.dropout3(self.ff(self.norm3(x)))
+        else:
+            a, w_self = sa(x)
+            x = self.norm1(x + a)
+            c, w_cross = ca(x)
+            x = self.norm2(x + c)
+            x = self.norm3(x + self.dropout3(self.ff(x)))
+        return x, ((w_self, w_cross) if need_weights else None)
+
+    @classmethod
+    def from_torch(cls, layer: nn.TransformerDecoderLayer) -> DecoderLayer:
+        """A DecoderLayer with the weights of a batch_first torch.nn.TransformerDecoderLayer (same outputs)."""
+        if not layer.self_attn.batch_first:
+            raise ValueError("from_torch needs a TransformerDecoderLayer(..., batch_first=True)")
+        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
+                   dropout=layer.dropout.p, activation=_torch_activation(layer.activation),
+                   norm_first=layer.norm_first, layer_norm_eps=layer.norm1.eps,
+                   bias=layer.linear1.bias is not None)
+        ours.self_attn.load_torch_weights(layer.self_attn)
+        ours.cross_attn.load_torch_weights(layer.multihead_attn)
+        _copy_ff_and_norms(ours, layer, ("norm1", "norm2", "norm3"))
+        return ours.to(layer.linear1.weight.device, layer.linear1.weight.dtype)
+
+
+def _torch_activation(activation) -> str:
+    if activation in (F.relu, "relu") or isinstance(activation, nn.ReLU):
+        return "relu"
+    if activation in (F.gelu, "gelu") or isinstance(activation, nn.GELU):
+        return "gelu"
+    raise ValueError(f"from_torch supports relu or gelu layers, got activation {activation!r}")
+
+
+@torch.no_grad()
+def _copy_ff_and_norms(ours: nn.Module, theirs: nn.Module, norms: tuple[str, ...]) -> None:
+    ours.ff.linear1.load_state_dict(theirs.linear1.state_dict())
+    ours.ff.linear2.load_state_dict(theirs.linear2.state_dict())
+    for name in norms:
+        getattr(ours, name).load_state_dict(getattr(theirs, name).state_dict())
+
+
+# ----------------------------------------------------------------------------- a whole encoder
+
+@dataclass
+class TransformerConfig:
+    """Sizes of an `Encoder` (a small BERT body). d_ff defaults to 4 * d_model."""
+
+    vocab_size: int
+    max_len: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    d_model: int = 128
+    d_ff: int | None = None
+    dropout: float = 0.1
+    positional: str = "learned"
+    norm_first: bool = True
+    activation: str = "gelu"
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "n_layers", "n_heads", "d_model"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.positional not in ("learned", "sinusoidal"):
+            raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
+        self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
+
+
+class Encoder(nn.Module):
+    """Token embeddings + positions + n_layers `EncoderLayer`s (+ a final LayerNorm when pre-norm).
+
+    forward(ids (B, T) long, key_padding=None ((B, T) bool, True = real token), need_weights=False)
+    -> (hidden (B, T, d_model), per-layer weights [(B, H, T, T)] * n_layers or None).
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        pos_cls = LearnedPositionalEncoding if c.positional == "learned" else SinusoidalPositionalEncoding
+        self.pos = pos_cls(c.d_model, c.max_len)
+        self.dropout = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first)
+                                    for _ in range(c.n_layers))
+        # pre-norm leaves the residual stream un-normalised: normalise once at the end (as GPT-2)
+        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
+                need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
+            raise ValueError(f"ids must be a (batch, T) long tensor, got "
+                             f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
+            raise ValueError(f"ids must be in [0, vocab_size={self.config.vocab_size}), got "
+                             f"[{int(ids.min())}, {int(ids.max())}]")
+        x = self.dropout(self.pos(self.tok_emb(ids)))  # (B, T, d_model)
+        all_weights = []
+        for layer in self.layers:
+            x, w = layer(x, key_padding=key_padding, need_weights=need_weights)
+            all_weights.append(w)
+        return self.norm(x), (all_weights if need_weights else None)

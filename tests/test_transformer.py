@@ -1,0 +1,143 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lmcourse.attention import MultiHeadAttention
+from lmcourse.transformer import (DecoderLayer, Encoder, EncoderLayer, FeedForward, LearnedPositionalEncoding,
+                                  SinusoidalPositionalEncoding, TransformerConfig, sinusoidal_positions)
+
+
+def test_sinusoidal_positions_match_the_paper_formula():
+    T, d = 50, 16
+    pe = sinusoidal_positions(T, d)
+    for pos in (0, 7, 49):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            assert pe[pos, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-5)
+            assert pe[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-5)
+
+
+def test_sinusoidal_offset_is_a_rotation_independent_of_position():
+    pe = sinusoidal_positions(100, 8)
+    # each (sin, cos) pair keeps unit length, and shifting by k rotates it by the same angle everywhere
+    assert torch.allclose(pe[:, 0::2] ** 2 + pe[:, 1::2] ** 2, torch.ones(100, 4), atol=1e-5)
+    dots = (pe[10:] * pe[:-10]).sum(-1)  # <PE[p], PE[p+10]> is the same for every p
+    assert torch.allclose(dots, dots[0].expand_as(dots), atol=1e-4)
+
+
+def test_positional_encodings_add_to_the_input_and_reject_long_input():
+    x = torch.zeros(2, 5, 8)
+    assert torch.allclose(SinusoidalPositionalEncoding(8, 10)(x)[1], sinusoidal_positions(10, 8)[:5])
+    learned = LearnedPositionalEncoding(8, 10)
+    assert torch.allclose(learned(x)[0], learned.weight[:5])
+    with pytest.raises(ValueError, match="max_len"):
+        learned(torch.zeros(1, 11, 8))
+    with pytest.raises(ValueError, match="even d_model"):
+        sinusoidal_positions(4, 7)
+
+
+def test_feed_forward_acts_on_each_position_alone():
+    ff = FeedForward(8, 32)
+    x = torch.randn(2, 6, 8)
+    y = ff(x)
+    assert torch.allclose(y[:, 3], ff(x[:, 3:4])[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="activation"):
+        FeedForward(8, 32, activation="tanh")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_layer_equals_torch_with_copied_weights(norm_first, activation):
+    torch.manual_seed(0)
+    ref = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation=activation, batch_first=True,
+                                     norm_first=norm_first).eval()
+    ours = EncoderLayer.from_torch(ref).eval()
+    x = torch.randn(3, 7, 32)
+    lengths = torch.tensor([7, 4, 2])
+    real = torch.arange(7)[None, :] < lengths[:, None]  # (B, T) True = real token
+    with torch.no_grad():
+        expected = ref(x, src_key_padding_mask=~real)  # torch: True = ignore
+        got, weights = ours(x, key_padding=real, need_weights=True)
+        got_fused, _ = ours(x, key_padding=real)
+    for b, n in enumerate(lengths.tolist()):  # padded query rows are undefined in torch's fast path
+        assert torch.allclose(got[b, :n], expected[b, :n], atol=1e-5)
+        assert torch.allclose(got_fused[b, :n], expected[b, :n], atol=1e-5)
+    assert weights.shape == (3, 4, 7, 7)
+    assert torch.all(weights[1, :, :, 4:] == 0)
+
+
+def test_encoder_layer_has_the_same_parameter_count_as_torch():
+    ref = nn.TransformerEncoderLayer(64, 8, 256, batch_first=True)
+    ours = EncoderLayer(64, 8, 256)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    # 4 d^2 + 4 d (attention) + 2 d d_ff + d_ff + d (feed-forward) + 4 d (two layer norms)
+    d, f = 64, 256
+    assert sum(p.numel() for p in ours.parameters()) == 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_equals_torch_with_copied_weights(norm_first):
+    torch.manual_seed(1)
+    ref = nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    ours = DecoderLayer.from_torch(ref).eval()
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 6, 16)
+    with torch.no_grad():
+        expected = ref(x, memory, tgt_mask=nn.Transformer.generate_square_subsequent_mask(5), tgt_is_causal=True)
+        got, (w_self, w_cross) = ours(x, memory, need_weights=True)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert w_self.shape == (2, 2, 5, 5) and w_cross.shape == (2, 2, 5, 6)
+    assert torch.all(w_self.triu(1) == 0)  # causal: no query sees a later position
+
+
+def test_decoder_output_does_not_depend_on_future_tokens():
+    torch.manual_seed(2)
+    layer = DecoderLayer(16, 2, 32, dropout=0.0).eval()
+    x, memory = torch.randn(1, 6, 16), torch.randn(1, 4, 16)
+    changed = x.clone()
+    changed[:, 4:] += 1.0
+    with torch.no_grad():
+        a, _ = layer(x, memory)
+        b, _ = layer(changed, memory)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_encoder_uses_our_multi_head_attention_and_returns_per_layer_weights():
+    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layers=3, n_heads=2, d_model=16, dropout=0.0))
+    assert all(isinstance(layer.self_attn, MultiHeadAttention) for layer in enc.layers)
+    ids = torch.randint(0, 20, (2, 9))
+    hidden, weights = enc(ids, need_weights=True)
+    assert hidden.shape == (2, 9, 16) and len(weights) == 3 and weights[0].shape == (2, 2, 9, 9)
+    assert torch.allclose(weights[2].sum(-1), torch.ones(2, 2, 9), atol=1e-5)
+
+
+def test_encoder_ignores_padding_tokens():
+    torch.manual_seed(3)
+    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layers=2, n_heads=2, d_model=16, dropout=0.0)).eval()
+    ids = torch.randint(1, 20, (1, 5))
+    padded = torch.cat([ids, torch.tensor([[7, 7, 7]])], dim=1)
+    real = torch.tensor([[True] * 5 + [False] * 3])
+    with torch.no_grad():
+        a, _ = enc(ids)
+        b, _ = enc(padded, key_padding=real)
+    assert torch.allclose(a, b[:, :5], atol=1e-5)
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="positional"):
+        TransformerConfig(vocab_size=10, positional="rotary")
+    with pytest.raises(ValueError, match="dropout"):
+        EncoderLayer(16, 2, 32, dropout=1.5)
+    enc = Encoder(TransformerConfig(vocab_size=10, max_len=8, d_model=16, n_heads=2))
+    with pytest.raises(ValueError, match="vocab_size"):
+        enc(torch.tensor([[3, 12]]))
+    with pytest.raises(ValueError, match="long"):
+        enc(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="key_padding"):
+        enc(torch.tensor([[1, 2]]), key_padding=torch.ones(1, 2))
+    with pytest.raises(ValueError, match="batch_first"):
+        EncoderLayer.from_torch(nn.TransformerEncoderLayer(16, 2, 32))
