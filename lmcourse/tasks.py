@@ -1,0 +1,88 @@
+"""Generated toy transduction tasks for encoder-decoder models: exact answers, any length, no download.
+
+`ReversalTask`: "3 1 4 1 5" -> "5 1 4 1 3". The answer's first token depends on the input's last,
+so a decoder without attention must carry the whole input in one fixed-size vector; with attention
+it reads the input position it needs (an anti-diagonal alignment).
+
+Token ids: 0 = <pad>, 1 = <bos>, 2 = <eos>, then the symbols.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PAD, BOS, EOS = 0, 1, 2
+SPECIALS = ("<pad>", "<bos>", "<eos>")
+
+
+class ReversalTask:
+    """Reverse a string of `n_symbols` symbols ("0".."9", then letters) of length min_len..max_len."""
+
+    def __init__(self, n_symbols: int = 10, min_len: int = 2, max_len: int = 12):
+        symbols = "0123456789abcdefghijklmnopqrstuvwxyz"
+        if not 2 <= n_symbols <= len(symbols):
+            raise ValueError(f"n_symbols must be in [2, {len(symbols)}], got {n_symbols}")
+        if not 1 <= min_len <= max_len:
+            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+        self.symbols, self.min_len, self.max_len = symbols[:n_symbols], min_len, max_len
+        self.itos = list(SPECIALS) + list(self.symbols)
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def target(self, source: str) -> str:
+        """The right answer for `source`."""
+        return source[::-1]
+
+    def encode(self, text: str) -> list[int]:
+        unknown = sorted(set(text) - set(self.symbols))
+        if unknown:
+            raise ValueError(f"text has symbols {unknown} outside this task's alphabet {self.symbols!r}")
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids) -> str:
+        """Ids -> text, stopping at <eos> and skipping <pad>/<bos>."""
+        out = []
+        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
+            if i == EOS:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.itos[i])
+        return "".join(out)
+
+    def sample(self, n: int, seed: int, length: int | None = None) -> list[tuple[str, str]]:
+        """n (source, target) pairs; lengths uniform in [min_len, max_len] unless `length` is given."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        g = torch.Generator().manual_seed(seed)
+        if length is not None and length < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        lengths = (torch.full((n,), length) if length is not None
+                   else torch.randint(self.min_len, self.max_len + 1, (n,), generator=g))
+        pairs = []
+        for t in lengths.tolist():
+            src = "".join(self.symbols[i] for i in torch.randint(len(self.symbols), (t,), generator=g).tolist())
+            pairs.append((src, self.target(src)))
+        return pairs
+
+    def batch(self, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pairs -> (src (B, S) padded, src_lengths (B,), tgt_in (B, T) = <bos> y, tgt_out (B, T) = y <eos>)."""
+        srcs = [self.encode(s) for s, _ in pairs]
+        tgts = [self.encode(t) for _, t in pairs]
+        S, T = max(map(len, srcs)), max(map(len, tgts)) + 1
+        src = torch.full((len(pairs), S), PAD)
+        tgt_in, tgt_out = torch.full((len(pairs), T), PAD), torch.full((len(pairs), T), PAD)
+        for b, (s, t) in enumerate(zip(srcs, tgts)):
+            src[b, :len(s)] = torch.tensor(s)
+            tgt_in[b, :len(t) + 1] = torch.tensor([BOS] + t)
+            tgt_out[b, :len(t) + 1] = torch.tensor(t + [EOS])
+        return src, torch.tensor([len(s) for s in srcs]), tgt_in, tgt_out
+
+    def batches(self, batch_size: int, seed: int):
+        """Endless training batches (src, src_lengths, tgt_in, tgt_out) for `lmcourse.train.train`."""
+        step = 0
+        while True:
+            yield self.batch(self.sample(batch_size, seed=seed * 1_000_003 + step))
+            step += 1

@@ -1,0 +1,108 @@
+"""Seq2seq with and without attention, and the generated reversal task."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from lmcourse.seq2seq import (BahdanauAttention, LuongAttention, Seq2Seq, accuracy_by_length, exact_match,
+                              seq2seq_loss)
+from lmcourse.tasks import BOS, EOS, PAD, ReversalTask
+from lmcourse.train import train
+
+
+def test_reversal_task_pairs_and_batches():
+    task = ReversalTask(10, 2, 6)
+    pairs = task.sample(50, seed=0)
+    assert all(t == s[::-1] and 2 <= len(s) <= 6 for s, t in pairs)
+    assert pairs == task.sample(50, seed=0) and pairs != task.sample(50, seed=1)
+    src, lengths, tgt_in, tgt_out = task.batch([("123", "321"), ("45", "54")])
+    assert src.tolist() == [[4, 5, 6], [7, 8, PAD]] and lengths.tolist() == [3, 2]
+    assert tgt_in.tolist() == [[BOS, 6, 5, 4], [BOS, 8, 7, PAD]]
+    assert tgt_out.tolist() == [[6, 5, 4, EOS], [8, 7, EOS, PAD]]
+    assert task.decode(tgt_out[1]) == "54"
+    assert all(len(s) == 9 for s, _ in task.sample(5, seed=0, length=9))
+
+
+def test_reversal_task_rejects_bad_input():
+    with pytest.raises(ValueError, match="min_len"):
+        ReversalTask(10, 5, 3)
+    with pytest.raises(ValueError, match="n_symbols"):
+        ReversalTask(1)
+    with pytest.raises(ValueError, match="outside this task's alphabet"):
+        ReversalTask(4).encode("19")
+
+
+def test_bahdanau_scores_match_formula():
+    torch.manual_seed(0)
+    attn = BahdanauAttention(5, 6, 7)
+    q, keys = torch.randn(2, 5), torch.randn(2, 4, 6)
+    mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    ctx, w = attn(q, keys, mask)
+    scores = torch.stack([torch.stack([attn.v.weight[0] @ torch.tanh(attn.w_q.weight @ q[b] + attn.w_k.weight @ keys[b, j]
+                                                                      + attn.w_k.bias) for j in range(4)]) for b in range(2)])
+    want = F.softmax(scores.masked_fill(~mask, float("-inf")), -1)
+    torch.testing.assert_close(w, want)
+    torch.testing.assert_close(ctx, (want[:, :, None] * keys).sum(1))
+
+
+def test_luong_scores_match_formula():
+    torch.manual_seed(0)
+    attn = LuongAttention(5, 6)
+    q, keys = torch.randn(2, 5), torch.randn(2, 4, 6)
+    mask = torch.tensor([[True] * 4, [False, True, True, False]])
+    _, w = attn(q, keys, mask)
+    want = F.softmax(torch.einsum("bd,de,bje->bj", q, attn.w.weight, keys).masked_fill(~mask, float("-inf")), -1)
+    torch.testing.assert_close(w, want)
+    assert (w[1, [0, 3]] == 0).all()
+
+
+@pytest.mark.parametrize("kind", [None, "bahdanau", "luong"])
+def test_padding_does_not_change_outputs(kind):
+    task = ReversalTask(10, 2, 8)
+    torch.manual_seed(0)
+    model = Seq2Seq(task.vocab_size, 8, 16, kind).eval()
+    alone = task.batch([("1234", "4321")])
+    padded = task.batch([("1234", "4321"), ("12345678", "87654321")])
+    lo1, w1 = model(alone[0], alone[1], alone[2])
+    lo2, w2 = model(padded[0], padded[1], padded[2][:, :5])
+    torch.testing.assert_close(lo1[0], lo2[0], atol=1e-5, rtol=1e-5)
+    if kind:
+        torch.testing.assert_close(w1[0], w2[0, :, :4], atol=1e-6, rtol=1e-5)
+        assert (w2[0, :, 4:] == 0).all() and w2.shape == (2, 5, 8)
+
+
+@pytest.mark.parametrize("kind", [None, "bahdanau", "luong"])
+def test_greedy_decode_equals_teacher_forcing_on_its_own_output(kind):
+    task = ReversalTask(10, 2, 8)
+    torch.manual_seed(1)
+    model = Seq2Seq(task.vocab_size, 8, 16, kind).eval()
+    src, lengths, _, _ = task.batch([("1234", "4321")])
+    ids, w = model.greedy_decode(src, lengths, max_len=6)
+    tgt_in = torch.cat([torch.tensor([[BOS]]), ids[:, :-1]], 1)
+    logits, w_tf = model(src, lengths, tgt_in)
+    n = int((ids[0] != PAD).sum())
+    assert torch.equal(logits.argmax(-1)[0, :n], ids[0, :n])
+    if kind:
+        torch.testing.assert_close(w[0, :n], w_tf[0, :n])
+
+
+def test_attention_learns_short_reversal():
+    torch.manual_seed(0)
+    task = ReversalTask(3, 2, 3)
+    model = Seq2Seq(task.vocab_size, 8, 16, "luong")
+    hist = train(model, task.batches(16, 0), optimizer=torch.optim.Adam(model.parameters(), 2e-2), steps=40,
+                 loss_fn=seq2seq_loss, progress=False, grad_clip=1.0)
+    assert sum(hist.loss[-5:]) / 5 < 0.5 * hist.loss[0]
+    acc = accuracy_by_length(model, task, [2, 3], n_per_length=30)
+    assert acc[2] > 0.5, acc
+    assert exact_match(model, task, [("012", "210")]) in (0.0, 1.0)
+
+
+def test_seq2seq_rejects_bad_input():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        Seq2Seq(10, attention="dot")
+    model = Seq2Seq(10, 4, 8)
+    with pytest.raises(ValueError, match="src_lengths"):
+        model(torch.ones(2, 3, dtype=torch.long), torch.tensor([3, 4]), torch.ones(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="max_len"):
+        model.greedy_decode(torch.ones(1, 3, dtype=torch.long), torch.tensor([3]), 0)
