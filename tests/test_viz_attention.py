@@ -211,3 +211,14 @@ def test_explore_attention_widget_updates_without_a_browser():
     assert ui.state["arr"].shape == (2, 2, 7, 7) and slider.max == 6 and head_menu.value == 1
     text_box.value = ""
     assert "no tokens" in highlighted.value
+
+
+def test_explore_attention_cross_attention_query_and_key_tokens():
+    pytest.importorskip("ipywidgets")
+    def attend(text):  # a decoder of len(text) + 1 steps reading the text: uniform weights
+        w = torch.full((len(text) + 1, len(text)), 1.0 / len(text))
+        return [f"out{i}" for i in range(len(text) + 1)], list(text), w
+    ui = explore_attention(attend, "xyz", show_map=False)
+    _, _, slider, highlighted, _ = ui.children
+    assert slider.max == 3 and highlighted.value.count("<span") == 3 and "out3" in highlighted.value
+    assert ui.state["keys"] == ["x", "y", "z"]

@@ -3,7 +3,8 @@
 The logic is in plain functions (`attention_row`, `top_keys`, `highlight_html`, `hf_attend`);
 `explore_attention` only wires them to core ipywidgets (Text, Dropdown, IntSlider, HTML, Output).
 
-An `attend` function maps a text to (tokens, attention weights in any shape `attention_array` takes).
+An `attend` function maps a text to (tokens, attention weights in any shape `attention_array` takes),
+or, for cross-attention, to (query tokens, key tokens, weights).
 `hf_attend(model, tokenizer)` makes one for a Hugging Face model; for a course model, write the
 three lines that encode the text, run the model with need_weights and return the tokens and weights.
 """
@@ -99,12 +100,21 @@ def explore_attention(attend: Attend, text: str, query: int | None = None, layer
 
     def run(_=None) -> None:
         try:
-            tokens, weights = attend(text_box.value)
+            result = attend(text_box.value)
+            if len(result) == 3:  # cross-attention: (query tokens, key tokens, weights)
+                tokens, keys, weights = result
+            else:
+                (tokens, weights), keys = result, None
             arr = attention_array(weights)
+            if keys is None:
+                keys = tokens if len(tokens) == arr.shape[-1] else [str(i) for i in range(arr.shape[-1])]
+            if len(tokens) != arr.shape[-2] or len(keys) != arr.shape[-1]:
+                raise ValueError(f"attend returned {len(tokens)} query and {len(keys)} key tokens for weights "
+                                 f"of shape {arr.shape}")
         except ValueError as exc:  # e.g. empty text, or weights missing (an sdpa model): say so in the UI
             highlighted.value = f"<b>{html.escape(str(exc))}</b>"
             return
-        state.update(tokens=list(tokens), arr=arr)
+        state.update(tokens=list(tokens), keys=list(keys), arr=arr)
         L, H, Tq, _ = arr.shape
         want_layer = layer if layer_menu.value is None else layer_menu.value
         want_head = head if head_menu.value is None else head_menu.value
@@ -119,19 +129,18 @@ def explore_attention(attend: Attend, text: str, query: int | None = None, layer
     def redraw(_=None) -> None:
         if not state.get("ready") or layer_menu.value is None or head_menu.value is None:
             return
-        tokens, arr = state["tokens"], state["arr"]
+        tokens, keys, arr = state["tokens"], state["keys"], state["arr"]
         q = query_slider.value
         row = attention_row(arr, layer_menu.value, head_menu.value, q)
-        keys = tokens if len(tokens) == arr.shape[-1] else [str(i) for i in range(arr.shape[-1])]
         best = ", ".join(f"{t!r}: {w:.2f}" for t, w in top_keys(keys, row, 3))
-        highlighted.value = (highlight_html(keys, row, q if len(keys) == arr.shape[-2] else None)
+        self_attention = keys == tokens
+        highlighted.value = (highlight_html(keys, row, q if self_attention else None)
                              + f"<div>query {q} ({html.escape(clean_token(tokens[q]))!r}) attends most to: "
                              f"{html.escape(best)}</div>")
         if show_map:
             out.clear_output(wait=True)
             with out:
-                fig = plot_attention(arr, tokens if len(tokens) == arr.shape[-1] else None,
-                                     layers=layer_menu.value, heads=head_menu.value,
+                fig = plot_attention(arr, tokens, key_tokens=keys, layers=layer_menu.value, heads=head_menu.value,
                                      title=f"layer {layer_menu.value}, head {head_menu.value}")
                 plt.show(fig)
                 plt.close(fig)
