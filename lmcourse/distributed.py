@@ -14,6 +14,7 @@ takes the same optimizer step and stays identical.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 
@@ -76,9 +77,12 @@ def train_ddp(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.op
     """`lmcourse.train.train` under DDP: gradients averaged across processes; rank 0 evaluates,
     shows progress and writes the checkpoint. `model` must already be on this process's device."""
     device = next(model.parameters()).device
-    # broadcast_buffers=False: rank 0 evaluates alone, and a forward pass must not wait for the others
+    # Rank 0 evaluates alone, so a forward pass must not wait to sync buffers with the others
+    # (torch >= 2.13 names this forward_sync_buffers; older versions broadcast_buffers).
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters \
+        else "broadcast_buffers"
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                  broadcast_buffers=False)
+                                  **{no_sync: False})
     main = is_main_process()
     history = train(ddp, batches, optimizer=optimizer, steps=steps, loss_fn=loss_fn,
                     evaluate=(lambda m: evaluate(m.module)) if evaluate is not None and main else None,

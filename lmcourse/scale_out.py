@@ -1,0 +1,72 @@
+"""Train the course's GPT on several processes at once (data parallel). Launch it with torchrun:
+
+    torchrun --nproc-per-node 2 -m lmcourse.scale_out --steps 100 --out runs/ddp     # 2 CPU processes or GPUs
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+             -m lmcourse.scale_out --global-batch 512 --out runs/ddp                  # 2 machines x 8 GPUs
+
+Every process trains the same GPT on its shard of each global batch (see `lmcourse.distributed`).
+Rank 0 writes `checkpoint.pt` and `result.json` (losses averaged over all processes, tokens/s);
+every rank writes `rank<r>.json` with a checksum of its weights, which must all agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from lmcourse import distributed
+from lmcourse.core import seed_everything
+from lmcourse.data import corpus_tokenizer, load_corpus
+from lmcourse.files import atomic_write_text
+from lmcourse.gpt import GPT, GPTConfig
+from lmcourse.sequences import Windows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--global-batch", type=int, default=16, help="sequences per optimizer step, all processes together")
+    parser.add_argument("--block-size", type=int, default=64)
+    parser.add_argument("--n-layer", type=int, default=2)
+    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--n-embd", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-chars", type=int, default=None, help="train on the first N characters only (quick runs)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    rank, world, device = distributed.setup()
+    seed_everything(args.seed)  # identical initial weights on every rank
+    tokenizer = corpus_tokenizer("wiki")
+    dataset = Windows(tokenizer.encode(load_corpus("wiki", "train")[: args.max_chars]), args.block_size)
+    loader = distributed.sharded_loader(dataset, args.global_batch, seed=args.seed)
+    config = GPTConfig(tokenizer.vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd)
+    model = GPT(config).to(device)
+    start = time.perf_counter()
+    history = distributed.train_ddp(model, loader, optimizer=model.configure_optimizer(args.lr, device=device),
+                                    steps=args.steps, checkpoint_path=None, desc=f"GPT on {world} process(es)")
+    seconds = time.perf_counter() - start
+    losses = torch.tensor(history.loss, device=device)
+    dist.all_reduce(losses)  # each rank's loss is over its shard: average them for the global batch's loss
+    args.out.mkdir(parents=True, exist_ok=True)
+    checksum = sum(p.detach().double().sum().item() for p in model.parameters())
+    atomic_write_text(args.out / f"rank{rank}.json", json.dumps({"rank": rank, "weights_checksum": checksum}))
+    if distributed.is_main_process():
+        from lmcourse.checkpoint import save_checkpoint
+
+        save_checkpoint(args.out / "checkpoint.pt", model, step=args.steps, world_size=world)
+        tokens = args.steps * args.global_batch * args.block_size
+        atomic_write_text(args.out / "result.json", json.dumps({
+            "world_size": world, "device": device.type, "seconds": seconds, "tokens_per_second": tokens / seconds,
+            "loss": (losses / world).tolist()}))
+    distributed.teardown()
+
+
+if __name__ == "__main__":
+    main()
