@@ -92,18 +92,22 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
           evaluate: Callable[[nn.Module], float] | None = None, eval_every: int | None = None,
           grad_clip: float | None = 1.0, lr_schedule: Callable[[int], float] | None = None,
           mixed_precision: str = "auto", checkpoint_path: str | os.PathLike | None = None,
-          progress: bool = True, desc: str = "training") -> History:
+          time_limit: float | None = None, progress: bool = True, desc: str = "training") -> History:
     """Train `model` for `steps` optimizer steps and return its `History`.
 
     batches: tuples of tensors (moved to the model's device), e.g. (inputs (B, T), targets (B, T)).
     evaluate: model -> validation loss, run every `eval_every` steps and after the last step,
         under `torch.no_grad()` with the model in eval mode.
     checkpoint_path: if given, the model and optimizer are saved (atomically) after each evaluation.
+    time_limit: stop after this many wall-clock seconds even if fewer than `steps` were taken
+        (to compare models at equal training time).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be >= 1 or None, got {eval_every}")
+    if time_limit is not None and time_limit <= 0:
+        raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit}")
     if grad_clip is not None and grad_clip <= 0:
         raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
     device = next(model.parameters()).device
@@ -166,6 +170,8 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.eval_loss[-1]:.3f}")
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if time_limit is not None and history.seconds[-1] >= time_limit:
+            break
     if evaluate is not None and history.step:
         run_evaluation(history.step[-1])
     bar.close()

@@ -117,7 +117,7 @@ def test_diverging_loss_raises_a_clear_error():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps"), ({"eval_every": 0}, "eval_every"),
-                                           ({"grad_clip": -1.0}, "grad_clip"), ({"mixed_precision": "fp8"}, "mixed_precision")])
+                                           ({"grad_clip": -1.0}, "grad_clip"), ({"time_limit": 0}, "time_limit"), ({"mixed_precision": "fp8"}, "mixed_precision")])
 def test_bad_training_arguments_are_rejected(kwargs, match):
     model = nn.Linear(2, 1)
     args = {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "steps": 1, "loss_fn": mse, "progress": False} | kwargs
@@ -195,3 +195,18 @@ def test_count_parameters_counts_trainable_ones():
 
 def test_history_best_eval_loss_is_nan_without_evaluation():
     assert math.isnan(History().best_eval_loss)
+
+
+def test_time_limit_stops_training_early_and_still_evaluates():
+    model = nn.Linear(2, 1)
+
+    def slow_loss(m, batch):
+        import time
+
+        time.sleep(0.02)
+        return mse(m, batch)
+
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=10_000,
+                    loss_fn=slow_loss, evaluate=lambda m: 1.0, time_limit=0.2, progress=False)
+    assert 3 <= len(history.step) < 100
+    assert history.eval_step == [history.step[-1]]
