@@ -1,0 +1,236 @@
+"""Fine-tuning an encoder: a sentence classifier and an extractive question-answering head, with their data.
+
+Read top to bottom: the tasks (`source_sentences`: which corpus, news or Wikipedia, a sentence comes
+from; `reading_comprehension`: generated who-lives-where contexts with questions whose answer is a
+span of the context), the heads (`SequenceClassifier` on the [CLS] vector, `SpanQA` with a start and
+an end score per token), and the scores (`accuracy`, `best_span`, `span_accuracy`, `bag_of_words_accuracy`).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.data import load_corpus
+from lmcourse.tokenizers import split_sentences, split_words
+from lmcourse.transformer import Encoder
+
+__all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span",
+           "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy"]
+
+SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
+
+
+# ----------------------------------------------------------------------------- a classification task
+
+def source_sentences(split: str, n_per_class: int | None = None, min_words: int = 6, max_words: int = 40,
+                     seed: int = 0) -> list[tuple[str, int]]:
+    """Sentences labelled by their corpus: 0 = Lee news, 1 = Wikipedia, balanced, shuffled.
+
+    From the corpora's fixed train or valid split (so held-out sentences are never seen in training);
+    sentences of min_words..max_words words; n_per_class of each (default: as many as the smaller has).
+    """
+    if split not in ("train", "valid"):
+        raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+    pools = []
+    for name in SOURCES:
+        sentences = [s for s in split_sentences(load_corpus(name, split)) if min_words <= len(split_words(s)) <= max_words]
+        random.Random(seed).shuffle(sentences)
+        pools.append(sentences)
+    available = min(len(p) for p in pools)
+    n = available if n_per_class is None else n_per_class
+    if not 1 <= n <= available:
+        raise ValueError(f"n_per_class must be in [1, {available}] for split {split!r}, got {n_per_class}")
+    pairs = [(s, label) for label, pool in enumerate(pools) for s in pool[:n]]
+    random.Random(seed + 1).shuffle(pairs)
+    return pairs
+
+
+class SequenceClassifier(nn.Module):
+    """An `Encoder` + a linear layer on the first ([CLS]) position's vector.
+
+    forward(ids (B, T), key_padding (B, T) bool, labels (B,) or None) -> (logits (B, n_classes), loss or None).
+    """
+
+    def __init__(self, encoder: Encoder, n_classes: int, dropout: float = 0.1):
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.d_model, n_classes)
+
+    def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, d_model)
+        logits = self.classifier(self.dropout(h[:, 0]))  # (B, n_classes): [CLS] sees every token through attention
+        return logits, (F.cross_entropy(logits, labels) if labels is not None else None)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, ids: torch.Tensor, key_padding: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 128) -> float:
+    """Fraction of correct argmax predictions of a `SequenceClassifier` (eval mode, batched)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(ids), batch_size):
+        logits, _ = model(ids[i:i + batch_size].to(device), key_padding[i:i + batch_size].to(device))
+        correct += (logits.argmax(-1).cpu() == labels[i:i + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / len(ids)
+
+
+def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, int]], C: float = 1.0) -> float:
+    """The baseline: logistic regression on word counts (scikit-learn), accuracy on `test`. Word order is ignored."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None)
+    x_train = vectorizer.fit_transform([s for s, _ in train])
+    clf = LogisticRegression(C=C, max_iter=2000).fit(x_train, [y for _, y in train])
+    return float(clf.score(vectorizer.transform([s for s, _ in test]), [y for _, y in test]))
+
+
+# ----------------------------------------------------------------------------- extractive question answering
+
+NAMES = ("john", "mary", "peter", "anna", "david", "maria", "paul", "sarah", "james", "elizabeth",
+         "thomas", "helen", "george", "alice", "robert", "emma", "michael", "laura", "henry", "julia")
+CITIES = ("london", "paris", "berlin", "rome", "madrid", "vienna", "moscow", "tokyo", "cairo", "athens",
+          "lisbon", "prague", "warsaw", "boston", "chicago", "toronto", "stockholm", "venice", "florence", "munich")
+JOBS = ("teacher", "doctor", "lawyer", "farmer", "soldier", "writer", "painter", "engineer", "musician", "priest",
+        "scientist", "poet", "architect", "judge", "merchant", "nurse", "sailor", "actor", "journalist", "king")
+FACTS = (  # (statement, question, which slot is the answer)
+    ("{name} lives in {city} .", "where does {name} live ?", "city"),
+    ("{name} works as a {job} .", "what is the job of {name} ?", "job"),
+    ("{name} was born in {city2} .", "where was {name} born ?", "city2"),
+)
+
+
+@dataclass
+class QAExample:
+    """A question about a context; the answer is context_words[start:end + 1] (word positions, inclusive)."""
+
+    context: str
+    question: str
+    answer: str
+    start: int
+    end: int
+
+
+def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAExample]:
+    """`n` generated reading-comprehension examples: n_people people, each with a city, a birthplace and a
+    job, the facts shuffled into one context; the question asks one fact about one person. Answering needs
+    the question's name and relation matched against the context (each slot value appears for several people)."""
+    if n < 1 or not 2 <= n_people <= len(NAMES):
+        raise ValueError(f"need n >= 1 and 2 <= n_people <= {len(NAMES)}, got n={n}, n_people={n_people}")
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        people = [{"name": name, "city": rng.choice(CITIES), "city2": rng.choice(CITIES), "job": rng.choice(JOBS)}
+                  for name in rng.sample(NAMES, n_people)]
+        facts = [(template, person) for person in people for template, _, _ in FACTS]
+        rng.shuffle(facts)
+        words, spans = [], {}
+        for template, person in facts:
+            sentence = template.format(**person).split()
+            for slot in ("city", "city2", "job"):
+                if "{" + slot + "}" in template:
+                    position = len(words) + template.split().index("{" + slot + "}")
+                    spans[(person["name"], slot)] = position
+            words += sentence
+        person = rng.choice(people)
+        _, question, slot = rng.choice(FACTS)
+        position = spans[(person["name"], slot)]
+        examples.append(QAExample(" ".join(words), question.format(**person), person[slot], position, position))
+    return examples
+
+
+def encode_qa(examples: list[QAExample], specials, max_len: int) -> dict[str, torch.Tensor]:
+    """[CLS] question [SEP] context [SEP] as ids (N, T), key_padding (N, T), and the answer's token
+    positions start/end (N,) in that sequence, plus context_mask (N, T): True on context tokens (where a span may lie)."""
+    rows, starts, ends, offsets = [], [], [], []
+    for ex in examples:
+        q = specials.encode(ex.question)
+        c = [specials.tokenizer.vocab.stoi.get(w, 0) for w in ex.context.split()]  # the context is already words
+        row = [specials.cls_id] + q + [specials.sep_id] + c + [specials.sep_id]
+        if len(row) > max_len:
+            raise ValueError(f"an example has {len(row)} tokens, more than max_len={max_len}; raise max_len")
+        offset = len(q) + 2
+        rows.append(row)
+        starts.append(offset + ex.start)
+        ends.append(offset + ex.end)
+        offsets.append((offset, offset + len(c)))
+    ids, key_padding = specials.batch(rows, max_len, cls=False)
+    positions = torch.arange(ids.shape[1])
+    context_mask = torch.stack([(positions >= a) & (positions < b) for a, b in offsets])
+    return {"ids": ids, "key_padding": key_padding, "start": torch.tensor(starts), "end": torch.tensor(ends),
+            "context_mask": context_mask}
+
+
+class SpanQA(nn.Module):
+    """An `Encoder` + a linear layer giving each token a start score and an end score (BERT for SQuAD).
+
+    forward(ids (B, T), key_padding (B, T), start (B,) or None, end (B,) or None)
+    -> (start_logits (B, T), end_logits (B, T), loss: mean of the start and end cross-entropies, or None).
+    """
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.qa_outputs = nn.Linear(encoder.config.d_model, 2)
+
+    def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None, start: torch.Tensor | None = None,
+                end: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        h, _ = self.encoder(ids, key_padding=key_padding)
+        start_logits, end_logits = self.qa_outputs(h).unbind(-1)  # (B, T) each
+        if key_padding is not None:  # padding is never an answer
+            start_logits = start_logits.masked_fill(~key_padding, torch.finfo(start_logits.dtype).min)
+            end_logits = end_logits.masked_fill(~key_padding, torch.finfo(end_logits.dtype).min)
+        loss = None
+        if start is not None and end is not None:
+            loss = (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end)) / 2
+        return start_logits, end_logits, loss
+
+
+def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: torch.Tensor | None = None,
+              max_answer_len: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """The span (i, j), i <= j < i + max_answer_len, both in `allowed`, with the highest start[i] + end[j].
+
+    start_logits, end_logits (B, T); allowed (B, T) bool (e.g. the context tokens). Returns start, end (B,).
+    """
+    if start_logits.shape != end_logits.shape or start_logits.ndim != 2:
+        raise ValueError(f"start_logits and end_logits must both be (batch, T), got {tuple(start_logits.shape)} "
+                         f"and {tuple(end_logits.shape)}")
+    if max_answer_len < 1:
+        raise ValueError(f"max_answer_len must be >= 1, got {max_answer_len}")
+    T = start_logits.shape[1]
+    scores = start_logits.float()[:, :, None] + end_logits.float()[:, None, :]  # (B, T_start, T_end)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    valid = ((j >= i) & (j < i + max_answer_len)).to(scores.device)[None]  # (1, T, T)
+    if allowed is not None:
+        valid = valid & allowed[:, :, None] & allowed[:, None, :]
+    scores = scores.masked_fill(~valid, float("-inf"))
+    flat = scores.flatten(1).argmax(-1)  # (B,)
+    return flat // T, flat % T
+
+
+@torch.no_grad()
+def span_accuracy(model: SpanQA, batch: dict[str, torch.Tensor], batch_size: int = 128) -> float:
+    """Exact-match accuracy: the fraction of examples whose predicted (start, end) is exactly the answer's."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    hits = 0
+    for k in range(0, len(batch["ids"]), batch_size):
+        part = {name: t[k:k + batch_size] for name, t in batch.items()}
+        s, e, _ = model(part["ids"].to(device), part["key_padding"].to(device))
+        ps, pe = best_span(s.cpu(), e.cpu(), part["context_mask"])
+        hits += ((ps == part["start"]) & (pe == part["end"])).sum().item()
+    model.train(was_training)
+    return hits / len(batch["ids"])

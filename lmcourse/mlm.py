@@ -1,0 +1,183 @@
+"""Masked-language-model pretraining (BERT): hide tokens, predict them from both sides.
+
+Read top to bottom: `SpecialTokens` adds [PAD] [MASK] [CLS] [SEP] after a course tokenizer's ids;
+`mask_tokens` is BERT's 80/10/10 rule; `MLMHead` and `MaskedLM` put a vocabulary classifier on an
+`lmcourse.transformer.Encoder`; `mlm_batches` and `evaluate_mlm` feed and score it.
+
+Why 80/10/10: the model picks 15% of positions to predict. If every picked token became [MASK], the
+model would only learn good representations for [MASK] positions, a token that never occurs at
+fine-tuning time. Leaving 10% unchanged and replacing 10% by a random token makes every input token
+possibly a target, so the model must keep a useful representation of each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lmcourse.transformer import Encoder, TransformerConfig
+
+__all__ = ["IGNORE_INDEX", "MLMHead", "MaskedLM", "SpecialTokens", "evaluate_mlm", "mask_tokens", "mlm_batches"]
+
+IGNORE_INDEX = -100  # the label of positions not predicted (torch's cross_entropy default ignore_index)
+
+
+class SpecialTokens:
+    """A course tokenizer plus BERT's special tokens, appended after its ids.
+
+    ids 0..n_regular-1 are the tokenizer's (0 is <unk>); then [PAD], [MASK], [CLS], [SEP].
+    encode(text) -> list of ids (no specials); `pair(a, b)` -> [CLS] a [SEP] b [SEP].
+    """
+
+    NAMES = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.n_regular = tokenizer.vocab_size
+        self.pad_id, self.mask_id, self.cls_id, self.sep_id = range(self.n_regular, self.n_regular + 4)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_regular + len(self.NAMES)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def token(self, i: int) -> str:
+        """The text of one id, specials included."""
+        if i >= self.n_regular:
+            return self.NAMES[i - self.n_regular]
+        return self.tokenizer.vocab.itos[i]
+
+    def tokens(self, ids) -> list[str]:
+        return [self.token(int(i)) for i in ids]
+
+    def batch(self, sequences: list[list[int]], max_len: int, cls: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Id lists -> ([CLS] + ids, cut to max_len, right-padded) (N, T) and key_padding (N, T) True = real."""
+        if not sequences:
+            raise ValueError("sequences is empty; give at least one list of ids")
+        rows = [([self.cls_id] if cls else []) + list(s) for s in sequences]
+        rows = [r[:max_len] for r in rows]
+        T = max(len(r) for r in rows)
+        ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return ids, ids != self.pad_id
+
+
+def mask_tokens(ids: torch.Tensor, mask_id: int, n_regular: int, mask_prob: float = 0.15,
+                special: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking rule: pick each position with probability mask_prob; of the picked, 80% -> [MASK],
+    10% -> a random regular token (id in [0, n_regular)), 10% unchanged.
+
+    ids (B, T) long; special (B, T) bool marks positions never picked ([CLS], [PAD], ...; default: ids >= n_regular).
+    Returns (inputs (B, T), labels (B, T)): labels hold the original id at picked positions, IGNORE_INDEX elsewhere.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
+        raise ValueError(f"ids must be a long tensor, got {type(ids).__name__} {getattr(ids, 'dtype', '')}")
+    if not 0.0 < mask_prob < 1.0:
+        raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
+    if n_regular < 1:
+        raise ValueError(f"n_regular must be >= 1, got {n_regular}")
+    special = ids >= n_regular if special is None else special
+    rand = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
+    picked = (rand < mask_prob) & ~special  # (B, T)
+    labels = torch.where(picked, ids, torch.full_like(ids, IGNORE_INDEX))
+    # one more uniform number splits the picked positions 80 / 10 / 10
+    split = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
+    to_mask = picked & (split < 0.8)
+    to_random = picked & (split >= 0.8) & (split < 0.9)
+    random_ids = torch.randint(n_regular, ids.shape, generator=generator, device="cpu").to(ids.device)
+    inputs = torch.where(to_mask, torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    return inputs, labels
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction head: dense + GELU + LayerNorm, then a linear map to the vocabulary,
+    whose weight is tied to the token embedding (the same matrix reads tokens in and writes them out)."""
+
+    def __init__(self, d_model: int, embedding: nn.Embedding):
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.embedding = embedding
+        self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(F.gelu(self.dense(h))) @ self.embedding.weight.T + self.bias  # (..., vocab_size)
+
+
+class MaskedLM(nn.Module):
+    """An `Encoder` with an `MLMHead`.
+
+    forward(inputs (B, T), labels=None, key_padding=None) -> (logits, loss). With labels, logits are
+    only computed where a label is set: (N_picked, vocab_size), and loss is their mean cross-entropy
+    (nats/token); without labels, logits are (B, T, vocab_size) and loss is None.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.encoder = Encoder(config)
+        self.head = MLMHead(config.d_model, self.encoder.tok_emb)
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+                key_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h, _ = self.encoder(inputs, key_padding=key_padding)  # (B, T, d_model)
+        if labels is None:
+            return self.head(h), None
+        picked = labels != IGNORE_INDEX
+        logits = self.head(h[picked])  # (N_picked, vocab): the other 85% need no vocabulary softmax
+        return logits, F.cross_entropy(logits, labels[picked])
+
+
+def _windows(ids: torch.Tensor, block_size: int, starts: torch.Tensor, cls_id: int | None) -> torch.Tensor:
+    width = block_size - (cls_id is not None)
+    x = ids[starts[:, None] + torch.arange(width)]  # (B, width)
+    if cls_id is not None:
+        x = torch.cat([torch.full((len(starts), 1), cls_id, dtype=torch.long), x], dim=1)
+    return x  # (B, block_size)
+
+
+def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, mask_prob: float = 0.15,
+                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (inputs (B, T), labels (B, T)) batches: random windows of `ids`, [CLS] first, masked anew each time."""
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if ids.ndim != 1 or len(ids) <= block_size:
+        raise ValueError(f"ids must be a 1-D token stream longer than block_size={block_size}, got shape {tuple(ids.shape)}")
+    if batch_size < 1 or block_size < 2:
+        raise ValueError(f"need batch_size >= 1 and block_size >= 2, got {batch_size}, {block_size}")
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
+        x = _windows(ids, block_size, starts, specials.cls_id)
+        yield mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob, generator=generator)
+
+
+@torch.no_grad()
+def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
+                 batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234) -> dict[str, float]:
+    """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
+    (the same seed every call, so numbers compare across training). Returns {"loss", "accuracy", "n"}."""
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    stride = max(1, (len(ids) - block_size) // n_windows)
+    starts = torch.arange(0, len(ids) - block_size, stride)[:n_windows]
+    generator = torch.Generator().manual_seed(seed)
+    total_loss, correct, count = 0.0, 0, 0
+    for i in range(0, len(starts), batch_size):
+        x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
+        inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob, generator=generator)
+        logits, _ = model(inputs.to(device), labels.to(device))
+        target = labels[labels != IGNORE_INDEX].to(device)
+        total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
+        correct += (logits.argmax(-1) == target).sum().item()
+        count += len(target)
+    model.train(was_training)
+    return {"loss": total_loss / count, "accuracy": correct / count, "n": count}

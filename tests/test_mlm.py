@@ -1,0 +1,171 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from lmcourse.data import corpus_tokenizer
+from lmcourse.finetune import (SequenceClassifier, SpanQA, accuracy, bag_of_words_accuracy, best_span, encode_qa,
+                               reading_comprehension, source_sentences, span_accuracy)
+from lmcourse.mlm import IGNORE_INDEX, MaskedLM, SpecialTokens, evaluate_mlm, mask_tokens, mlm_batches
+from lmcourse.tokenizers import CharTokenizer
+from lmcourse.train import train
+from lmcourse.transformer import Encoder, TransformerConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny models: on a shared 2-core machine extra threads cost more than they save
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def chars():
+    return SpecialTokens(CharTokenizer.from_text("abcdefgh "))
+
+
+def test_special_tokens_come_after_the_tokenizer_ids(chars):
+    assert (chars.pad_id, chars.mask_id, chars.cls_id, chars.sep_id) == tuple(range(chars.n_regular, chars.n_regular + 4))
+    assert chars.vocab_size == chars.n_regular + 4
+    ids, real = chars.batch([chars.encode("abc"), chars.encode("a")], max_len=8)
+    assert chars.tokens(ids[1]) == ["[CLS]", "a", "[PAD]", "[PAD]"]
+    assert real.tolist() == [[True] * 4, [True, True, False, False]]
+
+
+def test_mask_tokens_follows_the_80_10_10_rule():
+    n_regular, mask_id = 1000, 1001
+    ids = torch.randint(0, n_regular, (400, 500))
+    inputs, labels = mask_tokens(ids, mask_id, n_regular, 0.15, generator=torch.Generator().manual_seed(0))
+    picked = labels != IGNORE_INDEX
+    n = picked.sum().item()
+    assert n / ids.numel() == pytest.approx(0.15, abs=0.003)
+    assert torch.equal(labels[picked], ids[picked])  # labels are the original tokens
+    assert torch.equal(inputs[~picked], ids[~picked])  # unpicked positions are untouched
+    masked = (inputs == mask_id) & picked
+    changed = (inputs != ids) & ~masked & picked
+    unchanged = (inputs == ids) & picked
+    # a random replacement equals the original with probability 1/n_regular
+    assert masked.sum().item() / n == pytest.approx(0.8, abs=0.01)
+    assert changed.sum().item() / n == pytest.approx(0.1 * (1 - 1 / n_regular), abs=0.01)
+    assert unchanged.sum().item() / n == pytest.approx(0.1 + 0.1 / n_regular, abs=0.01)
+    assert inputs[changed].max().item() < n_regular  # random tokens are regular tokens, never specials
+
+
+def test_mask_tokens_never_picks_special_tokens(chars):
+    ids = torch.full((50, 20), chars.cls_id)
+    ids[:, 1:] = 3
+    ids[:, -5:] = chars.pad_id
+    _, labels = mask_tokens(ids, chars.mask_id, chars.n_regular, 0.5, generator=torch.Generator().manual_seed(1))
+    assert torch.all(labels[:, 0] == IGNORE_INDEX) and torch.all(labels[:, -5:] == IGNORE_INDEX)
+    assert (labels[:, 1:-5] != IGNORE_INDEX).any()
+
+
+def test_mask_tokens_rejects_bad_input():
+    with pytest.raises(ValueError, match="mask_prob"):
+        mask_tokens(torch.zeros(2, 3, dtype=torch.long), 5, 4, mask_prob=1.5)
+    with pytest.raises(ValueError, match="long"):
+        mask_tokens(torch.zeros(2, 3), 5, 4)
+
+
+def test_masked_lm_loss_is_cross_entropy_on_picked_positions_only(chars):
+    torch.manual_seed(0)
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0))
+    inputs, labels = next(mlm_batches(torch.randint(0, chars.n_regular, (200,)), chars, 12, 4, mask_prob=0.3))
+    logits, loss = model(inputs, labels)
+    full, _ = model(inputs)
+    picked = labels != IGNORE_INDEX
+    assert torch.allclose(logits, full[picked], atol=1e-5)
+    assert loss.item() == pytest.approx(F.cross_entropy(full[picked], labels[picked]).item(), rel=1e-5)
+    assert model.head.embedding.weight is model.encoder.tok_emb.weight  # tied input and output embeddings
+
+
+def test_masked_lm_learns_a_copy_task_through_train(chars):
+    torch.manual_seed(0)
+    ids = torch.tensor(chars.encode("abcdefgh" * 60))  # the masked token is determined by its neighbours
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=32, dropout=0.0))
+    before = evaluate_mlm(model, ids, chars, 16, n_windows=32)
+    train(model, mlm_batches(ids, chars, 16, 16), optimizer=torch.optim.AdamW(model.parameters(), 3e-3),
+          steps=150, progress=False)
+    after = evaluate_mlm(model, ids, chars, 16, n_windows=32)
+    assert after["loss"] < before["loss"] / 3 and after["accuracy"] > 0.9
+
+
+def test_evaluate_mlm_is_deterministic(chars):
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    ids = torch.randint(0, chars.n_regular, (500,))
+    assert evaluate_mlm(model, ids, chars, 16) == evaluate_mlm(model, ids, chars, 16)
+    assert model.training  # restored
+
+
+def test_source_sentences_are_balanced_and_disjoint_between_splits():
+    train_set, valid_set = source_sentences("train", 100), source_sentences("valid")
+    assert len(train_set) == 200 and sum(label for _, label in train_set) == 100
+    assert sum(label for _, label in valid_set) * 2 == len(valid_set)
+    assert not {s for s, _ in train_set} & {s for s, _ in valid_set}
+    with pytest.raises(ValueError, match="n_per_class"):
+        source_sentences("valid", 10 ** 6)
+    with pytest.raises(ValueError, match="split"):
+        source_sentences("test")
+
+
+def test_bag_of_words_baseline_beats_chance_on_the_source_task():
+    assert bag_of_words_accuracy(source_sentences("train", 200), source_sentences("valid")) > 0.65
+
+
+def test_classifier_reads_the_cls_position(chars):
+    torch.manual_seed(0)
+    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0))
+    clf = SequenceClassifier(enc, 3, dropout=0.0).eval()
+    ids, real = chars.batch([chars.encode("abc"), chars.encode("hgfe")], 8)
+    logits, loss = clf(ids, real, torch.tensor([0, 2]))
+    h, _ = enc(ids, key_padding=real)
+    assert torch.allclose(logits, clf.classifier(h[:, 0]), atol=1e-6)
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([0, 2])).item())
+    assert 0.0 <= accuracy(clf, ids, real, torch.tensor([0, 2])) <= 1.0
+    with pytest.raises(ValueError, match="n_classes"):
+        SequenceClassifier(enc, 1)
+
+
+def test_reading_comprehension_answers_are_the_marked_context_words():
+    for ex in reading_comprehension(50, seed=3):
+        assert ex.context.split()[ex.start:ex.end + 1] == [ex.answer]
+        assert ex.question.split()[-2] in ex.context
+    assert reading_comprehension(5, seed=1) == reading_comprehension(5, seed=1)
+    with pytest.raises(ValueError, match="n_people"):
+        reading_comprehension(5, n_people=1)
+
+
+def test_reading_comprehension_words_are_in_the_wiki_vocabulary():
+    specials = SpecialTokens(corpus_tokenizer("wiki", "word"))
+    examples = reading_comprehension(40)
+    batch = encode_qa(examples, specials, 80)
+    assert (batch["ids"] != 0).all()  # no <unk>
+    for row, s, ex in zip(batch["ids"], batch["start"], examples):
+        assert specials.token(int(row[s])) == ex.answer
+        assert row[0] == specials.cls_id
+
+
+def test_best_span_matches_brute_force():
+    torch.manual_seed(0)
+    s, e = torch.randn(6, 12), torch.randn(6, 12)
+    allowed = torch.zeros(6, 12, dtype=torch.bool)
+    allowed[:, 3:11] = True
+    ps, pe = best_span(s, e, allowed, max_answer_len=4)
+    for b in range(6):
+        best = max(((i, j) for i in range(3, 11) for j in range(i, min(i + 4, 11))), key=lambda p: s[b, p[0]] + e[b, p[1]])
+        assert (ps[b].item(), pe[b].item()) == best
+    with pytest.raises(ValueError, match="max_answer_len"):
+        best_span(s, e, max_answer_len=0)
+
+
+def test_span_qa_loss_and_accuracy(chars):
+    specials = SpecialTokens(corpus_tokenizer("wiki", "word"))
+    batch = encode_qa(reading_comprehension(8), specials, 80)
+    torch.manual_seed(0)
+    model = SpanQA(Encoder(TransformerConfig(specials.vocab_size, max_len=80, n_layers=1, n_heads=2, d_model=16)))
+    s, e, loss = model(batch["ids"], batch["key_padding"], batch["start"], batch["end"])
+    assert s.shape == batch["ids"].shape
+    expected = (F.cross_entropy(s, batch["start"]) + F.cross_entropy(e, batch["end"])) / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert 0.0 <= span_accuracy(model, batch) <= 1.0
