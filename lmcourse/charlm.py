@@ -11,7 +11,7 @@ from torch import nn
 
 from lmcourse import rnn
 
-__all__ = ["CharLSTM", "LSTMClassifier", "sample"]
+__all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss"]
 
 
 def _make_lstm(impl: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.Module:
@@ -108,3 +108,10 @@ class LSTMClassifier(nn.Module):
         out, _ = self.lstm(self.embed(ids))  # (B, T, H)
         last = out[torch.arange(ids.shape[0], device=ids.device), lengths.to(ids.device) - 1]  # (B, H)
         return self.head(last)  # (B, C)
+
+
+def lm_loss(model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Next-character cross-entropy (nats) of a batch (x (B, T), y (B, T)); the `loss_fn` for `lmcourse.train.train`."""
+    x, y = batch
+    logits = model(x)  # (B, T, V)
+    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())

@@ -65,3 +65,11 @@ def test_bad_inputs_raise_value_error():
         charlm.sample(m, [], 3)
     with pytest.raises(ValueError, match="lengths"):
         charlm.LSTMClassifier(5)(torch.tensor([[1, 2]]), torch.tensor([3]))
+
+
+def test_lm_loss_is_mean_next_char_cross_entropy():
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(6, 4, 8)
+    x, y = torch.randint(0, 6, (2, 5)), torch.randint(0, 6, (2, 5))
+    expected = -torch.log_softmax(m(x), -1).gather(-1, y[..., None]).mean()
+    torch.testing.assert_close(charlm.lm_loss(m, (x, y)), expected)
