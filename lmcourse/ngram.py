@@ -136,14 +136,18 @@ class NGramLM:
 
     def _padded_ids(self, sentences: list, is_stream: bool) -> tuple[np.ndarray, np.ndarray]:
         """All sentences as one id array with their padding, and the positions that are predicted."""
-        pad = np.full(self.order - 1, self.index[BOS], dtype=np.int64)
-        eos = np.array([] if is_stream else [self.index[EOS]], dtype=np.int64)
-        parts, target_mask = [], []
-        for s in sentences:
-            body = np.concatenate([self._ids(s), eos])
-            parts += [pad, body]
-            target_mask += [np.zeros(len(pad), bool), np.ones(len(body), bool)]
-        return np.concatenate(parts), np.flatnonzero(np.concatenate(target_mask))
+        pad = self.order - 1
+        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+        ids = self._ids(t for s in sentences for t in s)                    # all tokens, unpadded
+        if not is_stream:                                                   # </s> after every sentence
+            ids = np.insert(ids, np.cumsum(lengths), self.index[EOS])
+            lengths = lengths + 1
+        ends = np.cumsum(lengths + pad)                                     # one past each padded sentence
+        first = ends - lengths                                              # first predicted position of each
+        targets = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(len(ids))
+        padded = np.full(ends[-1] if len(ends) else 0, self.index[BOS], dtype=np.int64)
+        padded[targets] = ids
+        return padded, targets
 
     def _keys(self, ids: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
         """keys[j][i]: the (j+1)-gram ending at positions[i], as sum of ids times powers of V."""
