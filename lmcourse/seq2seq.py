@@ -174,7 +174,10 @@ class Seq2Seq(nn.Module):
                 break
         out = torch.stack(ids, 1)
         out = F.pad(out, (0, max_len - out.shape[1]), value=PAD)
-        ws = torch.stack(weights, 1) if self.attention_kind else None
+        ws = None
+        if self.attention_kind:  # steps after everyone's <eos> were skipped: zero weights there
+            ws = torch.stack(weights, 1)
+            ws = F.pad(ws, (0, 0, 0, max_len - ws.shape[1]))
         return out, ws
 
 
