@@ -22,33 +22,25 @@ SMOOTHINGS = ("kneser_ney", "add_k", "mle")
 
 
 class _Table:
-    """Counts of the k-grams of one order, with the totals and type counts of their (k-1)-token contexts."""
+    """Counts of the k-grams of one order (never empty), with the totals and type counts of their contexts."""
 
     def __init__(self, keys: np.ndarray, counts: np.ndarray, vocab_size: int):
         self.keys, self.counts = keys, counts.astype(np.float64)      # sorted unique k-gram keys, their counts
-        context = keys // vocab_size                                   # sorted too, since keys are
-        self.context_keys, starts, self.context_types = np.unique(context, return_index=True, return_counts=True)
-        self.context_total = np.add.reduceat(self.counts, starts) if len(keys) else np.zeros(0)
+        context = keys // vocab_size                                   # the (k-1)-token context: sorted too
+        self.context_keys, starts, types = np.unique(context, return_index=True, return_counts=True)
+        self.context_types = types.astype(np.float64)                  # N1+(h .): distinct words after h
+        self.context_total = np.add.reduceat(self.counts, starts)     # c(h .): all counts after h
 
     def count(self, keys: np.ndarray) -> np.ndarray:
-        """Count of each key (0 where unseen), shape of `keys`."""
-        return _lookup(self.keys, self.counts, keys)
+        """Count of each k-gram key (0 where unseen), shape of `keys`."""
+        i = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[i] == keys, self.counts[i], 0.0)
 
     def context(self, context_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(found, total, types) for each context key; total and types are 0 where the context is unseen."""
-        i = np.minimum(np.searchsorted(self.context_keys, context_keys), max(len(self.context_keys) - 1, 0))
-        if not len(self.context_keys):
-            zeros = np.zeros(context_keys.shape)
-            return zeros.astype(bool), zeros, zeros
+        i = np.minimum(np.searchsorted(self.context_keys, context_keys), len(self.context_keys) - 1)
         found = self.context_keys[i] == context_keys
         return found, np.where(found, self.context_total[i], 0.0), np.where(found, self.context_types[i], 0.0)
-
-
-def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    if not len(sorted_keys):
-        return np.zeros(keys.shape)
-    i = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[i] == keys, values[i], 0.0)
 
 
 class NGramLM:
