@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,8 +138,15 @@ class SkipGramResult:
 def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, window: int = 5,
                    negative: int = 5, min_count: int = 5, sample: float = 1e-3, epochs: int = 5,
                    alpha: float = 0.025, min_alpha: float = 1e-4, batch_size: int = 1024, seed: int = 0,
-                   device: torch.device | str | None = None, progress: bool = False) -> SkipGramResult:
-    """Train SGNS on word lists with gensim's defaults; the vectors are `result.kv` (input vectors)."""
+                   device: torch.device | str | None = None, progress: bool = False,
+                   callback: Callable[[int, object], None] | None = None,
+                   cpu_threads: int | None = 1) -> SkipGramResult:
+    """Train SGNS on word lists with gensim's defaults; the vectors are `result.kv` (input vectors).
+
+    `callback(epoch, kv)` runs after every epoch with the current vectors (e.g. to plot quality vs epochs;
+    its time is not counted in `seconds`). On the CPU the small per-batch operations run fastest on one
+    thread (`cpu_threads`, restored afterwards; None leaves torch's setting alone).
+    """
     from lmcourse.embeddings import _check_sentences, to_keyed_vectors
 
     for name, value in (("vector_size", vector_size), ("window", window), ("negative", negative),
@@ -150,6 +157,20 @@ def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, w
         raise ValueError(f"need 0 < min_alpha <= alpha, got min_alpha={min_alpha}, alpha={alpha}")
     sentences = _check_sentences(sentences)
     device = torch.device(device) if device is not None else torch.device("cpu")
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
+    try:
+        return _train(sentences, vector_size, window, negative, min_count, sample, epochs, alpha, min_alpha,
+                      batch_size, seed, device, progress, callback)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(sentences, vector_size, window, negative, min_count, sample, epochs, alpha, min_alpha, batch_size,
+           seed, device, progress, callback) -> SkipGramResult:
+    from lmcourse.embeddings import to_keyed_vectors
+
     words, counts = build_vocab(sentences, min_count)
     index = {w: i for i, w in enumerate(words)}
     flat, sent = [], []
@@ -185,6 +206,10 @@ def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, w
             neg = table[torch.randint(len(table), (len(c), negative), generator=gen, device=device)]  # (B, K)
             total += sgd_step(model, c, o, neg, lr)
         result.losses.append(total / max(n, 1))
+        if callback is not None:
+            paused = time.perf_counter()
+            callback(epoch + 1, to_keyed_vectors(words, model.emb_in.data))
+            start += time.perf_counter() - paused
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{result.losses[-1]:.3f}")

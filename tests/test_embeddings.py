@@ -170,3 +170,44 @@ def test_word_pairs_reads_the_shipped_sets():
     with pytest.raises(ValueError, match="simlex999"):
         word_pairs("men")
     assert spearmanr([1, 2, 3], [1, 2, 3]).correlation == pytest.approx(1.0)
+
+
+def test_pca_2d_matches_sklearn_up_to_sign():
+    from sklearn.decomposition import PCA
+
+    from lmcourse.viz.embeddings import pca_2d
+    x = np.random.default_rng(5).normal(size=(30, 8))
+    ours, ref = pca_2d(x), PCA(2).fit_transform(x)
+    for k in range(2):
+        assert np.allclose(ours[:, k], ref[:, k], atol=1e-8) or np.allclose(ours[:, k], -ref[:, k], atol=1e-8)
+    with pytest.raises(ValueError, match="vectors"):
+        pca_2d(np.zeros((1, 3)))
+
+
+def test_parse_query_reads_words_and_signs():
+    from lmcourse.viz.embeddings import parse_query
+    assert parse_query("King - man + woman") == [(1, "king"), (-1, "man"), (1, "woman")]
+    assert parse_query("self-governed") == [(1, "self-governed")]
+    for bad in ("", "king man"):
+        with pytest.raises(ValueError, match="query"):
+            parse_query(bad)
+
+
+def test_answer_query_is_neighbours_or_3cosadd(random_kv):
+    from lmcourse.viz.embeddings import answer_query
+    assert answer_query(random_kv, "king", topn=3) == nearest_neighbours(random_kv, "king", topn=3)
+    assert answer_query(random_kv, "king - man + woman", topn=3) == analogy(random_kv, "man", "king", "woman", 3)
+    assert answer_query(random_kv, "woman + king - man", topn=3) == analogy(random_kv, "man", "woman", "king", 3)
+    with pytest.raises(ValueError, match="zzzqx"):
+        answer_query(random_kv, "king + zzzqx")
+
+
+def test_plot_word_groups_and_explorer_build():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lmcourse.viz.embeddings import explore_embeddings, plot_word_groups
+    kv = to_keyed_vectors(["a", "b", "c", "d"], np.random.default_rng(6).normal(size=(4, 5)))
+    fig = plot_word_groups(kv, {"first": ["a", "b"], "second": ["c", "d", "missing"]})
+    assert len(fig.axes[0].collections) == 2
+    box = explore_embeddings(kv, initial="a")
+    assert box.children[0].value == "a"

@@ -10,3 +10,5 @@ __all__ = ["MODEL_COLORS", "model_color", "plot_history"]
 __all__ += ["explore_sampling", "plot_next_token_distribution"]
 __all__ += ["attention_array", "explore_attention", "head_summary", "head_summary_table", "hf_attend",
             "plot_attention", "plot_head_summary"]
+from lmcourse.viz.embeddings import answer_query, explore_embeddings, pca_2d, plot_word_groups  # noqa: E402
+__all__ += ["answer_query", "explore_embeddings", "pca_2d", "plot_word_groups"]
