@@ -2,11 +2,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lmcourse.data import corpus_tokenizer
+from lmcourse.data import corpus_tokenizer, load_corpus
 from lmcourse.finetune import (SequenceClassifier, SpanQA, accuracy, bag_of_words_accuracy, best_span, encode_qa,
                                reading_comprehension, source_sentences, span_accuracy)
 from lmcourse.mlm import IGNORE_INDEX, MaskedLM, SpecialTokens, evaluate_mlm, mask_tokens, mlm_batches
-from lmcourse.tokenizers import CharTokenizer
+from lmcourse.tokenizers import CharTokenizer, WordTokenizer
 from lmcourse.train import train
 from lmcourse.transformer import Encoder, TransformerConfig
 
@@ -136,8 +136,8 @@ def test_reading_comprehension_answers_are_the_marked_context_words():
         reading_comprehension(5, n_people=1)
 
 
-def test_reading_comprehension_words_are_in_the_wiki_vocabulary():
-    specials = SpecialTokens(corpus_tokenizer("wiki", "word"))
+def test_reading_comprehension_words_are_in_a_4000_word_wiki_vocabulary():
+    specials = SpecialTokens(WordTokenizer.from_text(load_corpus("wiki", "train"), min_count=2, max_size=4000))
     examples = reading_comprehension(40)
     batch = encode_qa(examples, specials, 80)
     assert (batch["ids"] != 0).all()  # no <unk>
@@ -169,3 +169,43 @@ def test_span_qa_loss_and_accuracy(chars):
     expected = (F.cross_entropy(s, batch["start"]) + F.cross_entropy(e, batch["end"])) / 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= span_accuracy(model, batch) <= 1.0
+
+
+def _tiny_bert_qa(tmp_path):
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    words = sorted({w for seed in (0, 2) for ex in reading_comprehension(30, seed) for w in (ex.context + " " + ex.question).split()})
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)  # transformers 5: vocab=, not vocab_file=
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    return BertForQuestionAnswering(config).eval(), tokenizer
+
+
+def test_hf_answer_is_the_best_context_span_of_a_transformers_model(tmp_path):
+    # transformers 5 removed the question-answering pipeline; the reference is the brute-force best span
+    from lmcourse.finetune import hf_answer
+
+    model, tokenizer = _tiny_bert_qa(tmp_path)
+    for ex in reading_comprehension(5, seed=2):
+        enc = tokenizer(ex.question, ex.context, return_tensors="pt")
+        with torch.no_grad():
+            out = model(**enc)
+        s, e = out.start_logits[0], out.end_logits[0]
+        context = [i for i, sid in enumerate(enc.sequence_ids(0)) if sid == 1]
+        i, j = max(((i, j) for i in context for j in context if i <= j < i + 15), key=lambda p: s[p[0]] + e[p[1]])
+        expected = " ".join(tokenizer.convert_ids_to_tokens(enc["input_ids"][0, i:j + 1].tolist()))  # whole words
+        assert hf_answer(model, tokenizer, ex.question, ex.context) == expected
+
+
+def test_load_local_hf_skips_with_a_message_when_nothing_is_cached(monkeypatch, tmp_path):
+    from lmcourse.finetune import load_local_hf
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    model, tokenizer, message = load_local_hf("no-such-user/no-such-model")
+    assert model is None and tokenizer is None and "not in the local Hugging Face cache" in message
+    with pytest.raises(ValueError, match="task"):
+        load_local_hf(task="translation")
