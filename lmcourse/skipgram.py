@@ -131,8 +131,8 @@ class SkipGramResult:
     model: SkipGramNS
     words: list[str]
     losses: list[float] = field(default_factory=list)  # mean loss per pair, per epoch
-    seconds: float = 0.0
-    words_per_second: float = 0.0  # corpus words (in the vocabulary, before subsampling) per second
+    seconds: float = 0.0  # wall time from vocabulary building to the end of the last epoch (callbacks excluded)
+    words_per_second: float = 0.0  # corpus words (all, as gensim counts them) x epochs / seconds
 
 
 def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, window: int = 5,
@@ -171,6 +171,7 @@ def _train(sentences, vector_size, window, negative, min_count, sample, epochs, 
            seed, device, progress, callback) -> SkipGramResult:
     from lmcourse.embeddings import to_keyed_vectors
 
+    start = time.perf_counter()  # vocabulary and pairs count, as in gensim's wall time
     words, counts = build_vocab(sentences, min_count)
     index = {w: i for i, w in enumerate(words)}
     flat, sent = [], []
@@ -185,8 +186,7 @@ def _train(sentences, vector_size, window, negative, min_count, sample, epochs, 
     rng = np.random.default_rng(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     result = SkipGramResult(kv=None, model=model, words=words)
-    total_words = len(flat) * epochs
-    start = time.perf_counter()
+    total_words = sum(len(s) for s in sentences) * epochs  # as gensim's corpus_total_words
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
