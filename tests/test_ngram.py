@@ -188,3 +188,18 @@ def test_bad_use_raises_value_error():
         lm.generate(-1)
     with pytest.raises(ValueError, match="nothing to score"):
         NGramLM(2).fit("abc").cross_entropy("")
+
+
+def test_numpy_int_streams_and_lists_give_the_same_model():
+    tokens = MarkovSource(5, 1, seed=4).sample(2_000, seed=0)
+    from_list, from_array = NGramLM(3).fit(tokens), NGramLM(3).fit(np.array(tokens))
+    held_out = np.array(MarkovSource(5, 1, seed=4).sample(500, seed=1))
+    assert from_array.cross_entropy(held_out) == from_list.cross_entropy(held_out.tolist())
+    assert from_array.prob(2, np.array([1, 3])) == from_list.prob(2, (1, 3))
+
+
+def test_generation_restarts_the_sentence_after_end_of_sentence():
+    lm = NGramLM(3).fit([["a", "b"], ["a", "c"]])
+    tokens = lm.generate(30, greedy=True)
+    assert tokens[:3] == ["a", "b", EOS] or tokens[:3] == ["a", "c", EOS]
+    assert tokens[3:6] == tokens[:3]
