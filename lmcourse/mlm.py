@@ -20,7 +20,8 @@ from torch.nn import functional as F
 
 from lmcourse.transformer import Encoder, TransformerConfig
 
-__all__ = ["IGNORE_INDEX", "MLMHead", "MaskedLM", "SpecialTokens", "evaluate_mlm", "mask_tokens", "mlm_batches"]
+__all__ = ["IGNORE_INDEX", "MLMHead", "MaskedLM", "SpecialTokens", "evaluate_mlm", "mask_tokens", "mlm_batches",
+           "never_picked"]
 
 IGNORE_INDEX = -100  # the label of positions not predicted (torch's cross_entropy default ignore_index)
 
@@ -143,9 +144,16 @@ def _windows(ids: torch.Tensor, block_size: int, starts: torch.Tensor, cls_id: i
     return x  # (B, block_size)
 
 
+def never_picked(x: torch.Tensor, specials: SpecialTokens, pick_unk: bool = False) -> torch.Tensor:
+    """(B, T) bool: the special tokens, and <unk> (id 0) unless pick_unk: predicting "<unk>" teaches nothing."""
+    special = x >= specials.n_regular
+    return special if pick_unk else special | (x == 0)
+
+
 def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, mask_prob: float = 0.15,
-                seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless (inputs (B, T), labels (B, T)) batches: random windows of `ids`, [CLS] first, masked anew each time."""
+                seed: int = 0, pick_unk: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (inputs (B, T), labels (B, T)) batches: random windows of `ids`, [CLS] first, masked anew each time
+    (<unk> tokens are never targets unless pick_unk)."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) <= block_size:
         raise ValueError(f"ids must be a 1-D token stream longer than block_size={block_size}, got shape {tuple(ids.shape)}")
@@ -155,12 +163,14 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
     while True:
         starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
         x = _windows(ids, block_size, starts, specials.cls_id)
-        yield mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob, generator=generator)
+        yield mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob, never_picked(x, specials, pick_unk),
+                          generator=generator)
 
 
 @torch.no_grad()
 def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
-                 batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234) -> dict[str, float]:
+                 batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
+                 pick_unk: bool = False) -> dict[str, float]:
     """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
     (the same seed every call, so numbers compare across training). Returns {"loss", "accuracy", "n"}."""
     ids = torch.as_tensor(ids, dtype=torch.long)
@@ -173,7 +183,8 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     total_loss, correct, count = 0.0, 0, 0
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
-        inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob, generator=generator)
+        inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob,
+                                     never_picked(x, specials, pick_unk), generator=generator)
         logits, _ = model(inputs.to(device), labels.to(device))
         target = labels[labels != IGNORE_INDEX].to(device)
         total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()

@@ -91,6 +91,14 @@ def test_masked_lm_learns_a_copy_task_through_train(chars):
     assert after["loss"] < before["loss"] / 3 and after["accuracy"] > 0.9
 
 
+def test_mlm_batches_never_target_unknown_or_special_tokens(chars):
+    ids = torch.tensor(chars.encode("ab?cd?" * 50))  # "?" is not in the vocabulary: <unk>, id 0
+    inputs, labels = next(mlm_batches(ids, chars, 12, 64, mask_prob=0.5))
+    assert (labels != IGNORE_INDEX).any()
+    assert not ((labels == 0) | (labels >= chars.n_regular)).any()
+    assert (inputs[:, 0] == chars.cls_id).all()
+
+
 def test_evaluate_mlm_is_deterministic(chars):
     model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
     ids = torch.randint(0, chars.n_regular, (500,))
