@@ -77,6 +77,7 @@ def explore_sampling(model: torch.nn.Module, encode: Callable[[str], list[int]],
     labels: the text of every token id (default: decode([i]) for each id).
     """
     import ipywidgets as widgets  # core widgets only: no CDN JavaScript
+    from IPython.display import display
 
     device = next(model.parameters()).device
     vocab = model.config.vocab_size
@@ -96,7 +97,9 @@ def explore_sampling(model: torch.nn.Module, encode: Callable[[str], list[int]],
                                 top_p=p, seed=seed, crop_context=True)[0, ids.size(1):]
         out.clear_output(wait=True)
         with out:
-            plt.show(plot_next_token_distribution(logits.cpu(), labels, temperature.value, k, p))
+            fig = plot_next_token_distribution(logits.cpu(), labels, temperature.value, k, p)
+            display(fig)
+            plt.close(fig)  # shown once, in the widget, not again below the cell
             print(f"continuation (seed {seed}): {prompt_box.value}|{decode(continuation.tolist())}")
 
     for w in (prompt_box, temperature, top_k, top_p):
