@@ -222,3 +222,18 @@ def test_explore_attention_cross_attention_query_and_key_tokens():
     _, _, slider, highlighted, _ = ui.children
     assert slider.max == 3 and highlighted.value.count("<span") == 3 and "out3" in highlighted.value
     assert ui.state["keys"] == ["x", "y", "z"]
+
+
+def test_explore_attention_draws_the_map_of_any_layer():
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    attend = hf_attend(tiny_gpt2(), lambda text: [ord(c) % 40 for c in text])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ui = explore_attention(attend, "abcd", show_map=True)
+        _, menus, _, _, _ = ui.children
+        layer_menu, head_menu = menus.children
+        layer_menu.value, head_menu.value = 1, 1  # the second layer of a 2-layer model used to fail
+    assert ui.state["arr"].shape[0] == 2

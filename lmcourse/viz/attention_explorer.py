@@ -89,6 +89,7 @@ def explore_attention(attend: Attend, text: str, query: int | None = None, layer
     a query-token slider; shows the tokens highlighted by what the query attends to, its top keys,
     and the head's whole map. Returns the widget (display it, or make it the cell's last line)."""
     import ipywidgets as widgets  # core widgets only: no CDN JavaScript
+    from IPython.display import display
 
     state: dict = {}
     text_box = widgets.Text(value=text, description="text", continuous_update=False)
@@ -140,9 +141,10 @@ def explore_attention(attend: Attend, text: str, query: int | None = None, layer
         if show_map:
             out.clear_output(wait=True)
             with out:
-                fig = plot_attention(arr, tokens, key_tokens=keys, layers=layer_menu.value, heads=head_menu.value,
+                # one layer's (1, H, Tq, Tk): a 4-D array reads as (batch, heads, ...), not (layers, heads, ...)
+                fig = plot_attention(arr[layer_menu.value][None], tokens, key_tokens=keys, heads=head_menu.value,
                                      title=f"layer {layer_menu.value}, head {head_menu.value}")
-                plt.show(fig)
+                display(fig)
                 plt.close(fig)
 
     text_box.observe(run, names="value")
