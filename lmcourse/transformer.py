@@ -162,12 +162,7 @@ class EncoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
         """An EncoderLayer with the weights of a batch_first torch.nn.TransformerEncoderLayer (same outputs)."""
-        if not layer.self_attn.batch_first:
-            raise ValueError("from_torch needs a TransformerEncoderLayer(..., batch_first=True)")
-        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-                   dropout=layer.dropout.p, activation=_torch_activation(layer.activation),
-                   norm_first=layer.norm_first, layer_norm_eps=layer.norm1.eps,
-                   bias=layer.linear1.bias is not None)
+        ours = cls(**_torch_layer_arguments(layer))
         ours.self_attn.load_torch_weights(layer.self_attn)
         _copy_ff_and_norms(ours, layer, ("norm1", "norm2"))
         return ours.to(layer.linear1.weight.device, layer.linear1.weight.dtype)
@@ -223,16 +218,21 @@ class DecoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> DecoderLayer:
         """A DecoderLayer with the weights of a batch_first torch.nn.TransformerDecoderLayer (same outputs)."""
-        if not layer.self_attn.batch_first:
-            raise ValueError("from_torch needs a TransformerDecoderLayer(..., batch_first=True)")
-        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-                   dropout=layer.dropout.p, activation=_torch_activation(layer.activation),
-                   norm_first=layer.norm_first, layer_norm_eps=layer.norm1.eps,
-                   bias=layer.linear1.bias is not None)
+        ours = cls(**_torch_layer_arguments(layer))
         ours.self_attn.load_torch_weights(layer.self_attn)
         ours.cross_attn.load_torch_weights(layer.multihead_attn)
         _copy_ff_and_norms(ours, layer, ("norm1", "norm2", "norm3"))
         return ours.to(layer.linear1.weight.device, layer.linear1.weight.dtype)
+
+
+def _torch_layer_arguments(layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer) -> dict:
+    """The constructor arguments that give our layer the shapes and options of a torch layer."""
+    if not layer.self_attn.batch_first:
+        raise ValueError(f"from_torch needs a {type(layer).__name__}(..., batch_first=True)")
+    return dict(d_model=layer.self_attn.embed_dim, n_heads=layer.self_attn.num_heads,
+                d_ff=layer.linear1.out_features, dropout=layer.dropout.p,
+                activation=_torch_activation(layer.activation), norm_first=layer.norm_first,
+                layer_norm_eps=layer.norm1.eps, bias=layer.linear1.bias is not None)
 
 
 def _torch_activation(activation) -> str:
