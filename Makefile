@@ -10,7 +10,7 @@ KERNEL := lmcourse
 PORT   ?= 8888
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install lab test test-unit test-notebooks course course-fast bench slides handout clean distclean
+.PHONY: help install lab test test-unit test-notebooks course course-fast bench lint slides handout clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ course-fast: $(VENV)/.test-installed  ## the same in fast mode, without touching
 
 bench: $(VENV)/.test-installed  ## run benchmarks/ and rewrite benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py
+
+lint: $(VENV)/.test-installed  ## ruff over the package, tests and benchmarks (settings in pyproject.toml)
+	$(PIP) -e ".[dev]"
+	$(PY) -m ruff check .
 
 slides: $(VENV)/.test-installed  ## every chapter as reveal.js slides in build/slides/ (presentable offline)
 	$(PY) -m lmcourse.classroom slides

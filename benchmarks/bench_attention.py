@@ -7,28 +7,13 @@ Runs on CPU, and on CUDA too when a GPU is there.
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
+from benchmarks.timing import best_seconds
 from lmcourse.attention import MultiHeadAttention, causal_mask
 
 B, D, H = 4, 256, 8
-
-
-def _time(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _peak_bytes(fn, device: torch.device) -> float:
@@ -63,7 +48,7 @@ def run(fast: bool) -> list[dict]:
                 fused = lambda: ours(x, x, x, is_causal=True)  # noqa: E731
                 explicit = lambda: ours(x, x, x, is_causal=True, need_weights=True)  # noqa: E731
                 torch_mha = lambda: ref(x, x, x, attn_mask=future, is_causal=True, need_weights=False)  # noqa: E731
-                t_fused, t_explicit, t_torch = (_time(f, device, repeats) for f in (fused, explicit, torch_mha))
+                t_fused, t_explicit, t_torch = (best_seconds(f, repeats, device) for f in (fused, explicit, torch_mha))
                 m_fused, m_explicit, m_torch = (_peak_bytes(f, device) / 2**20 for f in (fused, explicit, torch_mha))
             where = f"{device.type.upper()}, T={T} (B={B}, d={D}, {H} heads, causal, forward)"
             rows.append({"benchmark": f"attention time, {where}",

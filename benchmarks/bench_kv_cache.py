@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
+from benchmarks.timing import best_seconds
 from lmcourse.generate import generate
 from lmcourse.gpt import GPT, GPTConfig
 
 
 def _tokens_per_second(model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        generate(model, prompt, new_tokens, use_cache=use_cache)
-        best = min(best, time.perf_counter() - start)
-    return new_tokens / best
+    return new_tokens / best_seconds(lambda: generate(model, prompt, new_tokens, use_cache=use_cache), repeats)
 
 
 def run(fast: bool) -> list[dict]:

@@ -7,29 +7,17 @@ torch's kernel fuses the gates and, on CUDA, runs cuDNN).
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
+from benchmarks.timing import best_seconds
 from lmcourse import get_device
 from lmcourse.rnn import LSTM
 
 
 def _time(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
-    def step() -> None:
-        out, _ = module(x)
-        out.sum().backward()
-
-    step()  # warm-up
-    if x.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+    """Seconds for the fastest forward + backward."""
+    return best_seconds(lambda: module(x)[0].sum().backward(), repeats, x.device)
 
 
 def run(fast: bool) -> list[dict]:

@@ -24,7 +24,7 @@ def _timed(fn):
 
 def run(fast: bool) -> list[dict]:
     from nltk.lm import KneserNeyInterpolated, Laplace
-    from nltk.lm.preprocessing import padded_everygram_pipeline, pad_both_ends
+    from nltk.lm.preprocessing import pad_both_ends, padded_everygram_pipeline
     from nltk.util import ngrams
 
     train, valid = _sentences("train"), _sentences("valid")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import time
 import warnings
 
 import torch
 from torch import nn
 
+from benchmarks.timing import best_seconds
 from lmcourse.gpt import GPT, GPTConfig
 
 
@@ -19,14 +19,8 @@ def _size_bytes(model: nn.Module) -> int:
 
 
 def _tokens_per_second(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
-    best = float("inf")
     with torch.no_grad():
-        model(x)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            best = min(best, time.perf_counter() - start)
-    return x.numel() / best
+        return x.numel() / best_seconds(lambda: model(x), repeats)
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:

@@ -7,24 +7,13 @@ fused "fast path" kernel, which is what a user of torch gets; ratio = torch time
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
+from benchmarks.timing import best_seconds
 from lmcourse.transformer import EncoderLayer
 
 B, D, H, F = 8, 256, 8, 1024
-
-
-def _best(fn, repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run(fast: bool) -> list[dict]:
@@ -38,14 +27,14 @@ def run(fast: bool) -> list[dict]:
         ref.eval(), ours.eval()
         with torch.no_grad():
             same = torch.allclose(ours(x)[0], ref(x), atol=1e-4)
-            t_ref = _best(lambda: ref(x), repeats)
-            t_ours = _best(lambda: ours(x), repeats)
+            t_ref = best_seconds(lambda: ref(x), repeats)
+            t_ours = best_seconds(lambda: ours(x), repeats)
         rows.append({"benchmark": f"encoder layer inference, T={T}", "ours": f"{t_ours * 1e3:.2f} ms",
                      "reference": f"{t_ref * 1e3:.2f} ms (torch)", "ratio": round(t_ref / t_ours, 2),
                      "note": f"outputs equal: {same}"})
         ref.train(), ours.train()
-        t_ref = _best(lambda: ref(x).sum().backward(), repeats)
-        t_ours = _best(lambda: ours(x)[0].sum().backward(), repeats)
+        t_ref = best_seconds(lambda: ref(x).sum().backward(), repeats)
+        t_ours = best_seconds(lambda: ours(x)[0].sum().backward(), repeats)
         rows.append({"benchmark": f"encoder layer train step, T={T}", "ours": f"{t_ours * 1e3:.2f} ms",
                      "reference": f"{t_ref * 1e3:.2f} ms (torch)", "ratio": round(t_ref / t_ours, 2),
                      "note": "forward + backward"})

@@ -147,7 +147,7 @@ def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, w
     its time is not counted in `seconds`). On the CPU the small per-batch operations run fastest on one
     thread (`cpu_threads`, restored afterwards; None leaves torch's setting alone).
     """
-    from lmcourse.embeddings import _check_sentences, to_keyed_vectors
+    from lmcourse.embeddings import _check_sentences
 
     for name, value in (("vector_size", vector_size), ("window", window), ("negative", negative),
                         ("epochs", epochs), ("batch_size", batch_size)):

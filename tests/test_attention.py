@@ -7,8 +7,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import (MultiHeadAttention, attention_stages, causal_mask, padding_mask,
-                                scaled_dot_product_attention)
+from lmcourse.attention import (
+    MultiHeadAttention,
+    attention_stages,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+)
 
 
 def qkv(B=2, H=3, Tq=5, Tk=7, d=8, dv=6, seed=0, dtype=torch.float32):

@@ -149,6 +149,6 @@ def test_digits_match_scikit_learn_and_split_fixed():
     assert images.shape == (1797, 8, 8) and 0 <= images.min() and images.max() == 1
     assert sorted(labels.tolist()) == sorted(reference.target.tolist())
     assert abs(images.sum() * 16 - reference.data.sum()) < 1e-2
-    (train_x, train_y), (valid_x, valid_y) = data.load_digits("train"), data.load_digits("valid")
+    (_, train_y), (valid_x, valid_y) = data.load_digits("train"), data.load_digits("valid")
     assert (len(train_y), len(valid_y)) == (1437, 360) and set(valid_y.tolist()) == set(range(10))
     assert (valid_x == data.load_digits("valid")[0]).all()

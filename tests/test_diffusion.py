@@ -7,8 +7,17 @@ import pytest
 import scipy.stats
 import torch
 
-from lmcourse.diffusion import (NoiseSchedule, ddim_sample, ddpm_sample, ddpm_step, diffusion_loss,
-                                energy_distance, guided, mmd_rbf, timestep_embedding)
+from lmcourse.diffusion import (
+    NoiseSchedule,
+    ddim_sample,
+    ddpm_sample,
+    ddpm_step,
+    diffusion_loss,
+    energy_distance,
+    guided,
+    mmd_rbf,
+    timestep_embedding,
+)
 
 
 def test_linear_schedule_is_ddpm_linspace():
@@ -129,7 +138,7 @@ def test_diffusion_loss_is_zero_for_the_noise_oracle_and_positive_otherwise():
     s = NoiseSchedule(100)
     x0 = torch.randn(64, 2)
     torch.manual_seed(0)  # replay the draws diffusion_loss makes: t, then the noise
-    t = torch.randint(0, 100, (64,))
+    torch.randint(0, 100, (64,))  # the time steps diffusion_loss draws first
     noise = torch.randn(64, 2)
     torch.manual_seed(0)
     assert diffusion_loss(lambda x, tt: noise, s, x0).item() == pytest.approx(0.0, abs=1e-12)

@@ -1,11 +1,20 @@
 import numpy as np
 import pytest
-from gensim.models import KeyedVectors
 from scipy.stats import spearmanr
 
-from lmcourse.embeddings import (analogy, analogy_questions, corpus_sentences, cosine_similarity,
-                                 evaluate_embeddings, nearest_neighbours, one_hot_memory, to_keyed_vectors,
-                                 train_word2vec, weat, word_pairs)
+from lmcourse.embeddings import (
+    analogy,
+    analogy_questions,
+    corpus_sentences,
+    cosine_similarity,
+    evaluate_embeddings,
+    nearest_neighbours,
+    one_hot_memory,
+    to_keyed_vectors,
+    train_word2vec,
+    weat,
+    word_pairs,
+)
 
 TOY = [["the", "king", "rules", "the", "land"], ["the", "queen", "rules", "the", "land"],
        ["a", "man", "walks"], ["a", "woman", "walks"]] * 20

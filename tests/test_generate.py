@@ -5,10 +5,22 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from lmcourse.generate import (apply_no_repeat_ngram, apply_repetition_penalty, banned_ngram_tokens, generate,
-                               process_scores, top_k_filter, top_p_filter)
-from transformers.generation.logits_process import (NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from lmcourse.generate import (
+    apply_no_repeat_ngram,
+    apply_repetition_penalty,
+    banned_ngram_tokens,
+    generate,
+    process_scores,
+    top_k_filter,
+    top_p_filter,
+)
 
 VOCAB = 40
 

@@ -3,8 +3,17 @@ import torch
 from torch.nn import functional as F
 
 from lmcourse.data import corpus_tokenizer, load_corpus
-from lmcourse.finetune import (SequenceClassifier, SpanQA, accuracy, bag_of_words_accuracy, best_span, encode_qa,
-                               reading_comprehension, source_sentences, span_accuracy)
+from lmcourse.finetune import (
+    SequenceClassifier,
+    SpanQA,
+    accuracy,
+    bag_of_words_accuracy,
+    best_span,
+    encode_qa,
+    reading_comprehension,
+    source_sentences,
+    span_accuracy,
+)
 from lmcourse.mlm import IGNORE_INDEX, MaskedLM, SpecialTokens, evaluate_mlm, mask_tokens, mlm_batches
 from lmcourse.tokenizers import CharTokenizer, WordTokenizer
 from lmcourse.train import train

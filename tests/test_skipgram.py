@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from lmcourse.skipgram import (SkipGramNS, build_vocab, keep_probabilities, negative_table, sgd_step,
-                               skipgram_pairs, train_skipgram)
+from lmcourse.skipgram import (
+    SkipGramNS,
+    build_vocab,
+    keep_probabilities,
+    negative_table,
+    sgd_step,
+    skipgram_pairs,
+    train_skipgram,
+)
 
 TOY = [["the", "king", "rules", "the", "land"], ["the", "queen", "rules", "the", "land"],
        ["a", "man", "walks", "home"], ["a", "woman", "walks", "home"]] * 30

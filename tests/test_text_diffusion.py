@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from lmcourse.text_diffusion import (TextDenoiser, ar_loss, diffusion_bound, mask_tokens, masked_diffusion_loss,
-                                     sample_text)
+from lmcourse.text_diffusion import (
+    TextDenoiser,
+    ar_loss,
+    diffusion_bound,
+    mask_tokens,
+    masked_diffusion_loss,
+    sample_text,
+)
 
 
 class Uniform(torch.nn.Module):

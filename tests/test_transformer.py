@@ -5,8 +5,16 @@ import torch
 from torch import nn
 
 from lmcourse.attention import MultiHeadAttention
-from lmcourse.transformer import (DecoderLayer, Encoder, EncoderLayer, FeedForward, LearnedPositionalEncoding,
-                                  SinusoidalPositionalEncoding, TransformerConfig, sinusoidal_positions)
+from lmcourse.transformer import (
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    FeedForward,
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    TransformerConfig,
+    sinusoidal_positions,
+)
 
 
 def test_sinusoidal_positions_match_the_paper_formula():

@@ -11,10 +11,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lmcourse.attention import MultiHeadAttention, attention_stages, causal_mask  # noqa: E402
-from lmcourse.viz.attention import (attention_array, clean_token, head_summary, head_summary_table,  # noqa: E402
-                                    plot_attention, plot_head_summary)
-from lmcourse.viz.attention_explorer import (attention_row, explore_attention, hf_attend, highlight_html,  # noqa: E402
-                                             top_keys)
+from lmcourse.viz.attention import (  # noqa: E402
+    attention_array,
+    clean_token,
+    head_summary,
+    head_summary_table,
+    plot_attention,
+    plot_head_summary,
+)
+from lmcourse.viz.attention_explorer import attention_row, explore_attention, hf_attend, highlight_html, top_keys  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -67,8 +67,12 @@ def test_explore_sampling_builds_a_widget_for_a_gpt():
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=4, block_size=16, n_layer=1, n_head=1, n_embd=8))
-    encode = lambda text: [LABELS.index(c) if c in LABELS else 0 for c in text]
-    decode = lambda ids: "".join(LABELS[i] for i in ids)
+    def encode(text):
+        return [LABELS.index(c) if c in LABELS else 0 for c in text]
+
+    def decode(ids):
+        return "".join(LABELS[i] for i in ids)
+
     ui = explore_sampling(model, encode, decode, prompt="ab a", max_new_tokens=5)
     assert isinstance(ui, widgets.VBox)
     ui.children[1].children[1].value = 2  # moving the top_k slider redraws without error
