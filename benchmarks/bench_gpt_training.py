@@ -14,16 +14,8 @@ import time
 import torch
 from torch.nn import functional as F
 
-from lmcourse.core import get_device
+from lmcourse.core import get_device, peak_flops
 from lmcourse.gpt import GPT
-
-# dense bf16 tensor-core peak, FLOP/s (vendor data sheets, without sparsity)
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
-
-
-def _peak(device: torch.device) -> float | None:
-    name = torch.cuda.get_device_name(device)
-    return next((flops for key, flops in PEAK_BF16.items() if key in name), None)
 
 
 def _sizes(device: torch.device, fast: bool) -> dict:
@@ -94,7 +86,7 @@ def run(fast: bool) -> list[dict]:
         compiled = torch.compile(ours)
         speed, _ = _tokens_per_second(compiled, our_step, batch, s["steps"], device)
         flops = ours.flops_per_token(s["block"])["exact"]
-        peak = _peak(device)
+        peak = peak_flops(device)
         mfu = f"MFU {speed * flops / peak:.1%} of {peak / 1e12:.0f} TFLOP/s" if peak else "MFU: unknown GPU peak"
         rows.append({"benchmark": f"training step throughput, {name}, bf16 + torch.compile",
                      "ours": f"{speed:,.0f} tokens/s ({mfu})", "reference": f"{ref_speed:,.0f} tokens/s (transformers)",

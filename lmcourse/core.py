@@ -74,3 +74,17 @@ def fast_mode() -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"${FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")
+
+
+# Dense (no sparsity) bf16 tensor-core peak per GPU, FLOP/s, from the vendors' data sheets (T4: fp16).
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12,
+                   "T4": 65e12}
+
+
+def peak_flops(device: torch.device | str) -> float | None:
+    """A CUDA device's dense bf16 peak in FLOP/s, found by its name; None on CPU, mps or a GPU not in the table."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import lmcourse
+from lmcourse import core
 
 
 def test_get_device_defaults_to_best_available(monkeypatch):
@@ -103,3 +104,11 @@ def test_the_course_kernel_is_registered_for_this_environment():
     assert "lmcourse" in specs, "run `make install` to register the course kernel"
     spec = KernelSpecManager().get_kernel_spec("lmcourse")
     assert Path(spec.argv[0]).absolute() == Path(sys.executable).absolute()
+
+
+def test_peak_flops_is_known_only_for_listed_gpus(monkeypatch):
+    assert core.peak_flops("cpu") is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert core.peak_flops("cuda") == 989e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
+    assert core.peak_flops("cuda") is None
