@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lmcourse import rnn
+from lmcourse.core import check_positive_ints
 
 __all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss"]
 
@@ -29,10 +30,7 @@ class CharLSTM(nn.Module):
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256, num_layers: int = 1,
                  dropout: float = 0.0, impl: str = "torch"):
         super().__init__()
-        for name, v in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
         self.vocab_size, self.impl = vocab_size, impl
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, num_layers, dropout)

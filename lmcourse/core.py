@@ -76,6 +76,13 @@ def fast_mode() -> bool:
     raise ValueError(f"${FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")
 
 
+
+def check_positive_ints(**values: object) -> None:
+    """Raise a ValueError naming the first argument that is not an int >= 1 (sizes, counts, steps)."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
 # Dense (no sparsity) bf16 tensor-core peak per GPU, FLOP/s, from the vendors' data sheets (T4: fp16).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12,
                    "T4": 65e12}

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from lmcourse.core import check_positive_ints
 from lmcourse.data import load_corpus, shipped_path
 from lmcourse.tokenizers import split_sentences, split_words
 
@@ -57,10 +58,7 @@ def train_word2vec(sentences: Sequence[Sequence[str]], sg: int = 1, vector_size:
 
     if sg not in (0, 1):
         raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}")
-    for name, value in (("vector_size", vector_size), ("window", window), ("min_count", min_count),
-                        ("epochs", epochs), ("workers", workers)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_positive_ints(vector_size=vector_size, window=window, min_count=min_count, epochs=epochs, workers=workers)
     sentences = _check_sentences(sentences)
     return Word2Vec(sentences, sg=sg, vector_size=vector_size, window=window, min_count=min_count,
                     negative=negative, sample=sample, epochs=epochs, seed=seed, workers=workers, **kwargs)

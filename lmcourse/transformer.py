@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.attention import MultiHeadAttention
+from lmcourse.core import check_positive_ints
 
 __all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
            "SinusoidalPositionalEncoding", "TransformerConfig", "sinusoidal_positions"]
@@ -269,10 +270,8 @@ class TransformerConfig:
     activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_len", "n_layers", "n_heads", "d_model"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_positive_ints(vocab_size=self.vocab_size, max_len=self.max_len, n_layers=self.n_layers,
+                            n_heads=self.n_heads, d_model=self.d_model)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.positional not in ("learned", "sinusoidal"):

@@ -112,3 +112,10 @@ def test_peak_flops_is_known_only_for_listed_gpus(monkeypatch):
     assert core.peak_flops("cuda") == 989e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
     assert core.peak_flops("cuda") is None
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, "4"])
+def test_check_positive_ints_names_the_argument(bad):
+    core.check_positive_ints(n_layer=2, block_size=1)
+    with pytest.raises(ValueError, match="n_head must be an int >= 1"):
+        core.check_positive_ints(n_layer=2, n_head=bad)
