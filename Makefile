@@ -8,9 +8,11 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 KERNEL := lmcourse
 PORT   ?= 8888
+LAB_SETTINGS  := $(VENV)/share/jupyter/lab/settings/overrides.json
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install lab test test-unit test-notebooks course course-fast bench lint slides handout clean distclean
+.PHONY: help install lab test test-unit test-notebooks course course-fast course-reproducible bench lint slides handout clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,7 +32,14 @@ $(VENV)/.test-installed: $(VENV)/.course-installed
 	$(PIP) -e ".[test]"
 	@touch $@
 
-install: $(VENV)/.course-installed  ## create .venv, install the course, register the Jupyter kernel
+# JupyterLab and server settings for this environment only (see lmcourse/jupyter/README.md).
+$(LAB_SETTINGS): lmcourse/jupyter/overrides.json | $(PY)
+	install -D -m 644 $< $@
+
+$(SERVER_CONFIG): lmcourse/jupyter/jupyter_server_config.json | $(PY)
+	install -D -m 644 $< $@
+
+install: $(VENV)/.course-installed $(LAB_SETTINGS) $(SERVER_CONFIG)  ## create .venv, install the course, register the Jupyter kernel
 
 lab: install  ## set up (if needed) and open JupyterLab on notebooks/
 	@echo "Starting JupyterLab on notebooks/ with the '$(KERNEL)' kernel; open the http://127.0.0.1 URL printed below. Ctrl-C stops it."
@@ -38,17 +47,20 @@ lab: install  ## set up (if needed) and open JupyterLab on notebooks/
 
 test: test-unit test-notebooks  ## unit tests, then every notebook under nbval in fast mode
 
-test-unit: $(VENV)/.test-installed
+test-unit: $(VENV)/.test-installed $(LAB_SETTINGS) $(SERVER_CONFIG)
 	$(PY) -m pytest tests
 
 test-notebooks: $(VENV)/.test-installed
-	LMCOURSE_FAST=1 $(PY) -m pytest $(NBVAL) notebooks
+	LMCOURSE_FAST=1 LMCOURSE_PROGRESS=text $(PY) -m pytest $(NBVAL) notebooks
 
-course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, print times
+course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, runtimes, key results
 	$(PY) -m lmcourse.course run --mode full $(NOTEBOOKS)
 
-course-fast: $(VENV)/.test-installed  ## the same in fast mode, without touching stored outputs
+course-fast: $(VENV)/.test-installed  ## the same in fast mode, writing no file (prints times and key results)
 	$(PY) -m lmcourse.course run --mode fast --no-save $(NOTEBOOKS)
+
+course-reproducible: $(VENV)/.test-installed  ## run each notebook twice in full mode, writing nothing; fail if a key result differs
+	$(PY) -m lmcourse.course run --mode full --no-save --check-reproducible $(NOTEBOOKS)
 
 bench: $(VENV)/.test-installed  ## run benchmarks/ and rewrite benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py

@@ -89,7 +89,8 @@ def attention_stages(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None
 
     Returns {"scores": q k^T * scale, "masked": scores with disallowed entries at the dtype's most
     negative finite number (never -inf, so half precision stays finite), "weights": softmax(masked)},
-    each (..., Tq, Tk). Rows with no allowed key get all-zero weights (not NaN, not uniform).
+    each (..., Tq, Tk). Rows with no allowed key (all False, or all -inf in a float mask) get all-zero
+    weights (not NaN, not uniform), as torch's fused `F.scaled_dot_product_attention` gives.
     """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share their last dimension (d), got q {tuple(q.shape)} and k {tuple(k.shape)}")
@@ -106,6 +107,8 @@ def attention_stages(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None
     weights = torch.softmax(masked.float(), dim=-1).to(scores.dtype)  # softmax in fp32: exact in half precision
     if allowed is not None:
         weights = weights * allowed  # a fully masked row: zeros, not a uniform spread over forbidden keys
+    elif mask is not None:  # a float mask with a row of -inf: zeros as torch's fused kernel gives, not 0/0 = NaN
+        weights = weights.masked_fill(torch.isneginf(masked).all(-1, keepdim=True), 0.0)
     return {"scores": scores, "masked": masked, "weights": weights}
 
 
@@ -145,8 +148,9 @@ class MultiHeadAttention(nn.Module):
 
     forward(query (B, Tq, d_model), key (B, Tk, d_model), value (B, Tk, d_model), mask=None,
     is_causal=False, need_weights=False) -> (out (B, Tq, d_model), weights (B, n_heads, Tq, Tk) or None).
-    mask: bool (True = may attend) or float additive, broadcastable to (B, n_heads, Tq, Tk): (Tq, Tk),
-    (B, Tq, Tk), (B, 1, 1, Tk) from `padding_mask`, or (B, n_heads, Tq, Tk).
+    mask: bool (True = may attend) or float additive: (Tq, Tk) for every example and head; (B, Tq, Tk)
+    one per example, shared by the heads; (B, 1, 1, Tk) from `padding_mask`; or (B, n_heads, Tq, Tk).
+    (torch.nn.MultiheadAttention reads a 3-D mask as (B * n_heads, Tq, Tk) instead.)
     Without need_weights it runs torch's fused kernel; with it, the explicit path (same numbers).
     Parameters: q_proj, k_proj, v_proj, out_proj (nn.Linear); `from_torch` copies a torch.nn.MultiheadAttention.
     """
@@ -183,6 +187,11 @@ class MultiHeadAttention(nn.Module):
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
         B, Tq, _ = query.shape
         Tk = key.shape[1]
+        if isinstance(mask, torch.Tensor) and mask.ndim == 3:  # (B, Tq, Tk): one mask per example, shared by the heads
+            if mask.shape[0] not in (1, B) or mask.shape[1:] not in ((Tq, Tk), (1, Tk), (Tq, 1), (1, 1)):
+                raise ValueError(f"a 3-D mask is one (queries, keys) mask per example: expected ({B}, {Tq}, {Tk}), "
+                                 f"got {tuple(mask.shape)}; for one mask per head give (B, n_heads, Tq, Tk)")
+            mask = mask[:, None]  # (B, 1, Tq, Tk)
         check_mask(mask, (B, self.n_heads, Tq, Tk))
         q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
         p = self.dropout if self.training else 0.0

@@ -12,7 +12,7 @@ from torch import nn
 from lmcourse import rnn
 from lmcourse.core import check_positive_ints
 
-__all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss"]
+__all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
 
 
 def _make_lstm(impl: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.Module:
@@ -113,3 +113,23 @@ def lm_loss(model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.
     x, y = batch
     logits = model(x)  # (B, T, V)
     return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+
+
+class TBPTTLoss:
+    """Next-character loss with truncated backpropagation through time, the `loss_fn` for `lmcourse.train.train`.
+
+    Feed it the batches of `lmcourse.sequences.consecutive_windows` (x (B, T), y (B, T), first): the final
+    LSTM state of one window is the initial state of the next, detached, so information flows forward
+    across windows while gradients stop at window borders. The state restarts at zero when `first` is True.
+    """
+
+    def __init__(self):
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y, first = batch
+        if bool(first) or self.state is None or self.state[0].shape[1] != x.shape[0]:
+            self.state = None
+        logits, state = model(x, self.state, return_state=True)  # (B, T, V)
+        self.state = tuple(s.detach() for s in state)  # carry the values, cut the gradient
+        return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())

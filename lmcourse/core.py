@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from lmcourse.checks import check_int, check_positive_ints  # noqa: F401  (check_positive_ints: its old home)
+
 DEVICE_ENV = "LMCOURSE_DEVICE"
 FAST_ENV = "LMCOURSE_FAST"
 MIN_TORCH = (2, 4)  # torch.amp, scaled_dot_product_attention with is_causal, weights_only loading
@@ -59,8 +61,7 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so that a run repeats."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds cuda and mps generators too
@@ -75,13 +76,6 @@ def fast_mode() -> bool:
         return False
     raise ValueError(f"${FAST_ENV}={value!r} is not understood; set it to 1 (fast) or 0 (full)")
 
-
-
-def check_positive_ints(**values: object) -> None:
-    """Raise a ValueError naming the first argument that is not an int >= 1 (sizes, counts, steps)."""
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 # Dense (no sparsity) bf16 tensor-core peak per GPU, FLOP/s, from the vendors' data sheets (T4: fp16).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12,

@@ -1,22 +1,35 @@
-"""Run the course's notebooks headlessly, time them, and check their stored outputs.
+"""Run the course's notebooks headlessly, time them, collect their key results, check their outputs.
 
-    python -m lmcourse.course run --mode full            # refresh every notebook's outputs
-    python -m lmcourse.course run --mode fast --no-save  # what CI's nbval run does, with times
-    python -m lmcourse.course check                      # stored outputs healthy?
+    python -m lmcourse.course run --mode full            # refresh every notebook's outputs (make course)
+    python -m lmcourse.course run --mode fast --no-save  # what CI's nbval run does, with times; writes nothing
+    python -m lmcourse.course run --check-reproducible 04_attention   # run twice, compare key results
+    python -m lmcourse.course check                      # stored outputs healthy and truthful?
 
-Times are recorded in notebooks/runtimes.json; `runtime_table()` and the README's chapter map
-are built from it, so runtime tables are measured, never typed.
+What a run writes (never with --no-save, and only for notebooks that ran without error):
+  full mode   the notebook with its new outputs, notebooks/runtimes.json, notebooks/key_results.json,
+              the README's runtime table
+  fast mode   the same files, but the stored (full-mode) outputs stay; only the runtime-table cell's
+              output is refreshed, unless --save-fast asks to store the fast outputs too
+
+A notebook's runtime-table cell (the one calling `runtime_table("NN_name")`) is rewritten with the
+table that includes this run's time, in the same write as the outputs, so a stored table is never
+one run behind. Key results are lines printed by `key_result`; `make course` collects them.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import re
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lmcourse.files import atomic_write_text
@@ -24,21 +37,123 @@ from lmcourse.files import atomic_write_text
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 RUNTIMES = NOTEBOOKS / "runtimes.json"
+KEY_RESULTS = NOTEBOOKS / "key_results.json"
+README = ROOT / "README.md"
 MODES = ("fast", "full", "gpu")
+PROGRESS_ENV = "LMCOURSE_PROGRESS"  # the runner sets it to "text": see lmcourse.progress
 _MACHINE_PATH = re.compile(r"/(home|root|tmp|work|Users)/")
+
+
+# ---------------------------------------------------------------------------------------------
+# Key results: one machine-readable line per headline number
+# ---------------------------------------------------------------------------------------------
+
 KEY_RESULT = "key result: "
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_KEY_LINE = re.compile(r"key result: (?P<name>\S+) = (?P<value>\S+) (?P<unit>[^;]+?)(?:; (?P<note>.*))?")
 
 
-def key_result(text: str) -> None:
-    """Print a notebook's headline number; `make course` lists these in its end-of-run summary."""
-    print(f"{KEY_RESULT}{text}")
+@dataclass(frozen=True)
+class KeyResult:
+    """One headline number of a notebook: `key result: <name> = <value> <unit>[; <note>]`."""
+
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} = {_format_value(self.value)} {self.unit}" + (f"; {self.note}" if self.note else "")
 
 
-def key_results(nb: dict) -> list[str]:
-    """The `key_result` lines a notebook printed."""
-    lines = ("".join(out.get("text", "")) for cell in nb.get("cells", []) for out in cell.get("outputs", [])
-             if out.get("output_type") == "stream")
-    return [line[len(KEY_RESULT):] for text in lines for line in text.splitlines() if line.startswith(KEY_RESULT)]
+def _format_value(value: float) -> str:
+    """Integers as integers; floats with at most 7 significant digits (float32 noise stays out)."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return repr(float(f"{value:.7g}"))
+
+
+def key_result(name: str, value: float, unit: str, note: str = "") -> None:
+    """Print a notebook's headline number as one line that `make course` collects.
+
+    name: snake_case and stable across runs (the key the chapter's issue names), e.g. "gpt_nats_per_char".
+    value: a plain number (int or float; round it to the digits you quote, at most 7 significant
+    digits are printed). unit: e.g. "nats/char", "%", "s", "fraction". note: optional context.
+    Prints `key result: <name> = <value> <unit>` (+ `; <note>`).
+    """
+    if not isinstance(name, str) or not _SNAKE.fullmatch(name):
+        raise ValueError(f"key_result name must be snake_case like 'gpt_nats_per_char', got {name!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        hint = " (use .item() for a tensor or an array element)" if hasattr(value, "item") else ""
+        raise ValueError(f"key_result value must be a plain number (int or float), got {value!r}{hint}")
+    if not math.isfinite(value):
+        raise ValueError(f"key_result value must be finite, got {value!r} for {name!r}; a headline number "
+                         "that is NaN or infinite means the experiment failed")
+    if not isinstance(unit, str) or not unit.strip() or unit != unit.strip() or any(c in unit for c in ";\n"):
+        raise ValueError(f"key_result unit must be a non-empty string without ';' or newlines like 'nats/char', "
+                         f"'%', 's' or 'fraction', got {unit!r}")
+    if not isinstance(note, str) or "\n" in note:
+        raise ValueError(f"key_result note must be a one-line string, got {note!r}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    print(KEY_RESULT + str(KeyResult(name, value, unit, note.strip())))
+
+
+def parse_key_result(line: str) -> KeyResult:
+    """The KeyResult a `key result: ...` line states; ValueError when the line does not follow the format."""
+    match = _KEY_LINE.fullmatch(line.rstrip())
+    problem = None
+    if match is None:
+        problem = "it does not read 'key result: <name> = <value> <unit>[; <note>]'"
+    elif not _SNAKE.fullmatch(match["name"]):
+        problem = f"name {match['name']!r} is not snake_case"
+    else:
+        try:
+            value = float(match["value"])
+        except ValueError:
+            problem = f"value {match['value']!r} is not a plain number"
+    if problem:
+        raise ValueError(f"bad key result line {line.strip()!r}: {problem}; print it with "
+                         "lmcourse.course.key_result(name, value, unit, note='')")
+    value = int(value) if re.fullmatch(r"-?\d+", match["value"]) else value
+    return KeyResult(match["name"], value, match["unit"], match["note"] or "")
+
+
+def _stream_lines(nb: dict) -> list[tuple[int, str]]:
+    """(cell index, line) for every line a notebook's cells printed."""
+    lines = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                lines += [(i, line) for line in _visible_text(_joined(out.get("text", ""))).splitlines()]
+    return lines
+
+
+def key_results(nb: dict) -> list[KeyResult]:
+    """The key results a notebook printed, in order; ValueError for a line that does not parse."""
+    return [parse_key_result(line) for _, line in _stream_lines(nb) if line.startswith(KEY_RESULT.strip())]
+
+
+def key_result_problems(nb: dict, name: str) -> list[str]:
+    """Key result lines that do not parse, and names printed twice."""
+    problems, seen = [], {}
+    for i, line in _stream_lines(nb):
+        if not line.startswith(KEY_RESULT.strip()):
+            continue
+        try:
+            result = parse_key_result(line)
+        except ValueError as exc:
+            problems.append(f"{name}: cell {i}: {exc}")
+            continue
+        if result.name in seen:
+            problems.append(f"{name}: cells {seen[result.name]} and {i} both print key result {result.name!r}; "
+                            "names must be unique in a notebook")
+        seen.setdefault(result.name, i)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtimes and runtime tables
+# ---------------------------------------------------------------------------------------------
 
 
 def notebook_paths(names: list[str] | None = None) -> list[Path]:
@@ -52,11 +167,265 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def load_runtimes() -> dict:
+    """notebooks/runtimes.json: {notebook: {mode: {"seconds", "machine"}}}."""
+    return json.loads(RUNTIMES.read_text()) if RUNTIMES.is_file() else {}
+
+
+def _machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()}-core {platform.machine()} CPU"
+
+
+def _fmt(entry: dict | None) -> str:
+    if not entry:
+        return "not measured"
+    s = entry["seconds"]
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def runtime_table(notebook: str | None = None, runtimes: dict | None = None) -> str:
+    """A markdown table of measured runtimes (fast CPU, full CPU, GPU) for one notebook or all.
+
+    runtimes: the dict of runtimes.json (default: read it). The machines line names only the
+    machines of the notebooks shown, so one notebook's table does not change with another's run.
+    """
+    runtimes = load_runtimes() if runtimes is None else runtimes
+    names = [notebook] if notebook else [p.stem for p in notebook_paths()]
+    rows = ["| notebook | fast mode (CPU) | full mode (CPU) | full mode (GPU) |", "|---|---|---|---|"]
+    for name in names:
+        r = runtimes.get(name, {})
+        rows.append(f"| {name} | {_fmt(r.get('fast'))} | {_fmt(r.get('full'))} | {_fmt(r.get('gpu'))} |")
+    machines = sorted({e["machine"] for n in names for e in runtimes.get(n, {}).values()})
+    return "\n".join(rows) + (f"\n\nMeasured on: {', '.join(machines)}." if machines else "")
+
+
+def runtime_table_cell(nb: dict, name: str) -> int | None:
+    """Index of the code cell that shows `runtime_table("<name>")`, or None."""
+    calls = (f'runtime_table("{name}")', f"runtime_table('{name}')")
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") == "code" and any(c in _joined(cell.get("source", "")) for c in calls):
+            return i
+    return None
+
+
+def _stored_table(cell: dict) -> str | None:
+    for out in cell.get("outputs", []):
+        if "text/markdown" in out.get("data", {}):
+            return _joined(out["data"]["text/markdown"])
+    return None
+
+
+def set_runtime_table(nb: dict, name: str, table: str) -> bool:
+    """Replace the stored output of the notebook's runtime-table cell with `table`; False if it has none."""
+    i = runtime_table_cell(nb, name)
+    if i is None:
+        return False
+    cell = nb["cells"][i]
+    for out in cell.get("outputs", []):
+        if "text/markdown" in out.get("data", {}):
+            out["data"]["text/markdown"] = table
+            return True
+    cell["outputs"] = [{"output_type": "execute_result", "execution_count": cell.get("execution_count"),
+                        "metadata": {}, "data": {"text/markdown": table,
+                                                 "text/plain": "<IPython.core.display.Markdown object>"}}]
+    return True
+
+
+def readme_with_table(text: str, table: str) -> str:
+    """The README text with the block between the runtimes markers replaced by `table`."""
+    start, end = "<!-- runtimes:start -->", "<!-- runtimes:end -->"
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Running notebooks
+# ---------------------------------------------------------------------------------------------
+
+
+def _joined(text: str | list[str]) -> str:
+    return "".join(text) if isinstance(text, list) else text
+
+
+_CARRIAGE_RETURN = re.compile(r"[^\n]*\r(?=[^\n])")
+
+
+def _visible_text(text: str) -> str:
+    """What a terminal shows of a stream: each line keeps only what follows its last carriage return."""
+    return _CARRIAGE_RETURN.sub("", text.replace("\r\n", "\n")).replace("\r", "")
+
+
+def coalesce_streams(nb: dict) -> None:
+    """Merge consecutive stream outputs of a cell and keep only each line's final state.
+
+    A text progress bar redraws its line with carriage returns; stored raw, static renderers
+    (GitHub, nbviewer, exported HTML) would show every frame from 0 %. Unlike nbclient's own
+    option, streams separated by a figure are not merged, so the reading order stays.
+    """
+    for cell in nb.get("cells", []):
+        merged = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and last is not None and last.get("output_type") == "stream"
+                    and last.get("name") == out.get("name")):
+                last["text"] = _joined(last["text"]) + _joined(out["text"])
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = _visible_text(_joined(out["text"]))
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
+
+
+def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
+    """Execute a notebook in place in a fresh kernel (cwd: its folder); return wall-clock seconds."""
+    from nbclient import NotebookClient
+
+    env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", PROGRESS_ENV: "text"}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute(env=env)
+    return time.perf_counter() - start
+
+
+@dataclass
+class Run:
+    """One notebook's run: its time, key results, and the executed notebook (None after a failure)."""
+
+    name: str
+    mode: str
+    seconds: float | None = None
+    results: list[KeyResult] = field(default_factory=list)
+    error: str = ""
+    nb: dict | None = None
+
+
+def run_notebook(path: Path, mode: str, timeout: int = 1800) -> Run:
+    """Execute one notebook top to bottom in a fresh kernel; nothing is written."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    run = Run(path.stem, mode)
+    try:
+        run.seconds = execute(nb, path, "fast" if mode == "fast" else "full", timeout)
+        coalesce_streams(nb)
+        run.results = key_results(nb)
+    except Exception as exc:  # a failing cell: report it, go on with the other notebooks
+        run.error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+        return run
+    run.nb = nb
+    return run
+
+
+def save_run(run: Run, path: Path, original: str, save_outputs: bool) -> None:
+    """Write what a successful run measured: runtimes.json, key_results.json, the notebook, the README.
+
+    save_outputs: store the run's outputs; otherwise keep the stored outputs and refresh only the
+    runtime-table cell. `original` is the notebook text the run started from: if the file changed
+    meanwhile (someone edited it), nothing is written to it and a ValueError says so.
+    """
+    import nbformat
+
+    if path.read_text(encoding="utf-8") != original:
+        raise ValueError(f"{path.name} changed on disk while it ran; its outputs were not saved "
+                         "(run it again after the edit)")
+    runtimes = load_runtimes()
+    runtimes.setdefault(run.name, {})[run.mode] = {"seconds": round(run.seconds, 1), "machine": _machine()}
+    results = json.loads(KEY_RESULTS.read_text()) if KEY_RESULTS.is_file() else {}
+    results.setdefault(run.name, {})[run.mode] = {
+        "machine": _machine(),
+        "results": {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in run.results}}
+    nb = run.nb if save_outputs else nbformat.reads(original, as_version=4)
+    set_runtime_table(nb, run.name, runtime_table(run.name, runtimes))
+    atomic_write_text(path, nbformat.writes(nb) + "\n")  # outputs and their runtime table in one write
+    atomic_write_text(RUNTIMES, json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(KEY_RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+    if README.is_file():
+        text = README.read_text(encoding="utf-8")
+        new = readme_with_table(text, runtime_table(None, runtimes))
+        if new != text:
+            atomic_write_text(README, new)
+
+
+def reproducibility_problems(first: list[KeyResult], second: list[KeyResult], name: str) -> list[str]:
+    """Key results that differ between two runs of the same notebook (exact comparison)."""
+    a, b = {r.name: r for r in first}, {r.name: r for r in second}
+    problems = [f"{name}: key result {k!r} printed in only one of the two runs" for k in sorted(set(a) ^ set(b))]
+    for k in sorted(set(a) & set(b)):
+        if (a[k].value, a[k].unit) != (b[k].value, b[k].unit):
+            problems.append(f"{name}: {k} = {_format_value(a[k].value)} {a[k].unit} then "
+                            f"{_format_value(b[k].value)} {b[k].unit}")
+    if not a and not b:
+        problems.append(f"{name}: prints no key results, nothing to compare")
+    return problems
+
+
+def _device_mode(mode: str) -> str:
+    if mode != "full":
+        return mode
+    import torch
+
+    return "gpu" if torch.cuda.is_available() or torch.backends.mps.is_available() else "full"
+
+
+def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool = False,
+               check_reproducible: bool = False) -> int:
+    """Run notebooks, save what the flags allow, print the summary; the exit status (0: all fine)."""
+    mode = _device_mode(mode)
+    runs, problems = [], []
+    for path in paths:
+        print(f"running {path.name} ({mode} mode) ...", flush=True)
+        original = path.read_text(encoding="utf-8")
+        run = run_notebook(path, mode)
+        runs.append(run)
+        if run.error:
+            problems.append(f"{run.name}: FAILED: {run.error}")
+            continue
+        if check_reproducible:
+            print(f"running {path.name} again to compare its key results ...", flush=True)
+            again = run_notebook(path, mode)
+            found = ([f"{run.name}: the second run FAILED: {again.error}"] if again.error
+                     else reproducibility_problems(run.results, again.results, run.name))
+            problems += found
+            print(f"  {'not reproducible' if found else 'reproducible'}: {len(run.results)} key results")
+        if save:
+            try:
+                save_run(run, path, original, save_outputs=mode != "fast" or save_fast)
+            except ValueError as exc:
+                problems.append(str(exc))
+    width = max([len(r.name) for r in runs] + [8])
+    print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
+    for run in runs:
+        seconds = "FAILED" if run.error else f"{run.seconds:7.1f} s"
+        print(f"{run.name:<{width}}  {seconds:>9}  {'; '.join(map(str, run.results)) or '-'}")
+    print(f"{'total':<{width}}  {sum(r.seconds or 0 for r in runs):7.1f} s")
+    if not save:
+        print("(--no-save: nothing was written; times and key results above are not recorded)")
+    elif mode == "fast" and not save_fast:
+        print("(fast mode: times and key results recorded; stored full-mode outputs kept, use --save-fast to replace them)")
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks of stored outputs
+# ---------------------------------------------------------------------------------------------
+
+
 def notebook_problems(nb: dict, name: str) -> list[str]:
     """What is wrong with a notebook's stored outputs: unexecuted cells, errors, order, machine paths."""
     problems, counts = [], []
     for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code" or not "".join(cell.get("source", "")).strip():
+        if cell.get("cell_type") != "code" or not _joined(cell.get("source", "")).strip():
             continue
         count = cell.get("execution_count")
         counts.append(count)
@@ -76,89 +445,187 @@ def notebook_problems(nb: dict, name: str) -> list[str]:
     return problems
 
 
-def _device_mode(mode: str) -> str:
-    if mode != "full":
-        return mode
-    import torch
-
-    return "gpu" if torch.cuda.is_available() or torch.backends.mps.is_available() else "full"
-
-
-def run_notebook(path: Path, mode: str, save: bool, timeout: int = 1800) -> tuple[float, list[str]]:
-    """Execute one notebook top to bottom in a fresh kernel; return its wall-clock seconds and key results."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    env_fast = "1" if mode == "fast" else "0"
-    nb = nbformat.read(path, as_version=4)
-    os.environ["LMCOURSE_FAST"] = env_fast  # the kernel inherits it
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - start
-    if save:
-        atomic_write_text(path, nbformat.writes(nb) + "\n")
-    return seconds, key_results(nb)
+def runtime_table_problems(nb: dict, name: str, runtimes: dict) -> list[str]:
+    """The stored runtime table differs from runtimes.json, or fast mode is not faster than full."""
+    problems = []
+    i = runtime_table_cell(nb, name)
+    if i is None:
+        problems.append(f'{name}: no cell shows runtime_table("{name}") (add one under the title)')
+    elif _stored_table(nb["cells"][i]) != runtime_table(name, runtimes):
+        stored = (_stored_table(nb["cells"][i]) or "nothing").replace("\n", " ")
+        problems.append(f"{name}: cell {i} stores a stale runtime table ({stored!r}); runtimes.json gives "
+                        f"{runtime_table(name, runtimes).splitlines()[2]!r} (re-run with make course)")
+    fast, full = (runtimes.get(name, {}).get(m, {}).get("seconds") for m in ("fast", "full"))
+    if fast is not None and full is not None and fast >= full:
+        problems.append(f"{name}: fast mode ({fast} s) is not faster than full mode ({full} s); shrink fast mode")
+    return problems
 
 
-def load_runtimes() -> dict:
-    return json.loads(RUNTIMES.read_text()) if RUNTIMES.is_file() else {}
+def _images(out: dict) -> list[tuple[str, str]]:
+    return [(mime, _joined(v)) for mime, v in out.get("data", {}).items() if mime.startswith("image/")]
 
 
-def record_runtime(name: str, mode: str, seconds: float) -> None:
-    runtimes = load_runtimes()
-    runtimes.setdefault(name, {})[mode] = {"seconds": round(seconds, 1), "machine": _machine()}
-    atomic_write_text(RUNTIMES, json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
+def duplicate_figure_problems(nb: dict, name: str) -> list[str]:
+    """Byte-identical images stored more than once in one notebook (e.g. plt.show() and a returned figure)."""
+    first, problems = {}, []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            for mime, data in _images(out):
+                raw = base64.b64decode(data) if mime != "image/svg+xml" else data.encode()
+                digest = hashlib.sha256(raw).hexdigest()
+                if digest in first:
+                    where = f"cell {i}" if first[digest] == i else f"cells {first[digest]} and {i}"
+                    problems.append(f"{name}: {where} store the same {mime} image twice "
+                                    "(show a figure once: return it or plt.show(), not both)")
+                first.setdefault(digest, i)
+    return problems
 
 
-def _machine() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{os.cpu_count()}-core {platform.machine()} CPU"
+# A tqdm bar as text: "desc: 45%|####      | 270/600 [...]" (widget fallbacks read the same).
+_BAR = re.compile(r"(?P<pct>\d+)%\|[^|\n]*\|\s*(?P<n>[\d.]+[kMG]?)/(?P<total>[\d.]+[kMG]?)")
 
 
-def _fmt(entry: dict | None) -> str:
-    if not entry:
-        return "not measured"
-    s = entry["seconds"]
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+def _unfinished_bars(text: str) -> list[str]:
+    return [m.group(0)[:60] for m in _BAR.finditer(text)
+            if int(m["pct"]) < 100 or m["n"] != m["total"]]
 
 
-def runtime_table(notebook: str | None = None) -> str:
-    """A markdown table of measured runtimes (fast CPU, full CPU, GPU) for one notebook or all."""
-    runtimes = load_runtimes()
-    names = [notebook] if notebook else [p.stem for p in notebook_paths()]
-    rows = ["| notebook | fast mode (CPU) | full mode (CPU) | full mode (GPU) |", "|---|---|---|---|"]
-    for name in names:
-        r = runtimes.get(name, {})
-        rows.append(f"| {name} | {_fmt(r.get('fast'))} | {_fmt(r.get('full'))} | {_fmt(r.get('gpu'))} |")
-    machines = sorted({e["machine"] for r in runtimes.values() for e in r.values()})
-    return "\n".join(rows) + (f"\n\nMeasured on: {', '.join(machines)}." if machines else "")
+def progress_bar_problems(nb: dict, name: str) -> list[str]:
+    """Progress bars whose stored state (what a static view shows) is unfinished."""
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            texts = [_visible_text(_joined(out.get("text", "")))]
+            texts += [_joined(v) for k, v in out.get("data", {}).items() if k in ("text/plain", "text/html")]
+            for bar in (b for t in texts for b in _unfinished_bars(t)):
+                problems.append(f"{name}: cell {i} stores an unfinished progress bar {bar!r} (re-run with the "
+                                "course runner, which stores text bars in their final state)")
+    return problems
 
 
-def _update_readme() -> None:
-    readme = ROOT / "README.md"
-    if not readme.is_file():
-        return
-    text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- runtimes:start -->", "<!-- runtimes:end -->"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        atomic_write_text(readme, f"{head}{start}\n{runtime_table()}\n{end}{tail}")
+def html_progress_bar_problems(path: Path) -> list[str]:
+    """Unfinished progress bars in the notebook exported to HTML (jupyter nbconvert --to html)."""
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_filename(str(path))
+    text = re.sub(r"<[^>]+>", "", html).replace("&#8199;", " ").replace("\u2007", " ")
+    return [f"{path.stem}: exported HTML shows an unfinished progress bar {bar!r}" for bar in _unfinished_bars(text)]
+
+
+# Numbers a markdown cell may state without an output showing them: constants of the methods,
+# not measurements. Keep this list short; a measured number belongs in an output.
+ALLOWED_PROSE_NUMBERS = {
+    0.02,   # GPT-2's initialisation std; DDPM's beta_end
+    1e-4,   # DDPM's beta_start
+    0.5,    # halves, probabilities of a fair coin
+    0.75,   # Kneser-Ney's usual discount
+    0.9, 0.95, 0.999,  # Adam's betas, top-p values
+    0.15,   # BERT's masking rate
+}
+_PROSE_NUMBER = re.compile(
+    r"(?<![\w.\-/])(?P<num>\d+(?:\.\d+)?(?:[eE]-?\d+)?)"
+    r"(?:\s?(?P<unit>%|s|min|nats|bits)\b|\s?(?P<pct>%))?(?![\w.]*\d)")
+_OUTPUT_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _prose_text(markdown: str) -> str:
+    """Markdown without the parts that are not prose: code, links' targets, HTML tags, headings' anchors."""
+    text = re.sub(r"```.*?```", " ", markdown, flags=re.S)
+    text = re.sub(r"`[^`]*`", " ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)
+    text = re.sub(r"https?://\S+", " ", text)
+    return re.sub(r"<[^>]+>", " ", text)
+
+
+def prose_numbers(markdown: str) -> list[str]:
+    """Decimal numbers and numbers with a unit (%, s, min, nats, bits) a markdown text states."""
+    found = []
+    for m in _PROSE_NUMBER.finditer(_prose_text(markdown)):
+        num, unit = m["num"], m["unit"] or m["pct"]
+        if not ("." in num or "e" in num.lower() or unit):
+            continue
+        if unit == "s" and re.fullmatch(r"1[89]\d0|20[0-9]0", num):
+            continue  # a decade ("the 1990s")
+        if float(num) in ALLOWED_PROSE_NUMBERS:
+            continue
+        found.append(num + (f" {unit}" if unit else ""))
+    return found
+
+
+def _output_text(nb: dict) -> str:
+    parts = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            parts.append(_joined(out.get("text", "")))
+            parts += [_joined(v) for k, v in out.get("data", {}).items()
+                      if k.startswith("text/") or k == "application/json"]
+    return "\n".join(parts)
+
+
+def _supported(num: str, unit: str, values: set[float]) -> bool:
+    """An output number rounds to the prose number at the prose's precision (a % may be a fraction)."""
+    decimals = len(num.split(".")[1]) if "." in num and "e" not in num.lower() else None
+    target = float(num)
+    for v in values:
+        candidates = (v, v * 100) if unit == "%" else (v,)
+        for c in candidates:
+            if (round(c, decimals) == target) if decimals is not None else (round(c) == target or c == target):
+                return True
+    return False
+
+
+def prose_number_problems(nb: dict, name: str) -> list[str]:
+    """Numbers in markdown cells that no output of the notebook shows (they drift from the run)."""
+    values = {float(x) for x in _OUTPUT_NUMBER.findall(_output_text(nb))}
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "markdown":
+            continue
+        for item in prose_numbers(_joined(cell.get("source", ""))):
+            num, _, unit = item.partition(" ")
+            if not _supported(num, unit, values):
+                problems.append(f"{name}: markdown cell {i} states {item!r}, which no output shows "
+                                "(generate the sentence with Markdown(f'...') or print the number above it)")
+    return problems
+
+
+def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True) -> dict[str, list[str]]:
+    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, key results."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    runtimes = load_runtimes() if runtimes is None else runtimes
+    name = path.stem
+    found = {
+        "health": notebook_problems(nb, path.name),
+        "runtime table": runtime_table_problems(nb, name, runtimes),
+        "duplicate figures": duplicate_figure_problems(nb, name),
+        "prose numbers": prose_number_problems(nb, name),
+        "progress bars": progress_bar_problems(nb, name) + (html_progress_bar_problems(path) if html else []),
+        "key results": key_result_problems(nb, name),
+    }
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmcourse.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute notebooks and record their times")
+    run = sub.add_parser("run", help="execute notebooks, record their times and key results")
     run.add_argument("notebooks", nargs="*", help="names like 01_language_model_probability (default: all)")
     run.add_argument("--mode", choices=("fast", "full"), default="full")
-    run.add_argument("--no-save", action="store_true", help="do not write outputs back into the notebooks")
-    sub.add_parser("check", help="check the stored outputs of every notebook")
+    run.add_argument("--no-save", action="store_true",
+                     help="write no file at all (notebooks, runtimes, key results, README); print times")
+    run.add_argument("--save-fast", action="store_true",
+                     help="in fast mode, also replace the stored (full-mode) outputs with the fast run's")
+    run.add_argument("--check-reproducible", action="store_true",
+                     help="run each notebook twice and fail when a key result differs")
+    check = sub.add_parser("check", help="check the stored outputs of notebooks (default: all)")
+    check.add_argument("notebooks", nargs="*")
+    check.add_argument("--no-html", action="store_true", help="skip the (slower) exported-HTML check")
     sub.add_parser("table", help="print the measured runtime table")
     args = parser.parse_args(argv)
 
@@ -166,33 +633,17 @@ def main(argv: list[str] | None = None) -> int:
         print(runtime_table())
         return 0
     if args.command == "check":
-        import nbformat
-
-        problems = [p for path in notebook_paths() for p in notebook_problems(nbformat.read(path, 4), path.name)]
+        runtimes = load_runtimes()
+        problems = [p for path in notebook_paths(args.notebooks)
+                    for kind in check_notebook(path, runtimes, html=not args.no_html).values() for p in kind]
         print("\n".join(problems) or "all stored notebook outputs are healthy")
         return 1 if problems else 0
-
-    paths = notebook_paths(args.notebooks)
-    mode = _device_mode(args.mode)
-    results, failed = [], False
-    for path in paths:
-        print(f"running {path.name} ({mode} mode) ...", flush=True)
-        try:
-            seconds, results_of_notebook = run_notebook(path, args.mode, save=not args.no_save)
-        except Exception as exc:  # a failing cell: report it, go on with the others
-            failed = True
-            print(f"  FAILED: {type(exc).__name__}: {str(exc)[-2000:]}", file=sys.stderr)
-            results.append((path.stem, None, []))
-            continue
-        record_runtime(path.stem, mode, seconds)
-        results.append((path.stem, seconds, results_of_notebook))
-    _update_readme()
-    width = max(len(n) for n, _, _ in results) if results else 10
-    print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
-    for name, seconds, found in results:
-        print(f"{name:<{width}}  {'FAILED' if seconds is None else f'{seconds:7.1f} s'}  {'; '.join(found) or '-'}")
-    print(f"{'total':<{width}}  {sum(s or 0 for _, s, _ in results):7.1f} s")
-    return 1 if failed else 0
+    if args.save_fast and args.mode != "fast":
+        parser.error("--save-fast only applies to --mode fast")
+    if args.save_fast and args.no_save:
+        parser.error("--save-fast and --no-save contradict each other")
+    return run_course(notebook_paths(args.notebooks), args.mode, save=not args.no_save,
+                      save_fast=args.save_fast, check_reproducible=args.check_reproducible)
 
 
 if __name__ == "__main__":

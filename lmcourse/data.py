@@ -21,6 +21,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import http.client
 import importlib.util
 import re
 import urllib.error
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmcourse.checks import check_number, describe
 from lmcourse.files import atomic_path, atomic_write_text, cache_dir, sha256_file
 from lmcourse.markov import MarkovSource
 from lmcourse.tokenizers import CharTokenizer, WordTokenizer
@@ -97,21 +99,27 @@ DOWNLOADS: dict[str, Download] = {
 CORPORA = ("lee", "wiki", "polarity", *DOWNLOADS)
 
 
+PIP_NAMES = {"sklearn": "scikit-learn"}  # import name -> the name to pip install
+
+
+def _reinstall(package: str) -> str:
+    return f"pip install --force-reinstall --no-deps {PIP_NAMES.get(package, package)}"
+
+
 def _package_root(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"the package {package!r} that ships this data is not installed; "
-                                f"run `pip install {package}` (or `make lab`)")
+                                f"run `pip install {PIP_NAMES.get(package, package)}` (or `make lab`)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
 @functools.lru_cache(maxsize=None)
-def _verified(path: Path, expected: str, mtime_ns: int) -> Path:
+def _verified(path: Path, expected: str, mtime_ns: int, fix: str) -> Path:
     actual = sha256_file(path)
     if actual != expected:
         raise ValueError(f"{path} is corrupt or a different version: sha256 {actual[:12]}... "
-                         f"expected {expected[:12]}...; reinstall the package that ships it "
-                         f"(pip install --force-reinstall --no-deps gensim) or delete the file")
+                         f"expected {expected[:12]}...; {fix}")
     return path
 
 
@@ -123,8 +131,9 @@ def shipped_path(name: str) -> Path:
     path = _package_root(item.package) / item.relpath
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the installed {item.package}; "
-                                f"reinstall it: pip install --force-reinstall --no-deps {item.package}")
-    return _verified(path, item.sha256, path.stat().st_mtime_ns)
+                                f"reinstall it: {_reinstall(item.package)}")
+    return _verified(path, item.sha256, path.stat().st_mtime_ns, f"reinstall the package that ships it: "
+                     f"{_reinstall(item.package)}")
 
 
 def split_text(text: str, valid_fraction: float = VALID_FRACTION) -> tuple[str, str]:
@@ -132,8 +141,9 @@ def split_text(text: str, valid_fraction: float = VALID_FRACTION) -> tuple[str, 
 
     Cutting on a line keeps articles and sentences whole; the validation text is always the end.
     """
-    if not 0 < valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {describe(text)}")
+    check_number("valid_fraction", valid_fraction, 0, 1, low_open=True, high_open=True)
     if not text.strip():
         raise ValueError("text is empty; there is nothing to split")
     target = int(len(text) * (1 - valid_fraction))
@@ -243,7 +253,8 @@ def _corpus_text(name: str) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"corpus {name!r} is an optional download and is not in {path.parent}; "
                                 f"run lmcourse.data.download_corpus({name!r}) once while online")
-    return _verified(path, DOWNLOADS[name].sha256, path.stat().st_mtime_ns).read_text(encoding="utf-8")
+    fix = f"delete {path} and run lmcourse.data.download_corpus({name!r}) again"
+    return _verified(path, DOWNLOADS[name].sha256, path.stat().st_mtime_ns, fix).read_text(encoding="utf-8")
 
 
 def load_corpus(name: str = "wiki", split: str = "all") -> str:
@@ -276,12 +287,24 @@ def download_corpus(name: str = "tinyshakespeare", timeout: float = 30.0) -> Pat
     item, target = DOWNLOADS[name], _download_target(name)
     if target.is_file() and sha256_file(target) == item.sha256:
         return target
+    check_number("timeout", timeout, 0, low_open=True, fix="seconds to wait for the server")
     try:
         with urllib.request.urlopen(item.url, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
             payload = response.read()
+    except urllib.error.HTTPError as exc:  # the server answered, so this machine is online
+        raise ConnectionError(f"the server answered {exc.code} {exc.reason} for {name!r} ({item.url}); the file may "
+                              "have moved or the server is down: try again later, or fetch it by hand into "
+                              f"{target}") from exc
+    except http.client.IncompleteRead as exc:
+        raise ConnectionError(f"the download of {name!r} ended early after {len(exc.partial)} bytes; "
+                              "the connection broke: try again") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise ConnectionError(f"could not download {name!r} from {item.url} ({exc}); this machine seems to be "
                               f"offline. The embedded corpora 'lee', 'wiki' and 'polarity' need no network.") from exc
+    if expected is not None and len(payload) != int(expected):
+        raise ConnectionError(f"the download of {name!r} ended early: {len(payload)} of {expected} bytes arrived; "
+                              "the connection broke: try again")
     with atomic_path(target) as tmp:
         tmp.write_bytes(payload)
         if sha256_file(tmp) != item.sha256:

@@ -183,6 +183,12 @@ def ddpm_step(eps_model: EpsModel, schedule: NoiseSchedule, x_t: torch.Tensor, t
     return mean + nonzero * var.sqrt() * noise
 
 
+def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
+    """The step indices DDIM visits, ascending (LongTensor (steps,)): "trailing" spacing, T/steps apart,
+    ending at T - 1, as diffusers' `timestep_spacing="trailing"` (Lin et al. 2024)."""
+    return (T - torch.arange(steps, dtype=torch.float64) * (T / steps)).round().long().sub(1).flip(0)
+
+
 @torch.no_grad()
 def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], steps: int = 50,
                 eta: float = 0.0, device: torch.device | str = "cpu", generator: torch.Generator | None = None,
@@ -190,13 +196,22 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
     """DDIM (Song et al. 2021): `steps` evenly spaced steps of the same trained model; eta = 0 is deterministic.
 
     x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z.
+    Returns x_0 (shape), or (x_0, trajectory of steps + 1 tensors on the CPU) if return_trajectory.
+
+    Conventions, against diffusers' `DDIMScheduler` defaults:
+    - Timesteps are "trailing" (`timestep_spacing="trailing"`, `ddim_timesteps`): the first step is always
+      from the noisiest index T-1, so even steps=1 denoises. diffusers defaults to "leading" spacing, which
+      starts below T-1 (with steps=1, at index 0: a pure-noise input comes back as noise).
+    - The last step goes to abar = 1 (diffusers' `set_alpha_to_one=True`).
+    - clip=None by default (diffusers clips x0_hat to [-1, 1] by default, `clip_sample=True`); with clip,
+      eps_hat is re-derived from the clipped x0_hat (diffusers' `use_clipped_model_output=True`).
     """
     shape = _check_shape(shape)
     if not isinstance(steps, int) or not 1 <= steps <= schedule.T:
         raise ValueError(f"steps must be an int in [1, {schedule.T}], got {steps!r}")
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    seq = torch.linspace(0, schedule.T - 1, steps).round().long().unique()  # ascending step indices
+    seq = ddim_timesteps(schedule.T, steps)  # ascending step indices, the last one T - 1
     x = torch.randn(shape, device=device, generator=generator)
     trajectory = [x.cpu()] if return_trajectory else None
     abar_all = schedule.alphas_cumprod

@@ -14,9 +14,11 @@ takes the same optimizer step and stays identical.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import itertools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -24,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from lmcourse.core import check_positive_ints
 from lmcourse.train import Batch, History, default_loss, train
 
 
@@ -57,17 +60,59 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def sharded_loader(dataset: Dataset, global_batch_size: int, seed: int = 0, shuffle: bool = True) -> DataLoader:
-    """Batches of `global_batch_size // world_size` examples, a different shard on each process.
+def sharded_loader(dataset: Dataset, global_batch_size: int, seed: int = 0, shuffle: bool = True, *,
+                   rank: int | None = None, world_size: int | None = None) -> DataLoader:
+    """One epoch of batches of `global_batch_size // world_size` examples, a different shard on each process.
 
-    Together the processes see `global_batch_size` examples per step, as one process would.
+    Together the processes see `global_batch_size` examples per step, as one process would. The sampler
+    shuffles with `seed + epoch`: call `loader.sampler.set_epoch(epoch)` before each epoch (or use
+    `sharded_batches`), or every epoch repeats the first one's order. rank and world_size default to
+    the process group's.
     """
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = world_size if world_size is not None else dist.get_world_size() if dist.is_initialized() else 1
+    rank = rank if rank is not None else dist.get_rank() if dist.is_initialized() else 0
     if global_batch_size % world:
         raise ValueError(f"global_batch_size={global_batch_size} must be divisible by the {world} processes")
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
     return DataLoader(dataset, batch_size=global_batch_size // world, sampler=sampler, drop_last=True)
+
+
+def sharded_batches(dataset: Dataset, global_batch_size: int, seed: int = 0, shuffle: bool = True, *,
+                    rank: int | None = None, world_size: int | None = None) -> Iterator[Batch]:
+    """This process's batches, epoch after epoch without end: each epoch a new shuffle (`set_epoch`),
+    and across the processes every example is seen once per epoch."""
+    loader = sharded_loader(dataset, global_batch_size, seed, shuffle, rank=rank, world_size=world_size)
+    for epoch in itertools.count():
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+
+
+def average_gradients(model: nn.Module) -> None:
+    """What DDP does after backward, by hand: all-reduce (sum) every gradient, then divide by the world size."""
+    world = dist.get_world_size()
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            parameter.grad /= world
+
+
+def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:
+    """Bytes each process sends (and receives) in one ring all-reduce of `n_params` gradients.
+
+    A ring all-reduce is a reduce-scatter then an all-gather, each N-1 steps of 1/N of the gradients:
+    2 (N - 1) / N times the gradient bytes, nearly independent of N.
+    """
+    check_positive_ints(n_params=n_params, world_size=world_size, bytes_per_param=bytes_per_param)
+    return 2 * (world_size - 1) / world_size * n_params * bytes_per_param
+
+
+def parameters_sha256(model: nn.Module) -> str:
+    """A hash of every parameter's bytes: equal hashes mean bit-identical weights (a sum would hide differences)."""
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def train_ddp(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.Optimizer, steps: int,

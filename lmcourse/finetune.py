@@ -20,7 +20,7 @@ from lmcourse.tokenizers import split_sentences, split_words
 from lmcourse.transformer import Encoder
 
 __all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
-           "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy"]
+           "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy", "type_baseline_accuracy"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
 
@@ -99,16 +99,17 @@ def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, in
 
 # ----------------------------------------------------------------------------- extractive question answering
 
-# words among the 4000 most frequent of the Wikipedia extract, so a small vocabulary knows them
-NAMES = ("john", "mary", "peter", "anna", "david", "maria", "paul", "james", "thomas", "george",
-         "robert", "michael", "henry", "william", "charles", "edward", "richard", "louis", "arthur", "joseph")
-CITIES = ("london", "paris", "berlin", "rome", "moscow", "athens", "chicago", "egypt", "china", "india",
-          "japan", "france", "germany", "italy", "spain", "russia", "canada", "texas", "ireland", "greece")
+# names and places are capitalised as in running text; all are among the 4000 most frequent words of the
+# Wikipedia extract, so a small word vocabulary knows them and a byte-pair vocabulary has most as one token
+NAMES = ("John", "Mary", "Peter", "Anna", "David", "Maria", "Paul", "James", "Thomas", "George",
+         "Robert", "Michael", "Henry", "William", "Charles", "Edward", "Richard", "Louis", "Arthur", "Joseph")
+CITIES = ("London", "Paris", "Berlin", "Rome", "Moscow", "Athens", "Chicago", "Egypt", "China", "India",
+          "Japan", "France", "Germany", "Italy", "Spain", "Russia", "Canada", "Texas", "Ireland", "Greece")
 JOBS = ("teacher", "writer", "poet", "judge", "actor", "king", "philosopher", "president", "student", "author",
         "artist", "leader", "minister", "player", "professor", "bishop", "historian", "queen", "director", "officer")
 FACTS = (  # (statement, question, which slot is the answer)
     ("{name} lives in {city} .", "where does {name} live ?", "city"),
-    ("{name} works as a {job} .", "what is the job of {name} ?", "job"),
+    ("{name} works as {article} {job} .", "what is the job of {name} ?", "job"),
     ("{name} was born in {city2} .", "where was {name} born ?", "city2"),
 )
 
@@ -135,6 +136,8 @@ def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAEx
     for _ in range(n):
         people = [{"name": name, "city": rng.choice(CITIES), "city2": rng.choice(CITIES), "job": rng.choice(JOBS)}
                   for name in rng.sample(NAMES, n_people)]
+        for person in people:
+            person["article"] = "an" if person["job"][0] in "aeiou" else "a"
         facts = [(template, person) for person in people for template, _, _ in FACTS]
         rng.shuffle(facts)
         words, spans = [], {}
@@ -152,20 +155,37 @@ def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAEx
     return examples
 
 
+def type_baseline_accuracy(examples: list[QAExample]) -> float:
+    """The baseline a reader must beat: the expected exact-match accuracy of pointing at a random context word of
+    the answer's type (a place for where-questions, a job for job-questions), i.e. the mean of 1 / (words of that
+    type in the context). It knows what kind of word to look for, not which one."""
+    if not examples:
+        raise ValueError("examples is empty; give at least one QAExample")
+    total = 0.0
+    for ex in examples:
+        kind = JOBS if ex.answer in JOBS else CITIES
+        total += 1 / sum(word in kind for word in ex.context.split())
+    return total / len(examples)
+
+
 def encode_qa(examples: list[QAExample], specials, max_len: int) -> dict[str, torch.Tensor]:
     """[CLS] question [SEP] context [SEP] as ids (N, T), key_padding (N, T), and the answer's token
     positions start/end (N,) in that sequence, plus context_mask (N, T): True on context tokens (where a span may lie)."""
     rows, starts, ends, offsets = [], [], [], []
     for ex in examples:
         q = specials.encode(ex.question)
-        c = [specials.tokenizer.vocab.stoi.get(w, 0) for w in ex.context.split()]  # the context is already words
+        c, word_starts = [], []  # a word may be several tokens (byte pairs): encode word by word, keep where each starts
+        for word in ex.context.split():
+            word_starts.append(len(c))
+            c += specials.encode(" " + word)
+        word_starts.append(len(c))
         row = [specials.cls_id] + q + [specials.sep_id] + c + [specials.sep_id]
         if len(row) > max_len:
             raise ValueError(f"an example has {len(row)} tokens, more than max_len={max_len}; raise max_len")
         offset = len(q) + 2
         rows.append(row)
-        starts.append(offset + ex.start)
-        ends.append(offset + ex.end)
+        starts.append(offset + word_starts[ex.start])
+        ends.append(offset + word_starts[ex.end + 1] - 1)
         offsets.append((offset, offset + len(c)))
     ids, key_padding = specials.batch(rows, max_len, cls=False)
     positions = torch.arange(ids.shape[1])

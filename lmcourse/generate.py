@@ -11,8 +11,9 @@ options gives the same tokens (greedy and beam search are tested against it):
 
 A model works here if `model(idx)` returns logits (B, T, vocab), a tuple whose first item is
 the logits (as `lmcourse.gpt.GPT`), or an object with `.logits` (as transformers' models).
-A model with `new_kv_cache()` (as `GPT`) is run with a key/value cache: each step feeds only the
-new token and reuses the keys and values of the earlier ones (`use_cache=True`).
+A model with `new_kv_cache(max_len)` (as `GPT`) is run with a key/value cache (`use_cache=True`): each step
+feeds only the new token and reuses the keys and values of the earlier ones, kept in buffers allocated
+once for prompt + max_new_tokens positions and written in place.
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def block_size_of(model: nn.Module) -> int | None:
 class _Stepper:
     """Feeds sequences to the model and returns the last position's logits, with a KV cache when it can."""
 
-    def __init__(self, model: nn.Module, use_cache: bool, block_size: int | None, crop_context: bool):
+    def __init__(self, model: nn.Module, use_cache: bool, block_size: int | None, crop_context: bool, max_len: int):
         self.model = model
         self.block_size = block_size
+        self.max_len = max_len if block_size is None else min(max_len, block_size)  # the cache's room, allocated once
         self.crop_context = crop_context
         self.can_cache = use_cache and hasattr(model, "new_kv_cache")
         self.cache = None
@@ -127,7 +129,7 @@ class _Stepper:
             ids, self.cache = ids[:, -self.block_size:], None
         if self.can_cache and not too_long:
             if self.cache is None:
-                self.cache = self.model.new_kv_cache()
+                self.cache = self.model.new_kv_cache(self.max_len)
             new = ids[:, self.cache.length:]  # only the tokens the cache has not seen: (N, T_new)
             logits = _logits_of(self.model(new, kv_cache=self.cache))
         else:
@@ -194,7 +196,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, do_sample
         if do_sample:
             generator = torch.Generator(device=idx.device)
             generator.manual_seed(seed if seed is not None else int(torch.randint(2**62, (1,))))
-        step = _Stepper(model, use_cache, block_size, crop_context)
+        step = _Stepper(model, use_cache, block_size, crop_context, idx.size(1) + max_new_tokens)
         options = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
         if num_beams == 1:

@@ -42,35 +42,62 @@ class GPTConfig:
 class KVCache:
     """The keys and values every layer has computed so far, so that generation feeds one new token per step.
 
-    keys[layer], values[layer]: (B, n_head, T_cached, head_dim). Without the cache, step t of
+    Each layer's keys and values live in a buffer allocated once, (B, n_head, max_len, head_dim), and each
+    step writes its new positions into it in place: no tensor is copied per step (growing the cache with
+    torch.cat would copy all t cached positions at every step, O(t^2) work over a generation).
+    keys[layer][:, :, :layer_length(layer)] are the filled positions. Without the cache, step t of
     generation recomputes all t positions; with it, only the new one (attention still reads all t).
+    max_len: the capacity (GPT.new_kv_cache gives block_size); None or too small: it doubles when full.
     """
 
-    def __init__(self, n_layer: int):
-        self.keys: list[torch.Tensor | None] = [None] * n_layer
+    def __init__(self, n_layer: int, max_len: int | None = None):
+        if max_len is not None and max_len < 1:
+            raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
+        self.max_len = max_len
+        self.keys: list[torch.Tensor | None] = [None] * n_layer  # (B, n_head, capacity, head_dim) buffers
         self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.lengths = [0] * n_layer
 
     @property
     def length(self) -> int:
         """How many positions are cached (the position of the next token)."""
-        return self.layer_length(0)
+        return self.lengths[0]
 
     def layer_length(self, layer: int) -> int:
         """How many positions `layer` has cached (during a forward pass, earlier layers are ahead)."""
-        return 0 if self.keys[layer] is None else self.keys[layer].size(2)
+        return self.lengths[layer]
+
+    def _reserve(self, layer: int, k: torch.Tensor, v: torch.Tensor, needed: int) -> None:
+        buffer = self.keys[layer]
+        capacity = 0 if buffer is None else buffer.size(2)
+        if needed <= capacity:
+            return
+        size = max(needed, self.max_len or 0, 2 * capacity)
+        B, n_head, _, head_dim = k.shape
+        keys, values = k.new_empty(B, n_head, size, head_dim), v.new_empty(B, n_head, size, v.size(-1))
+        if buffer is not None:  # only when the capacity was too small: copy once, then double
+            n = self.lengths[layer]
+            keys[:, :, :n], values[:, :, :n] = buffer[:, :, :n], self.values[layer][:, :, :n]
+        self.keys[layer], self.values[layer] = keys, values
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append the new positions' k, v (B, n_head, T_new, head_dim); return all of them (B, n_head, T, head_dim)."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        """Write the new positions' k, v (B, n_head, T_new, head_dim) in place; return views of all of them
+        (B, n_head, T, head_dim)."""
+        start = self.lengths[layer]
+        end = start + k.size(2)
+        self._reserve(layer, k, v, end)
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        self.lengths[layer] = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` (beam search continues some beams and drops others)."""
-        self.keys = [None if k is None else k.index_select(0, index) for k in self.keys]
-        self.values = [None if v is None else v.index_select(0, index) for v in self.values]
+        """Keep rows `index` (beam search continues some beams and drops others; same batch size)."""
+        for buffers in (self.keys, self.values):
+            for layer, buffer in enumerate(buffers):
+                if buffer is not None:
+                    n = self.lengths[layer]
+                    buffer[:, :, :n] = buffer[:, :, :n].index_select(0, index)
 
 
 class MLP(nn.Module):
@@ -155,9 +182,10 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def new_kv_cache(self) -> KVCache:
-        """An empty key/value cache for `forward(idx, kv_cache=...)` (used by `lmcourse.generate`)."""
-        return KVCache(self.config.n_layer)
+    def new_kv_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty key/value cache for `forward(idx, kv_cache=...)` (used by `lmcourse.generate`), with room for
+        max_len positions (default block_size; generate asks for prompt + new tokens)."""
+        return KVCache(self.config.n_layer, self.config.block_size if max_len is None else max_len)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 kv_cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.tokenizers import UNK
 from lmcourse.transformer import Encoder, TransformerConfig
 
 __all__ = ["IGNORE_INDEX", "MLMHead", "MaskedLM", "SpecialTokens", "evaluate_mlm", "mask_tokens", "mlm_batches",
@@ -51,7 +52,7 @@ class SpecialTokens:
         """The text of one id, specials included."""
         if i >= self.n_regular:
             return self.NAMES[i - self.n_regular]
-        return self.tokenizer.vocab.itos[i]
+        return self.tokenizer.decode([i]) if i else UNK
 
     def tokens(self, ids) -> list[str]:
         return [self.token(int(i)) for i in ids]

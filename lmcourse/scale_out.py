@@ -6,18 +6,24 @@
 
 Every process trains the same GPT on its shard of each global batch (see `lmcourse.distributed`).
 Rank 0 writes `checkpoint.pt` and `result.json` (losses averaged over all processes, tokens/s);
-every rank writes `rank<r>.json` with a checksum of its weights, which must all agree.
+every rank writes `rank<r>.json` with a sha256 of its weights, which must all agree.
+
+    torchrun --nproc-per-node 2 -m lmcourse.scale_out --allreduce-check --out runs/check
+
+takes one batch instead and writes how far DDP's gradients are from gradients all-reduced by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from lmcourse import distributed
 from lmcourse.core import seed_everything
@@ -39,24 +45,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-chars", type=int, default=None, help="train on the first N characters only (quick runs)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--allreduce-check", action="store_true",
+                        help="compare DDP's gradients on one batch with gradients all-reduced by hand, then stop")
     args = parser.parse_args(argv)
 
     rank, world, device = distributed.setup()
     seed_everything(args.seed)  # identical initial weights on every rank
     tokenizer = corpus_tokenizer("wiki")
     dataset = Windows(tokenizer.encode(load_corpus("wiki", "train")[: args.max_chars]), args.block_size)
-    loader = distributed.sharded_loader(dataset, args.global_batch, seed=args.seed)
+    batches = distributed.sharded_batches(dataset, args.global_batch, seed=args.seed)
     config = GPTConfig(tokenizer.vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd)
     model = GPT(config).to(device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.allreduce_check:
+        gap = allreduce_gap(model, next(batches), device)
+        atomic_write_text(args.out / f"allreduce{rank}.json", json.dumps({"rank": rank, "max_abs_difference": gap}))
+        distributed.teardown()
+        return
     start = time.perf_counter()
-    history = distributed.train_ddp(model, loader, optimizer=model.configure_optimizer(args.lr, device=device),
+    history = distributed.train_ddp(model, batches, optimizer=model.configure_optimizer(args.lr, device=device),
                                     steps=args.steps, checkpoint_path=None, desc=f"GPT on {world} process(es)")
     seconds = time.perf_counter() - start
     losses = torch.tensor(history.loss, device=device)
     dist.all_reduce(losses)  # each rank's loss is over its shard: average them for the global batch's loss
-    args.out.mkdir(parents=True, exist_ok=True)
-    checksum = sum(p.detach().double().sum().item() for p in model.parameters())
-    atomic_write_text(args.out / f"rank{rank}.json", json.dumps({"rank": rank, "weights_checksum": checksum}))
+    atomic_write_text(args.out / f"rank{rank}.json",
+                      json.dumps({"rank": rank, "weights_sha256": distributed.parameters_sha256(model)}))
     if distributed.is_main_process():
         from lmcourse.checkpoint import save_checkpoint
 
@@ -66,6 +79,16 @@ def main(argv: list[str] | None = None) -> None:
             "world_size": world, "device": device.type, "seconds": seconds, "tokens_per_second": tokens / seconds,
             "loss": (losses / world).tolist()}))
     distributed.teardown()
+
+
+def allreduce_gap(model: GPT, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
+    """Largest |DDP gradient - hand all-reduced gradient| over all parameters, for one batch shard per rank."""
+    ddp = DistributedDataParallel(copy.deepcopy(model), device_ids=[device.index] if device.type == "cuda" else None)
+    x, y = (t.to(device) for t in batch)
+    ddp(x, y)[1].backward()                         # DDP all-reduces during backward
+    model(x, y)[1].backward()
+    distributed.average_gradients(model)            # the same, by hand, after backward
+    return max((a.grad - b.grad).abs().max().item() for a, b in zip(ddp.module.parameters(), model.parameters()))
 
 
 if __name__ == "__main__":

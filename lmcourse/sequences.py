@@ -35,6 +35,31 @@ def random_windows(ids, block_size: int, batch_size: int, seed: int = 0) -> Iter
         yield ids[windows], ids[windows + 1]
 
 
+def consecutive_windows(ids, block_size: int, batch_size: int
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless batches for truncated backpropagation through time: row b of batch k+1 continues row b of batch k.
+
+    The stream is cut into `batch_size` equal parts, read side by side, `block_size` tokens at a time;
+    after the last full window of the parts it starts again from their beginnings.
+    Yields x (B, T), y (B, T) (x shifted by one) and `first` (a 0-d bool tensor: True when the windows
+    start the parts again, so a carried recurrent state must be reset).
+    """
+    ids = _as_ids(ids)
+    if block_size < 1 or batch_size < 1:
+        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    part = (len(ids) - 1) // batch_size
+    n_windows = part // block_size
+    if n_windows < 1:
+        raise ValueError(f"ids has {len(ids)} tokens: too few for {batch_size} parts of at least "
+                         f"block_size={block_size} tokens each; lower batch_size or block_size")
+    rows = torch.arange(batch_size)[:, None] * part  # (B, 1) start of each part
+    offsets = torch.arange(block_size)
+    while True:
+        for k in range(n_windows):
+            index = rows + k * block_size + offsets  # (B, T)
+            yield ids[index], ids[index + 1], torch.tensor(k == 0)
+
+
 class Windows(Dataset):
     """Consecutive, non-overlapping windows of a token stream as a Dataset: item i is (x (T,), y (T,)).
 

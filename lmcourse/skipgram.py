@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lmcourse.progress import progress_bar
+
 __all__ = ["build_vocab", "keep_probabilities", "negative_table", "skipgram_pairs", "SkipGramNS",
            "sgd_step", "train_skipgram", "SkipGramResult"]
 
@@ -187,11 +189,7 @@ def _train(sentences, vector_size, window, negative, min_count, sample, epochs, 
     gen = torch.Generator(device=device).manual_seed(seed)
     result = SkipGramResult(kv=None, model=model, words=words)
     total_words = sum(len(s) for s in sentences) * epochs  # as gensim's corpus_total_words
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        progress = False
-    bar = tqdm(total=epochs, desc="skip-gram epochs", disable=not progress) if progress else None
+    bar = progress_bar(total=epochs, desc="skip-gram epochs") if progress else None
     for epoch in range(epochs):
         kept = rng.random(len(flat)) < keep  # subsampling, fresh every epoch
         centre, context = skipgram_pairs(flat[kept], sent[kept], window, rng)

@@ -4,6 +4,10 @@
 so a decoder without attention must carry the whole input in one fixed-size vector; with attention
 it reads the input position it needs (an anti-diagonal alignment).
 
+`OrderTask`: a sentence classification that only word order can solve. Both classes use the same
+words in the same numbers; the label says which of two marker words comes first, so a bag of words
+is at chance by construction, while a model that reads in order can be right every time.
+
 Token ids: 0 = <pad>, 1 = <bos>, 2 = <eos>, then the symbols.
 """
 
@@ -86,3 +90,52 @@ class ReversalTask:
         while True:
             yield self.batch(self.sample(batch_size, seed=seed * 1_000_003 + step))
             step += 1
+
+
+FILLERS = ("the", "a", "film", "plot", "was", "and", "very", "actors", "music", "story",
+           "it", "is", "but", "scene", "long", "of", "with", "end", "this", "one")
+
+
+class OrderTask:
+    """Label 1 if the word `markers[0]` comes before `markers[1]` in the sentence, else 0.
+
+    Each sentence has min_len..max_len words: both markers once each, the rest drawn uniformly from
+    `FILLERS`. Ids: 0 = <pad>, then the fillers, then the two markers.
+    """
+
+    def __init__(self, min_len: int = 6, max_len: int = 30, markers: tuple[str, str] = ("cat", "dog")):
+        if not 2 <= min_len <= max_len:
+            raise ValueError(f"need 2 <= min_len <= max_len (two markers per sentence), got "
+                             f"min_len={min_len}, max_len={max_len}")
+        if len(markers) != 2 or markers[0] == markers[1] or set(markers) & set(FILLERS):
+            raise ValueError(f"markers must be two different words that are not fillers, got {markers!r}")
+        self.min_len, self.max_len, self.markers = min_len, max_len, tuple(markers)
+        self.itos = ["<pad>", *FILLERS, *markers]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def sample(self, n: int, seed: int) -> list[tuple[str, int]]:
+        """n (sentence, label) pairs with balanced random labels."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(n):
+            length = int(torch.randint(self.min_len, self.max_len + 1, (1,), generator=g))
+            words = [FILLERS[i] for i in torch.randint(len(FILLERS), (length,), generator=g).tolist()]
+            a, b = torch.randperm(length, generator=g)[:2].tolist()  # two distinct positions
+            words[a], words[b] = self.markers
+            out.append((" ".join(words), int(a < b)))
+        return out
+
+    def batch(self, examples: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Examples -> (ids (B, T) padded with 0 on the right, lengths (B,), labels (B,))."""
+        seqs = [[self.stoi[w] for w in s.split()] for s, _ in examples]
+        lengths = torch.tensor([len(q) for q in seqs])
+        ids = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
+        for r, q in enumerate(seqs):
+            ids[r, :len(q)] = torch.tensor(q)
+        return ids, lengths, torch.tensor([y for _, y in examples])

@@ -92,3 +92,42 @@ class WordTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.vocab.tokens(ids))
+
+
+class BPETokenizer:
+    """Byte-level byte-pair encoding (GPT-2's scheme), trained with Hugging Face `tokenizers`.
+
+    Frequent byte sequences become one token ("the", " city", "ism"): several characters per token,
+    and no text is ever out of vocabulary. Id 0 is `<unk>` like the other course tokenizers, reserved
+    but never produced (every byte has a token).
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_text(cls, text: str, vocab_size: int = 1024) -> BPETokenizer:
+        """Learn `vocab_size` tokens (the 256 bytes, `<unk>` and the merges) from `text`, one line at a time."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        if not text.strip():
+            raise ValueError("cannot train a BPE tokenizer on an empty text; give some training text")
+        if vocab_size < 257 + 1:
+            raise ValueError(f"vocab_size must be > 257 (the 256 bytes and <unk>), got {vocab_size}")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[UNK],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(text.split("\n"), trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.tokenizer.decode(list(ids))

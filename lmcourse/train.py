@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from lmcourse.checkpoint import save_checkpoint
+from lmcourse.progress import progress_bar, stop_early
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -132,12 +132,13 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
     stream = _forever(batches)
     model.train()
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
+    bar = progress_bar(total=steps, desc=desc, disable=not progress)
+    for step in range(steps):
         try:
             batch = next(stream)
         except StopIteration:
             bar.write(f"{desc}: the batch iterator ran out after {step} of {steps} steps")
+            stop_early(bar, "the batch iterator ran out")
             break
         batch = tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
         if lr_schedule is not None:
@@ -170,7 +171,9 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.eval_loss[-1]:.3f}")
         elif step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update(1)
         if time_limit is not None and history.seconds[-1] >= time_limit:
+            stop_early(bar, f"time limit {time_limit:g} s")
             break
     if evaluate is not None and history.step:
         run_evaluation(history.step[-1])

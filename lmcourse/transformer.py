@@ -147,9 +147,16 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None,
                 need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        pad = _padding_to_mask(key_padding, x)
+        pad = _padding_to_mask(key_padding, x)  # (B, 1, 1, T)
+        if pad is not None and mask is not None and mask.ndim == 3:
+            mask = mask[:, None]  # (B, T, T) is one mask per example: (B, 1, T, T), so it meets pad batch to batch
         if pad is not None:
-            mask = pad if mask is None else mask & pad
+            if mask is None:
+                mask = pad
+            elif mask.dtype == torch.bool:
+                mask = mask & pad
+            else:  # a float additive mask: padding keys get -inf, as torch does
+                mask = torch.where(pad, mask, float("-inf"))
         if self.norm_first:
             a, weights = self._sa(self.norm1(x), mask, need_weights)
             x = x + a

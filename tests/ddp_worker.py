@@ -12,7 +12,7 @@ out = Path(sys.argv[1])
 rank, world, device = distributed.setup()
 torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
 model = make_model().to(device)
-loader = distributed.sharded_loader(make_dataset(), global_batch_size=8, shuffle=False)
+loader = distributed.sharded_batches(make_dataset(), global_batch_size=8, shuffle=False)
 history = distributed.train_ddp(model, loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=6,
                                 loss_fn=mse)
 # the loss each rank saw is over its own shard; average them to get the global-batch loss

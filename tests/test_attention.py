@@ -215,3 +215,40 @@ def test_mha_rejects_bad_inputs():
         mha(x, x, x, mask=torch.ones(3, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="does not broadcast"):
         mha(x, x, x, mask=torch.ones(4, 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("B", [4, 2])  # 4 = n_heads, where reading the mask as (heads, Tq, Tk) ran silently
+def test_mha_3d_mask_is_one_mask_per_example_shared_by_the_heads(B):
+    ref, ours = torch_pair()
+    x = torch.randn(B, 5, 16, generator=torch.Generator().manual_seed(2))
+    keep = torch.rand(B, 5, 5, generator=torch.Generator().manual_seed(3)) > 0.5
+    keep[..., 0] = True  # every query may attend something
+    # torch reads a 3-D mask as (B * n_heads, Tq, Tk) with True = ignore
+    want, want_w = ref(x, x, x, attn_mask=~keep.repeat_interleave(ref.num_heads, 0), need_weights=True,
+                       average_attn_weights=False)
+    for need_weights in (False, True):
+        got, w = ours(x, x, x, mask=keep, need_weights=need_weights)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, want_w, atol=1e-5, rtol=1e-5)
+
+
+def test_mha_3d_mask_of_another_batch_size_is_refused():
+    _, ours = torch_pair()
+    x = torch.randn(2, 5, 16)
+    with pytest.raises(ValueError, match=r"expected \(2, 5, 5\), got \(4, 5, 5\)"):
+        ours(x, x, x, mask=torch.ones(4, 5, 5, dtype=torch.bool))
+
+
+def test_fully_masked_row_of_a_float_mask_matches_torch_fused_attention():
+    q, k, v = qkv(B=1, H=2, Tq=2, Tk=3)
+    bias = torch.tensor([[0.0, -1.0, float("-inf")], [float("-inf")] * 3])
+    out, w = scaled_dot_product_attention(q, k, v, bias)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=bias), atol=1e-5, rtol=1e-5)
+    assert (w[..., 1, :] == 0).all() and (out[..., 1, :] == 0).all()
+    _, ours = torch_pair()
+    x = torch.randn(1, 2, 16)
+    bias = torch.tensor([[0.0, float("-inf")], [float("-inf")] * 2])
+    fused, _ = ours(x, x, x, mask=bias)
+    explicit, _ = ours(x, x, x, mask=bias, need_weights=True)
+    assert torch.isfinite(explicit).all()
+    torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)

@@ -1,8 +1,17 @@
+"""The course runner and the checks of stored notebooks, on tiny synthetic notebooks in tmp dirs."""
+
+import base64
 import json
+import math
+import re
 
 import nbformat
+import numpy as np
+import pytest
+import torch
 
 from lmcourse import course
+from lmcourse.course import KeyResult
 
 
 def notebook(*cells):
@@ -17,7 +26,18 @@ def code(source, count, outputs):
     return cell
 
 
-OK = {"output_type": "stream", "name": "stdout", "text": "fine\n"}
+def markdown(source):
+    return nbformat.v4.new_markdown_cell(source)
+
+
+def stream(text, name="stdout"):
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+OK = stream("fine\n")
+
+
+# --- stored-output health -------------------------------------------------------------------
 
 
 def test_a_healthy_notebook_has_no_problems():
@@ -44,27 +64,330 @@ def test_out_of_order_counts_are_reported():
 
 
 def test_machine_path_in_output_is_reported():
-    leak = {"output_type": "stream", "name": "stdout", "text": "saved to /home/alice/x.pt\n"}
+    leak = stream("saved to /home/alice/x.pt\n")
     assert any("machine path" in p for p in course.notebook_problems(notebook(code("1", 1, [leak])), "nb"))
 
 
-def test_runtime_table_marks_unmeasured_notebooks(monkeypatch, tmp_path):
-    monkeypatch.setattr(course, "RUNTIMES", tmp_path / "runtimes.json")
-    (tmp_path / "runtimes.json").write_text(json.dumps({"00_setup": {"full": {"seconds": 12.0, "machine": "m"}}}))
-    table = course.runtime_table("00_setup")
-    assert "| 00_setup | not measured | 12 s | not measured |" in table
-    assert "Measured on: m." in table
-
-
 def test_unknown_notebook_name_is_a_clear_error():
-    import pytest
-
     with pytest.raises(FileNotFoundError, match="does not exist"):
         course.notebook_paths(["99_nothing"])
 
 
-def test_key_results_are_collected_from_printed_lines(capsys):
-    course.key_result("bigram 2.54 nats/char")
+# --- key results ----------------------------------------------------------------------------
+
+
+def test_key_result_prints_exactly_one_line(capsys):
+    course.key_result("gpt_nats_per_char", 1.496, "nats/char")
+    course.key_result("qa_span_accuracy", 22.0, "%", note="dev split; 95 % interval 20.1-23.9")
+    assert capsys.readouterr().out == ("key result: gpt_nats_per_char = 1.496 nats/char\n"
+                                       "key result: qa_span_accuracy = 22 %; dev split; 95 % interval 20.1-23.9\n")
+
+
+@pytest.mark.parametrize("name", ["GPT nats", "gptNats", "", "1_gpt", "gpt__nats", "gpt_", "gpt-nats", None])
+def test_key_result_refuses_names_that_are_not_snake_case(name):
+    with pytest.raises(ValueError, match="snake_case"):
+        course.key_result(name, 1.0, "nats/char")
+
+
+@pytest.mark.parametrize("value", ["1.5", True, None, torch.tensor(1.5), np.array([1.5]), math.nan, math.inf])
+def test_key_result_refuses_values_that_are_not_plain_finite_numbers(value):
+    with pytest.raises(ValueError, match="value must be"):
+        course.key_result("gpt_nats_per_char", value, "nats/char")
+
+
+@pytest.mark.parametrize("unit", ["", " nats", "nats; per char", "a\nb", None])
+def test_key_result_refuses_a_missing_or_malformed_unit(unit):
+    with pytest.raises(ValueError, match="unit must be"):
+        course.key_result("gpt_nats_per_char", 1.0, unit)
+
+
+def test_key_result_prints_numpy_scalars_without_float32_noise(capsys):
+    course.key_result("exact_match", np.float32(0.83), "fraction")
+    course.key_result("steps", np.int64(2500), "steps")
+    assert capsys.readouterr().out.splitlines() == ["key result: exact_match = 0.83 fraction",
+                                                    "key result: steps = 2500 steps"]
+
+
+@pytest.mark.parametrize("args", [("a", 0.1, "nats/char", ""), ("b_2", -3, "s", "x; y = 1"), ("c", 1e-7, "%", ""),
+                                  ("d", 123456.5, "tokens/s", "")])
+def test_printed_key_results_parse_back_to_the_same_values(capsys, args):
+    course.key_result(*args)
+    parsed = course.parse_key_result(capsys.readouterr().out)
+    assert parsed == KeyResult(*args)
+
+
+def test_key_results_are_collected_from_a_notebooks_outputs(capsys):
+    course.key_result("bigram_nats_per_char", 2.54, "nats/char")
     printed = capsys.readouterr().out
-    nb = notebook(code("x", 1, [{"output_type": "stream", "name": "stdout", "text": "other\n" + printed}]))
-    assert course.key_results(nb) == ["bigram 2.54 nats/char"]
+    nb = notebook(code("x", 1, [stream("other\n" + printed)]), code("y", 2, [stream("key result: n = 3 steps\n")]))
+    assert course.key_results(nb) == [KeyResult("bigram_nats_per_char", 2.54, "nats/char"), KeyResult("n", 3, "steps")]
+    assert course.key_result_problems(nb, "nb") == []
+
+
+def test_free_text_and_duplicate_key_results_are_reported():
+    nb = notebook(code("x", 1, [stream("key result: bigram model 2.5 nats/char\n")]),
+                  code("y", 2, [stream("key result: a = 1 s\n")]), code("z", 3, [stream("key result: a = 2 s\n")]))
+    problems = course.key_result_problems(nb, "nb")
+    assert len(problems) == 2
+    assert "cell 0" in problems[0] and "key_result(name, value, unit" in problems[0]
+    assert "cells 1 and 2 both print key result 'a'" in problems[1]
+
+
+# --- runtime tables -------------------------------------------------------------------------
+
+
+def test_runtime_table_marks_unmeasured_notebooks():
+    table = course.runtime_table("00_setup", {"00_setup": {"full": {"seconds": 12.0, "machine": "m"}}})
+    assert "| 00_setup | not measured | 12 s | not measured |" in table
+    assert "Measured on: m." in table
+
+
+def test_runtime_table_names_only_the_machines_of_the_notebook_shown():
+    runtimes = {"a": {"full": {"seconds": 1.0, "machine": "cpu"}}, "b": {"gpu": {"seconds": 1.0, "machine": "H200"}}}
+    assert "H200" not in course.runtime_table("a", runtimes)
+
+
+def test_stale_runtime_table_and_slow_fast_mode_are_reported():
+    runtimes = {"nb": {"fast": {"seconds": 37.7, "machine": "m"}, "full": {"seconds": 32.3, "machine": "m"}}}
+    stale = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+             "data": {"text/markdown": course.runtime_table("nb", {}), "text/plain": "<Markdown>"}}
+    nb = notebook(code('Markdown(lmcourse.course.runtime_table("nb"))', 1, [stale]))
+    problems = course.runtime_table_problems(nb, "nb", runtimes)
+    assert "cell 0 stores a stale runtime table" in problems[0] and "| nb | 38 s | 32 s |" in problems[0]
+    assert "fast mode (37.7 s) is not faster than full mode (32.3 s)" in problems[1]
+    course.set_runtime_table(nb, "nb", course.runtime_table("nb", runtimes))
+    assert course.runtime_table_problems(nb, "nb", runtimes)[:1] == problems[1:]
+
+
+def test_a_notebook_without_a_runtime_table_cell_is_reported():
+    assert "no cell shows" in course.runtime_table_problems(notebook(code("1", 1, [OK])), "nb", {})[0]
+
+
+# --- the runner: what it writes and what it must not touch ----------------------------------
+
+TABLE_CELL = 'import lmcourse\nfrom IPython.display import Markdown\nMarkdown(lmcourse.course.runtime_table("01_tiny"))'
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A course in a tmp dir: one notebook with stored full-mode outputs, runtimes, key results, README."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    runtimes = {"01_tiny": {"full": {"seconds": 50.0, "machine": "test machine"}}}
+    (nbdir / "runtimes.json").write_text(json.dumps(runtimes))
+    (nbdir / "key_results.json").write_text("{}\n")
+    (tmp_path / "README.md").write_text("# x\n<!-- runtimes:start -->\nold\n<!-- runtimes:end -->\nend\n")
+    table = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+             "data": {"text/markdown": course.runtime_table("01_tiny", runtimes), "text/plain": "<Markdown>"}}
+    nb = notebook(markdown("# tiny"), code(TABLE_CELL, 1, [table]),
+                  code("lmcourse.course.key_result('loss', LOSS, 'nats')", 2,
+                       [stream("key result: loss = 1.5 nats\n")]))
+    (nbdir / "01_tiny.ipynb").write_text(json.dumps(nb))
+    for name, value in [("ROOT", tmp_path), ("NOTEBOOKS", nbdir), ("RUNTIMES", nbdir / "runtimes.json"),
+                        ("KEY_RESULTS", nbdir / "key_results.json"), ("README", tmp_path / "README.md")]:
+        monkeypatch.setattr(course, name, value)
+    monkeypatch.setattr(course, "_machine", lambda: "test machine")
+    monkeypatch.setattr(course, "_device_mode", lambda mode: mode)
+    return tmp_path
+
+
+def fake_execute(values, seconds={"fast": 2.0, "full": 30.0}, edit=None):
+    """An executor that 'runs' a notebook: counts, a table, a key result per run from `values`."""
+    calls = iter(values)
+
+    def execute(nb, path, mode, timeout=0):
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+            cell.execution_count = i + 1
+        nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", execution_count=1, data={
+            "text/markdown": course.runtime_table("01_tiny"), "text/plain": "<Markdown>"})]
+        nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                      text=f"{mode} run\nkey result: loss = {value} nats\n")]
+        if edit:
+            edit(path)
+        return seconds[mode]
+
+    return execute
+
+
+def snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def stored(root):
+    return json.loads((root / "notebooks" / "01_tiny.ipynb").read_text())
+
+
+def test_a_full_run_stores_outputs_with_the_runtime_table_of_that_run(tree, monkeypatch, capsys):
+    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 0
+    nb, runtimes = stored(tree), course.load_runtimes()
+    assert runtimes["01_tiny"]["full"]["seconds"] == 30.0
+    assert "full run" in "".join(nb["cells"][2]["outputs"][0]["text"])
+    # the table stored in the notebook includes this run's 30 s (before: the previous run's 50 s)
+    assert course.runtime_table_problems(nb, "01_tiny", runtimes) == []
+    assert "| 01_tiny | not measured | 30 s |" in (tree / "README.md").read_text()
+    assert json.loads((tree / "notebooks" / "key_results.json").read_text()) == {
+        "01_tiny": {"full": {"machine": "test machine",
+                             "results": {"loss": {"value": 1.25, "unit": "nats", "note": ""}}}}}
+    out = capsys.readouterr().out
+    assert "01_tiny" in out and "30.0 s" in out and "loss = 1.25 nats" in out
+
+
+def test_no_save_writes_no_file_at_all(tree, monkeypatch, capsys):
+    before = snapshot(tree)
+    monkeypatch.setattr(course, "execute", fake_execute([1.25, 1.25]))
+    assert course.main(["run", "--mode", "fast", "--no-save", "01_tiny"]) == 0
+    assert course.main(["run", "--mode", "full", "--no-save", "01_tiny"]) == 0
+    assert snapshot(tree) == before
+    out = capsys.readouterr().out
+    assert "2.0 s" in out and "30.0 s" in out and "nothing was written" in out
+
+
+def test_make_course_fast_passes_no_save():
+    makefile = (course.ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ncourse-fast:", 1)[1].split("\n\n", 1)[0]
+    assert "--mode fast" in recipe and "--no-save" in recipe
+
+
+def test_a_fast_run_keeps_the_stored_full_outputs_and_refreshes_only_the_table(tree, monkeypatch):
+    monkeypatch.setattr(course, "execute", fake_execute([9.0]))
+    before = stored(tree)
+    assert course.main(["run", "--mode", "fast", "01_tiny"]) == 0
+    nb, runtimes = stored(tree), course.load_runtimes()
+    assert nb["cells"][2] == before["cells"][2]  # the full run's key result stays
+    assert runtimes["01_tiny"] == {"fast": {"seconds": 2.0, "machine": "test machine"},
+                                   "full": {"seconds": 50.0, "machine": "test machine"}}
+    assert course.runtime_table_problems(nb, "01_tiny", runtimes) == []
+    results = json.loads((tree / "notebooks" / "key_results.json").read_text())["01_tiny"]
+    assert list(results) == ["fast"] and results["fast"]["results"]["loss"]["value"] == 9.0
+
+
+def test_save_fast_stores_the_fast_outputs_when_asked(tree, monkeypatch):
+    monkeypatch.setattr(course, "execute", fake_execute([9.0]))
+    assert course.main(["run", "--mode", "fast", "--save-fast", "01_tiny"]) == 0
+    assert "key result: loss = 9.0 nats" in "".join(stored(tree)["cells"][2]["outputs"][0]["text"])
+
+
+def test_save_fast_is_refused_outside_fast_mode_or_with_no_save(tree):
+    for argv in (["run", "--save-fast"], ["run", "--mode", "fast", "--save-fast", "--no-save"]):
+        with pytest.raises(SystemExit):
+            course.main(argv)
+
+
+def test_a_failing_notebook_writes_nothing(tree, monkeypatch, capsys):
+    before = snapshot(tree)
+    monkeypatch.setattr(course, "execute", fake_execute([RuntimeError("cell 3 failed")]))
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 1
+    assert snapshot(tree) == before
+    assert "FAILED: RuntimeError: cell 3 failed" in capsys.readouterr().err
+
+
+def test_a_notebook_edited_during_its_run_is_not_overwritten(tree, monkeypatch, capsys):
+    def edit(path):
+        path.write_text(path.read_text().replace("# tiny", "# tiny, edited"))
+
+    monkeypatch.setattr(course, "execute", fake_execute([1.0], edit=edit))
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 1
+    assert "# tiny, edited" in (tree / "notebooks" / "01_tiny.ipynb").read_text()
+    assert course.load_runtimes()["01_tiny"]["full"]["seconds"] == 50.0
+    assert "changed on disk while it ran" in capsys.readouterr().err
+
+
+def test_check_reproducible_fails_when_a_key_result_changes(tree, monkeypatch, capsys):
+    monkeypatch.setattr(course, "execute", fake_execute([0.83, 0.93]))
+    assert course.main(["run", "--no-save", "--check-reproducible", "01_tiny"]) == 1
+    assert "01_tiny: loss = 0.83 nats then 0.93 nats" in capsys.readouterr().err
+
+
+def test_check_reproducible_passes_when_key_results_repeat(tree, monkeypatch, capsys):
+    monkeypatch.setattr(course, "execute", fake_execute([0.83, 0.83]))
+    assert course.main(["run", "--no-save", "--check-reproducible", "01_tiny"]) == 0
+    assert "reproducible: 1 key results" in capsys.readouterr().out
+
+
+def test_reproducibility_reports_missing_results():
+    problems = course.reproducibility_problems([KeyResult("a", 1, "s")], [], "nb")
+    assert problems == ["nb: key result 'a' printed in only one of the two runs"]
+
+
+def test_a_real_kernel_run_stores_final_progress_bars_and_key_results(tmp_path):
+    """The runner's kernel gets LMCOURSE_PROGRESS=text; stored streams keep only each bar's final line."""
+    nb = notebook(code("import os, lmcourse.course, lmcourse.progress\n"
+                       "for _ in lmcourse.progress.progress_bar(range(3), desc='steps'):\n    pass\n"
+                       "print(os.environ['LMCOURSE_PROGRESS'], os.environ['LMCOURSE_FAST'])\n"
+                       "lmcourse.course.key_result('answer', 42, 'units')", None, []))
+    path = tmp_path / "01_kernel.ipynb"
+    path.write_text(json.dumps(nb))
+    run = course.run_notebook(path, "fast")
+    assert run.error == "" and run.results == [KeyResult("answer", 42, "units")]
+    text = "".join(o["text"] for o in run.nb.cells[0].outputs if o["output_type"] == "stream")
+    assert "\r" not in text and not re.search(r"(?<!\d)0%", text)
+    assert text.splitlines()[0].startswith("steps: 100%|") and "3/3" in text
+    assert text.splitlines()[1:] == ["text 1", "key result: answer = 42 units"]
+    assert path.read_text() == json.dumps(nb)  # run_notebook writes nothing
+
+
+# --- coalescing streams ---------------------------------------------------------------------
+
+
+def test_coalesced_streams_keep_each_lines_final_state_and_the_reading_order():
+    figure = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "<Figure>"}}
+    nb = notebook(code("x", 1, [stream("a:   0%|  | 0/2\r"), stream("a:  50%|# | 1/2\ra: 100%|##| 2/2\n"),
+                                stream("done\n"), figure, stream("after\n")]))
+    course.coalesce_streams(nb)
+    outs = nb["cells"][0]["outputs"]
+    assert [o.get("text") for o in outs] == ["a: 100%|##| 2/2\ndone\n", None, "after\n"]
+
+
+# --- checks of stored outputs ---------------------------------------------------------------
+
+
+def png(payload: bytes) -> dict:
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(payload).decode(), "text/plain": "<Figure>"}}
+
+
+def test_byte_identical_figures_are_reported_with_their_cells():
+    nb = notebook(code("a", 1, [png(b"one")]), code("b", 2, [png(b"two"), png(b"two")]), code("c", 3, [png(b"one")]))
+    problems = course.duplicate_figure_problems(nb, "nb")
+    assert len(problems) == 2
+    assert "cell 1 store the same image/png image twice" in problems[0]
+    assert "cells 0 and 2 store the same" in problems[1]
+
+
+def test_unfinished_progress_bars_are_reported_in_streams_and_widget_fallbacks():
+    widget = {"output_type": "display_data", "metadata": {},
+              "data": {"text/plain": "bigram:   0%|          | 0/600 [00:00<?, ?it/s]",
+                       "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}}}
+    raw = stream("gpt:  97%|#########7| 146/150 [00:19<00:00]\n")
+    done = stream("gpt: 100%|##########| 150/150 [00:19<00:00, loss=1.2]\n")
+    problems = course.progress_bar_problems(notebook(code("a", 1, [widget]), code("b", 2, [raw, done])), "nb")
+    assert len(problems) == 2 and "cell 0" in problems[0] and "146/150" in problems[1]
+
+
+def test_exported_html_shows_unfinished_bars(tmp_path):
+    frozen = {"output_type": "display_data", "metadata": {},
+              "data": {"text/plain": "bigram:   0%|          | 0/600 [00:00<?, ?it/s]"}}
+    path = tmp_path / "01_bars.ipynb"
+    path.write_text(json.dumps(notebook(code("a", 1, [frozen]))))
+    assert "0/600" in course.html_progress_bar_problems(path)[0]
+    path.write_text(json.dumps(notebook(code("a", 1, [stream("x: 100%|##| 600/600\n")]))))
+    assert course.html_progress_bar_problems(path) == []
+
+
+def test_prose_numbers_are_found_with_their_units():
+    text = ("The GPT reaches 1.496 nats/char in 19 s (3.2 min), 40 % of the compute and 22.0% accuracy, "
+            "1.2 bits; 600 steps, GPT-2, the 1990s, python 3.11.7, `lr=3e-4`, [paper](https://x.org/1706.03762), "
+            "std 0.02, 12 nats.")
+    assert course.prose_numbers(text) == ["1.496 nats", "19 s", "3.2 min", "40 %", "22.0 %", "1.2 bits", "12 nats"]
+
+
+def test_prose_numbers_missing_from_outputs_are_reported():
+    nb = notebook(markdown("It reaches 1.50 nats/char, 40 % of the FLOPs, in about 30 s; 0.83 exact match."),
+                  code("x", 1, [stream("loss 1.496\nshare 0.402\ntime 19.3 s\n")]))
+    problems = course.prose_number_problems(nb, "nb")
+    assert [p.split("states ")[1].split(",")[0] for p in problems] == ["'30 s'", "'0.83'"]
+    assert all("markdown cell 0" in p for p in problems)

@@ -10,6 +10,7 @@ import torch
 from lmcourse.diffusion import (
     NoiseSchedule,
     ddim_sample,
+    ddim_timesteps,
     ddpm_sample,
     ddpm_step,
     diffusion_loss,
@@ -124,6 +125,36 @@ def test_ddim_is_deterministic_given_x_T_and_returns_its_trajectory():
     assert torch.equal(a, b) and len(traj) == 11 and torch.equal(traj[-1], a)
     with pytest.raises(ValueError, match="steps"):
         ddim_sample(eps, s, (5, 2), steps=0)
+
+
+@pytest.mark.parametrize("T, steps", [(1000, 1), (1000, 3), (1000, 50), (1000, 1000), (7, 3), (200, 15)])
+def test_ddim_timesteps_are_diffusers_trailing_spacing(T, steps):
+    trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1  # diffusers' DDIMScheduler, "trailing"
+    assert ddim_timesteps(T, steps).tolist() == sorted(trailing.tolist())
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [1, 2, 5, 50])
+def test_few_step_ddim_with_the_exact_denoiser_matches_the_closed_form(kind, steps):
+    """For data N(mu, sigma^2) and the exact denoiser, each DDIM step (eta = 0) scales x - sqrt(abar) mu by
+    (sqrt(abar_prev abar) sigma^2 + sqrt((1 - abar_prev)(1 - abar))) / (abar sigma^2 + 1 - abar)."""
+    s, mu, sigma = NoiseSchedule(1000, kind), 3.0, 0.5
+    x = ddim_sample(gaussian_oracle(s, mu, sigma), s, (2000, 1), steps=steps, generator=torch.Generator().manual_seed(0))
+    x_T = torch.randn(2000, 1, generator=torch.Generator().manual_seed(0)).double()  # the sampler's x_T
+    visits = sorted(np.round(np.arange(1000, 0, -1000 / steps)).astype(np.int64) - 1, reverse=True)  # from 999 down
+    abar = [float(s.alphas_cumprod[i]) for i in visits] + [1.0]
+    factor = math.prod((math.sqrt(p * a) * sigma ** 2 + math.sqrt((1 - p) * (1 - a))) / (a * sigma ** 2 + 1 - a)
+                       for a, p in zip(abar[:-1], abar[1:]))
+    want = mu + factor * (x_T - math.sqrt(abar[0]) * mu)
+    torch.testing.assert_close(x.double(), want, atol=1e-4, rtol=1e-4)
+    if steps == 1:  # one step from T-1 lands on the posterior mean E[x0 | x_T], about mu: it denoises
+        assert (x - mu).abs().max() < 0.02
+
+
+def test_ddim_with_many_steps_and_the_exact_denoiser_reaches_the_data_distribution():
+    s, mu, sigma = NoiseSchedule(1000, "linear"), 3.0, 0.5
+    x = ddim_sample(gaussian_oracle(s, mu, sigma), s, (4000, 1), steps=200, generator=torch.Generator().manual_seed(0))
+    assert abs(float(x.mean()) - mu) < 0.03 and abs(float(x.std()) - sigma) < 0.03
 
 
 def test_ddpm_step_at_t0_returns_the_predicted_x0():

@@ -47,3 +47,57 @@ def test_setup_outside_torchrun_says_how_to_launch(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(RuntimeError, match="torchrun"):
         distributed.setup()
+
+
+def _take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+def test_sharded_batches_reshuffle_each_epoch_and_cover_every_example_once():
+    from torch.utils.data import TensorDataset
+
+    from lmcourse import distributed
+
+    dataset = TensorDataset(torch.arange(20))
+    ranks = [distributed.sharded_batches(dataset, global_batch_size=4, seed=0, rank=r, world_size=2) for r in range(2)]
+    epochs = []
+    for _ in range(2):  # 20 examples / global batch 4 = 5 steps per epoch
+        seen = [torch.cat([b[0] for b in _take(it, 5)]) for it in ranks]
+        epochs.append(seen)
+        assert sorted(torch.cat(seen).tolist()) == list(range(20))   # every example once across the ranks
+    assert not all(torch.equal(a, b) for a, b in zip(epochs[0], epochs[1]))   # a new order in epoch 2
+
+
+def test_ring_allreduce_bytes_matches_the_closed_form():
+    from lmcourse.distributed import ring_allreduce_bytes
+
+    assert ring_allreduce_bytes(1000, 1) == 0
+    assert ring_allreduce_bytes(1000, 2) == 4000
+    assert ring_allreduce_bytes(124_000_000, 8, bytes_per_param=2) == pytest.approx(2 * 7 / 8 * 248e6)
+    with pytest.raises(ValueError, match="world_size"):
+        ring_allreduce_bytes(1000, 0)
+
+
+def test_parameters_sha256_sees_a_change_a_sum_would_miss():
+    from lmcourse.distributed import parameters_sha256
+
+    model = make_model()
+    before = parameters_sha256(model)
+    with torch.no_grad():
+        weight = next(model.parameters()).view(-1)
+        weight[0], weight[1] = weight[1].item(), weight[0].item()   # same sum, different weights
+    assert parameters_sha256(model) != before
+
+
+def test_gradients_all_reduced_by_hand_equal_ddp(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), "-m", "lmcourse.scale_out", "--allreduce-check",
+               "--max-chars", "20000", "--global-batch", "4", "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LMCOURSE_DEVICE": "cpu",
+           "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    gaps = [json.loads((tmp_path / f"allreduce{r}.json").read_text())["max_abs_difference"] for r in range(2)]
+    assert max(gaps) < 1e-6

@@ -1,34 +1,49 @@
-import torch
+"""The exercise checkers can tell right from wrong: every stored solution passes, every stub reads
+"not answered yet", every plausible wrong answer is rejected; hints escalate; a handout runs."""
 
-from lmcourse.exercises import check
+import pytest
+
+from lmcourse import exercises
+from lmcourse.exercises.grading import REGISTRY
+from tests.exercise_cells import CHAPTERS
+
+ALL = [cells for chapter in CHAPTERS.values() for cells in chapter]
+WRONG = [(cells, what) for cells in ALL for what in cells.wrong]
 
 
-def test_right_answer_prints_a_tick(capsys):
-    assert check(0.5, 0.5, hint="h")
+def define(source: str, cells):
+    """Run a cell's source in a fresh namespace (as a notebook would) and return the learner's object."""
+    namespace = {}
+    exec(compile(source, f"<{cells.id}>", "exec"), namespace)
+    context = eval(f"dict({cells.context.lstrip(', ')})", namespace) if cells.context else {}
+    return namespace[cells.name], context
+
+
+@pytest.fixture(autouse=True)
+def fresh_progress():
+    exercises.reset()
+    yield
+    exercises.reset()
+
+
+@pytest.mark.parametrize("cells", ALL, ids=lambda c: c.id)
+def test_stored_solution_is_right(cells, capsys):
+    answer, context = define(cells.solution, cells)
+    assert exercises.check(cells.id, answer, **context), capsys.readouterr().out
     assert "✓" in capsys.readouterr().out
 
 
-def test_close_tensors_count_as_right():
-    assert check(torch.tensor([1.0, 2.0]) + 1e-9, torch.tensor([1.0, 2.0]), hint="h")
+@pytest.mark.parametrize("cells", ALL, ids=lambda c: c.id)
+def test_stub_reads_not_answered_yet_without_a_hint(cells, capsys):
+    answer, context = define(cells.stub, cells)
+    assert not exercises.check(cells.id, answer, **context)
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "Hint" not in out
 
 
-def test_wrong_answer_prints_the_hint(capsys):
-    assert not check(3, 4, hint="add one")
-    assert "✗" in (out := capsys.readouterr().out) and "add one" in out
-
-
-def test_stub_raising_not_implemented_is_not_answered_yet(capsys):
-    def stub():
-        raise NotImplementedError
-
-    assert not check(stub, 1, hint="h")
-    assert "not answered yet" in capsys.readouterr().out
-
-
-def test_crashing_answer_is_reported_not_raised(capsys):
-    assert not check(lambda: 1 / 0, 1, hint="h")
-    assert "ZeroDivisionError" in capsys.readouterr().out
-
-
-def test_wrong_shape_is_wrong():
-    assert not check(torch.zeros(2), torch.zeros(3), hint="h")
+@pytest.mark.parametrize("cells, what", WRONG, ids=lambda x: x if isinstance(x, str) else x.id)
+def test_plausible_wrong_answer_is_rejected(cells, what, capsys):
+    answer, context = define(cells.wrong[what], cells)
+    assert not exercises.check(cells.id, answer, **context), f"{cells.id} accepted: {what}"
+    out = capsys.readouterr().out
+    assert "✗" in out and "case '" in out and "Hint 1/" in out

@@ -76,6 +76,37 @@ def test_encoder_layer_equals_torch_with_copied_weights(norm_first, activation):
     assert torch.all(weights[1, :, :, 4:] == 0)
 
 
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_encoder_layer_takes_a_float_mask_with_key_padding_as_torch_does(need_weights):
+    torch.manual_seed(0)
+    # train() with dropout 0: torch's documented path (its eval-mode fast path gives NaN for this combination)
+    ref = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True).train()
+    ours = EncoderLayer.from_torch(ref).eval()
+    x = torch.randn(3, 7, 32)
+    lengths = torch.tensor([7, 4, 2])
+    real = torch.arange(7)[None, :] < lengths[:, None]  # (B, T) True = real token
+    bias = nn.Transformer.generate_square_subsequent_mask(7) + torch.randn(7, 7)  # float additive, -inf above
+    with torch.no_grad(), pytest.warns(UserWarning, match="mismatched"):  # torch accepts it, with a warning
+        expected = ref(x, src_mask=bias, src_key_padding_mask=~real)
+    with torch.no_grad():
+        got, _ = ours(x, mask=bias, key_padding=real, need_weights=need_weights)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_layer_3d_mask_with_key_padding_stays_per_example():
+    torch.manual_seed(0)
+    ours = EncoderLayer(16, 4, 32, dropout=0.0).eval()
+    x = torch.randn(2, 5, 16)
+    keep = torch.rand(2, 5, 5) > 0.3
+    keep[..., 0] = True
+    real = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    with torch.no_grad():
+        got, w = ours(x, mask=keep, key_padding=real, need_weights=True)
+        want = torch.cat([ours(x[b:b + 1], mask=keep[b:b + 1] & real[b, None, None, :])[0] for b in range(2)])
+    assert w.shape == (2, 4, 5, 5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_encoder_layer_has_the_same_parameter_count_as_torch():
     ref = nn.TransformerEncoderLayer(64, 8, 256, batch_first=True)
     ours = EncoderLayer(64, 8, 256)

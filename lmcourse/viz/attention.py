@@ -8,7 +8,11 @@ one array of shape (layers, heads, queries, keys) with `attention_array`:
 - the `attentions` tuple of a Hugging Face model (`output_attentions=True`): one (B, H, Tq, Tk) per layer.
   It is None (or holds None) when the model runs a fused kernel: load the model with
   `attn_implementation="eager"`; we say so in the error.
+- a Hugging Face model's output itself (anything with an `attentions` attribute);
 - a dict from `lmcourse.attention.attention_stages` (raw scores, masked, softmax), with `stage=`.
+
+Course models return None without `need_weights=True`; `lmcourse.viz.capture_attention(model, ids)` gets
+the weights of any model built on `MultiHeadAttention` (a GPT too). The error says so.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ __all__ = ["attention_array", "clean_token", "head_summary", "head_summary_table
 
 EAGER_HINT = ("attention weights are None: the model computed attention with a fused kernel that does not "
               "return them. Load it with attn_implementation=\"eager\" (e.g. AutoModel.from_pretrained(name, "
-              "attn_implementation=\"eager\")) and call it with output_attentions=True")
+              "attn_implementation=\"eager\")) and call it with output_attentions=True. A course model returns "
+              "weights with need_weights=True, or use lmcourse.viz.capture_attention(model, ids)")
 STAGES = ("scores", "masked", "weights")
 
 
@@ -40,9 +45,11 @@ def attention_array(weights, batch_index: int = 0, stage: str = "weights") -> np
 
     (Tq, Tk) -> 1 layer, 1 head; (H, Tq, Tk) -> 1 layer; (B, H, Tq, Tk) -> 1 layer, batch element
     `batch_index`; a list/tuple of (B, H, Tq, Tk) (one per layer, as Hugging Face's `attentions`) ->
-    L layers; a dict of stages -> its `stage` entry. Masked entries (-inf or the dtype's most negative
-    number, in the "masked" stage) become NaN, drawn grey.
+    L layers; a Hugging Face output -> its `attentions`; a dict of stages -> its `stage` entry. Masked
+    entries (-inf or the dtype's most negative number, in the "masked" stage) become NaN, drawn grey.
     """
+    if hasattr(weights, "attentions") and not isinstance(weights, (torch.Tensor, np.ndarray)):
+        weights = weights.attentions  # a transformers ModelOutput: None unless output_attentions=True
     if weights is None or (isinstance(weights, (list, tuple)) and (len(weights) == 0 or any(w is None for w in weights))):
         raise ValueError(EAGER_HINT)  # transformers gives None or () when its fused (sdpa/flash) kernel ran
     if isinstance(weights, Mapping):

@@ -1,0 +1,122 @@
+"""Exercises that check like a grader: `check("04.masked_softmax", masked_softmax)`.
+
+Each exercise has a stable id "NN.name" (NN the chapter) and a checker that calls the learner's
+function on several cases (random shapes and values, float16 where it matters, edge cases such as
+fully masked rows or top_p = 1) and compares it with the package's reference implementation. A
+failure says which case failed and how (shape, dtype, NaN, wrong values), never the expected value.
+
+Hints escalate: none before the first attempt; after each wrong answer the next hint, from a nudge
+to the full recipe; `check(..., hints=True)` shows them all. `progress()` lists which exercises of
+a chapter are done. The checkers live in one module per chapter (`ch04.py`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lmcourse.exercises import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09  # noqa: F401 (register)
+from lmcourse.exercises.grading import REGISTRY, NotAnswered, Wrong
+
+__all__ = ["check", "progress", "reset", "REGISTRY"]
+
+_wrong_attempts: dict[str, int] = {}
+_status: dict[str, str] = {}  # id -> "done" | "not yet right" | "not answered"
+
+
+def _exercise(exercise_id: str):
+    if exercise_id not in REGISTRY:
+        chapter = exercise_id.split(".", 1)[0]
+        same = sorted(i for i in REGISTRY if i.startswith(chapter + "."))
+        raise ValueError(f"no exercise {exercise_id!r}; chapter {chapter} has {same or 'none'}"
+                         if same else f"no exercise {exercise_id!r}; ids look like '04.masked_softmax'")
+    return REGISTRY[exercise_id]
+
+
+def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, **context: Any) -> bool:
+    """Grade `answer` (the learner's function or class) for exercise `exercise_id`; print the verdict.
+
+    Returns True when every case agrees with the reference. A stub that raises NotImplementedError or
+    returns None reads "not answered yet". `hints=True` shows every hint; otherwise the n-th wrong
+    answer shows the n-th hint. `context`: what a checker needs from the notebook (see its task).
+    """
+    if not isinstance(exercise_id, str):  # the notebooks' old exercises, until every chapter uses ids
+        return _legacy_check(exercise_id, answer, **context)
+    ex = _exercise(exercise_id)
+    try:
+        ex.checker(answer, **context)
+    except NotAnswered:
+        _status.setdefault(exercise_id, "not answered")
+        shown = _hint_lines(ex, len(ex.hints) if hints else 0)
+        print(f"… {exercise_id}: not answered yet." + ("" if hints else " (Stuck? check(..., hints=True).)") + shown)
+        return False
+    except Wrong as wrong:
+        _status[exercise_id] = "not yet right"
+        _wrong_attempts[exercise_id] = n = _wrong_attempts.get(exercise_id, 0) + 1
+        print(f"✗ {exercise_id}: not yet right. {wrong}." + _hint_lines(ex, len(ex.hints) if hints else n))
+        return False
+    _status[exercise_id] = "done"
+    print(f"✓ {exercise_id}: right! ({ex.title})")
+    return True
+
+
+def _legacy_check(answer: Any, expected: Any, hint: str = "", atol: float = 1e-6) -> bool:
+    """The old check(answer_or_thunk, expected, hint): one fixed comparison."""
+    if callable(answer):
+        try:
+            answer = answer()
+        except NotImplementedError:
+            answer = None
+        except Exception as exc:
+            print(f"✗ your code raised {type(exc).__name__}: {exc}. Hint: {hint}")
+            return False
+    if answer is None:
+        print("… not answered yet.")
+        return False
+    import numpy as np
+    import torch
+    if isinstance(expected, (torch.Tensor, np.ndarray, float, int)) and not isinstance(expected, bool):
+        try:
+            a, e = np.asarray(torch.as_tensor(answer).double()), np.asarray(torch.as_tensor(expected).double())
+            right = a.shape == e.shape and bool(np.allclose(a, e, atol=atol, rtol=0))
+        except (TypeError, ValueError, RuntimeError):
+            right = False
+    else:
+        right = answer == expected
+    print("✓ right!" if right else f"✗ not quite. Hint: {hint}")
+    return right
+
+
+def _hint_lines(ex, n: int) -> str:
+    """The first n hints of `ex`, the newest last, numbered so the learner sees more are coming."""
+    n = min(n, len(ex.hints))
+    return "".join(f"\n  Hint {i + 1}/{len(ex.hints)}: {ex.hints[i]}" for i in range(n))
+
+
+class Progress(dict):
+    """id -> status ("done", "not yet right", "not answered", "not tried"), shown as one line each."""
+
+    def __repr__(self) -> str:
+        marks = {"done": "✓", "not yet right": "✗", "not answered": "…", "not tried": "·"}
+        done = sum(s == "done" for s in self.values())
+        lines = [f"{marks[s]} {i:<32} {REGISTRY[i].title} ({s})" for i, s in self.items()]
+        return "\n".join(lines + [f"{done} of {len(self)} done"])
+
+
+def progress(chapter: str | int | None = None) -> Progress:
+    """The exercises of `chapter` ("04" or 4; default: the chapters checked so far) and their status."""
+    if chapter is None:
+        chapters = sorted({i.split(".")[0] for i in _status}) or sorted({e.chapter for e in REGISTRY.values()})
+    else:
+        chapters = [f"{int(chapter):02d}"] if str(chapter).isdigit() else [str(chapter)]
+    ids = [i for i in REGISTRY if i.split(".")[0] in chapters]
+    if not ids:
+        raise ValueError(f"no exercises for chapter {chapter!r}; chapters with exercises: "
+                         f"{sorted({e.chapter for e in REGISTRY.values()})}")
+    return Progress((i, _status.get(i, "not tried")) for i in ids)
+
+
+def reset() -> None:
+    """Forget attempts and progress (a fresh start, as after restarting the kernel)."""
+    _wrong_attempts.clear()
+    _status.clear()

@@ -1,0 +1,173 @@
+"""The grading machinery behind `check`: a registry of exercises, and the helpers checkers use to call
+the learner's code and compare its answer with the reference, saying how it differs but never what the
+reference value is."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class NotAnswered(Exception):
+    """The learner's function is still the stub (raises NotImplementedError or returns None)."""
+
+
+class Wrong(Exception):
+    """The answer differs from the reference on one case; the message says which case and how."""
+
+    def __init__(self, case: str, how: str):
+        super().__init__(f"case '{case}': {how}")
+        self.case, self.how = case, how
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: a stable id "NN.name", a title, its checker and hints in escalating order.
+
+    `checker(answer, **context)` calls `answer` on its cases and raises Wrong or NotAnswered.
+    """
+
+    id: str
+    title: str
+    checker: Callable[..., None]
+    hints: tuple[str, ...]
+
+    @property
+    def chapter(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(exercise_id: str, title: str, hints: list[str]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator registering a checker under `exercise_id` ("NN.name")."""
+    chapter, _, name = exercise_id.partition(".")
+    if not (len(chapter) == 2 and chapter.isdigit() and name.isidentifier()):
+        raise ValueError(f"exercise_id must look like '04.masked_softmax', got {exercise_id!r}")
+    if len(hints) < 2:
+        raise ValueError(f"{exercise_id}: give at least two hints (a nudge, then more), got {len(hints)}")
+
+    def register(checker: Callable[..., None]) -> Callable[..., None]:
+        if exercise_id in REGISTRY:
+            raise ValueError(f"exercise {exercise_id!r} is registered twice")
+        REGISTRY[exercise_id] = Exercise(exercise_id, title, checker, tuple(hints))
+        return checker
+
+    return register
+
+
+def generator(exercise_id: str, case: int = 0) -> torch.Generator:
+    """A torch generator seeded from the exercise id: the same cases on every run (stable notebook outputs)."""
+    return torch.Generator().manual_seed(zlib.crc32(exercise_id.encode()) + 7919 * case)
+
+
+def rng(exercise_id: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(exercise_id.encode()))
+
+
+# ------------------------------------------------------------------------------------------------
+# Calling the learner's code
+
+def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+    """fn(*args, **kwargs) on one case: NotImplementedError or None -> NotAnswered; an error -> Wrong."""
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise NotAnswered from None
+    except (NotAnswered, Wrong):
+        raise
+    except Exception as exc:  # the learner's code failed: say how, on which case
+        raise Wrong(case, f"your code raised {type(exc).__name__}: {exc}") from None
+    if out is None or out is Ellipsis:
+        raise NotAnswered
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparing an answer with the reference
+
+def _index(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def same_tensor(case: str, got: Any, want: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4,
+                dtype: bool = True, what: str = "the output") -> None:
+    """Raise Wrong unless `got` is a tensor like `want`: type, shape, dtype (if `dtype`), NaN and inf
+    in the same places, and values within atol + rtol * |want|."""
+    if not isinstance(got, torch.Tensor):
+        raise Wrong(case, f"{what} is a {type(got).__name__}; return a torch.Tensor")
+    if tuple(got.shape) != tuple(want.shape):
+        raise Wrong(case, f"{what} has shape {tuple(got.shape)}, but it should have shape {tuple(want.shape)}")
+    if dtype and got.dtype != want.dtype:
+        raise Wrong(case, f"{what} has dtype {got.dtype}, but it should keep dtype {want.dtype}")
+    if want.dtype == torch.bool or not (want.dtype.is_floating_point or got.dtype.is_floating_point):
+        differ = (got.cpu() != want.cpu()).flatten()
+        if differ.any():
+            first = _index(int(differ.nonzero()[0]), tuple(want.shape))
+            raise Wrong(case, f"{what}: {int(differ.sum())} of {differ.numel()} entries are wrong, e.g. at index {first}")
+        return
+    same_array(case, _as_array(got), _as_array(want), atol, rtol, what)
+
+
+def same_array(case: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: float, what: str = "the output") -> None:
+    """The value part of `same_tensor` for float arrays of equal shape."""
+    if got.shape != want.shape:
+        raise Wrong(case, f"{what} has shape {got.shape}, but it should have shape {want.shape}")
+    nan = np.isnan(got) & ~np.isnan(want)
+    if nan.any():
+        raise Wrong(case, f"{what} has NaN at {int(nan.sum())} entries, e.g. at index {_index(int(np.flatnonzero(nan)[0]), got.shape)}")
+    inf_got, inf_want = np.isinf(got), np.isinf(want)
+    bad_inf = (inf_got != inf_want) | (inf_got & inf_want & (np.sign(got) != np.sign(want)))
+    if bad_inf.any():
+        where = _index(int(np.flatnonzero(bad_inf)[0]), got.shape)
+        kind = "is infinite where a finite value belongs" if inf_got.flat[np.flatnonzero(bad_inf)[0]] else \
+            "is finite where -inf (or inf) belongs"
+        raise Wrong(case, f"{what} {kind} at {int(bad_inf.sum())} entries, e.g. at index {where}")
+    finite = ~inf_want & ~np.isnan(want)
+    with np.errstate(invalid="ignore"):  # inf - inf where both are -inf: those entries are not compared
+        off = finite & ~(np.abs(got - want) <= atol + rtol * np.abs(want))
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        close = bool(np.all(np.abs(got - want)[finite] <= 10 * (atol + rtol * np.abs(want[finite])) + 1e-2 * np.abs(want[finite])))
+        near = " (close: check precision, or a small term you left out)" if close else ""
+        raise Wrong(case, f"{what} has wrong values at {int(off.sum())} of {off.size} entries, "
+                          f"e.g. at index {_index(first, got.shape)}{near}")
+
+
+def same_number(case: str, got: Any, want: float, rtol: float = 1e-6, atol: float = 1e-9, what: str = "the result") -> None:
+    """Raise Wrong unless `got` is a real number within atol + rtol * |want| of `want` (not saying `want`)."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, float, np.integer, np.floating)):
+        raise Wrong(case, f"{what} is a {type(got).__name__}; return a number (float)")
+    got = float(got)
+    if math.isnan(got):
+        raise Wrong(case, f"{what} is NaN")
+    if math.isinf(got) != math.isinf(want) or (math.isinf(got) and got != want):
+        raise Wrong(case, f"{what} is {'infinite' if math.isinf(got) else 'finite'}, which it should not be")
+    if math.isinf(want):
+        return
+    error = abs(got - want)
+    if error > atol + rtol * abs(want):
+        near = " (close: within 1 %)" if error <= 1e-2 * abs(want) else ""
+        raise Wrong(case, f"{what} is wrong{near}")
+
+
+def same_value(case: str, got: Any, want: Any, what: str = "the result") -> None:
+    """Exact equality for ints, strings, tuples of them."""
+    if got != want:
+        shown = repr(got) if len(repr(got)) < 60 else type(got).__name__
+        raise Wrong(case, f"{what} {shown} is not right")
