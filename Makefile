@@ -53,8 +53,8 @@ test-unit: $(VENV)/.test-installed $(LAB_SETTINGS) $(SERVER_CONFIG)
 test-notebooks: $(VENV)/.test-installed
 	LMCOURSE_FAST=1 LMCOURSE_PROGRESS=text $(PY) -m pytest $(NBVAL) notebooks
 
-course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, runtimes, key results
-	$(PY) -m lmcourse.course run --mode full $(NOTEBOOKS)
+course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, runtimes, key results (NOTEBOOKS=..., COURSE_ARGS=--check-reproducible)
+	$(PY) -m lmcourse.course run --mode full $(COURSE_ARGS) $(NOTEBOOKS)
 
 course-fast: $(VENV)/.test-installed  ## the same in fast mode, writing no file (prints times and key results)
 	$(PY) -m lmcourse.course run --mode fast --no-save $(NOTEBOOKS)

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.checks import check_number, check_positive_ints
+
 __all__ = [
     "attention_stages",
     "causal_mask",
@@ -31,8 +33,7 @@ __all__ = [
 def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
     """(t_q, t_k) bool, True where query i may attend key j, i.e. j <= i (top-left aligned, as torch's is_causal)."""
     t_k = t_q if t_k is None else t_k
-    if t_q < 1 or t_k < 1:
-        raise ValueError(f"t_q and t_k must be >= 1, got t_q={t_q}, t_k={t_k}")
+    check_positive_ints(t_q=t_q, t_k=t_k)
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril()
 
 
@@ -94,7 +95,7 @@ def attention_stages(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None
     """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share their last dimension (d), got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_number("scale", scale, fix="None gives 1/sqrt(d)")
     # Scale q before the product (not the product after): smaller intermediates, no fp16 overflow.
     scores = (q * scale) @ k.transpose(-2, -1)  # (..., Tq, Tk)
     check_mask(mask, scores.shape)
@@ -126,8 +127,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     as d grows nor flattens.
     """
     _check_qkv(q, k, v)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    check_number("dropout_p", dropout_p, 0, 1, high_open=True)
     if is_causal:
         causal = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
         if mask is None:
@@ -157,14 +157,11 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        for name, value in (("d_model", d_model), ("n_heads", n_heads)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_positive_ints(d_model=d_model, n_heads=n_heads)
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}; "
                              f"e.g. d_model={n_heads * max(1, round(d_model / n_heads))}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.d_model, self.n_heads, self.head_dim, self.dropout = d_model, n_heads, d_model // n_heads, dropout
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -182,6 +179,8 @@ class MultiHeadAttention(nn.Module):
             if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[-1] != self.d_model:
                 raise ValueError(f"{name} must have shape (batch, T, d_model={self.d_model}), got "
                                  f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            if not x.is_floating_point():
+                raise ValueError(f"{name} must be a float tensor, got dtype {x.dtype}; embed token ids first")
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(f"query, key, value must share the batch size and key/value the length, got "
                              f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lmcourse import rnn
-from lmcourse.core import check_positive_ints
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids
 
 __all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
 
@@ -31,6 +31,7 @@ class CharLSTM(nn.Module):
                  dropout: float = 0.0, impl: str = "torch"):
         super().__init__()
         check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.vocab_size, self.impl = vocab_size, impl
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, num_layers, dropout)
@@ -38,11 +39,7 @@ class CharLSTM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state=None, return_state: bool = False):
         """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H)."""
-        if ids.dim() != 2:
-            raise ValueError(f"ids must be (batch, time), got shape {tuple(ids.shape)}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
-            raise ValueError(f"ids must be in [0, {self.vocab_size}), got range "
-                             f"[{int(ids.min())}, {int(ids.max())}]; encode with the model's tokenizer")
+        ids = check_token_ids("ids", ids, self.vocab_size, ndim=2)
         out, state = self.lstm(self.embed(ids), state)  # (B, T, H)
         logits = self.head(out)  # (B, T, V)
         return (logits, state) if return_state else logits
@@ -55,12 +52,10 @@ def sample(model: CharLSTM, prompt_ids: list[int], n: int, temperature: float = 
 
     temperature 0 is greedy; higher flattens the distribution.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if not prompt_ids:
+    check_number("temperature", temperature, 0, fix="0 is greedy")
+    if not len(prompt_ids):
         raise ValueError("prompt_ids must hold at least one id")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    check_int("n", n, minimum=0)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -90,8 +85,7 @@ class LSTMClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int = 2, embed_dim: int = 32, hidden_size: int = 64,
                  impl: str = "torch", pad_id: int = 0):
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        check_int("num_classes", num_classes, minimum=2)
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, 1, 0.0)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -111,6 +105,7 @@ class LSTMClassifier(nn.Module):
 def lm_loss(model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Next-character cross-entropy (nats) of a batch (x (B, T), y (B, T)); the `loss_fn` for `lmcourse.train.train`."""
     x, y = batch
+    check_targets("y", y, x.shape)
     logits = model(x)  # (B, T, V)
     return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 

@@ -48,14 +48,16 @@ def check_number(name: str, value: object, low: float | None = None, high: float
         if above and below:
             return float(value)
     if low is not None and high is not None:
-        bounds = f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        bounds = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     elif low is not None:
-        bounds = f" {'>' if low_open else '>='} {low}"
+        bounds = f"{'>' if low_open else '>='} {low}"
     elif high is not None:
-        bounds = f" {'<' if high_open else '<='} {high}"
+        bounds = f"{'<' if high_open else '<='} {high}"
     else:
         bounds = ""
-    raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}" + (f"; {fix}" if fix else ""))
+    if not ok or not bounds:  # NaN, an infinity, a bool or not a number at all
+        bounds = f"a finite number {bounds}".rstrip()
+    raise ValueError(f"{name} must be {bounds}, got {value!r}" + (f"; {fix}" if fix else ""))
 
 
 def check_token_ids(name: str, ids: object, vocab_size: int | None = None, ndim: int | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -28,13 +29,23 @@ def is_solution(cell) -> bool:
     return "solution" in cell.get("metadata", {}).get("tags", [])
 
 
+# check("04.masked_softmax", ...), the self-check of an exercise (lmcourse.exercises)
+CHECK_CALL = re.compile(r"""\bcheck\(\s*["']\d\d\.\w+["']""")
+
+
 def is_exercise(cell) -> bool:
-    """A learner's cell: a stub with its self-check (not the hidden solution)."""
-    return cell.cell_type == "code" and "exercises.check(" in cell.source and not is_solution(cell)
+    """A learner's code cell, not the hidden solution: a stub or its self-check (tagged "exercise", or calling
+    check("NN.name", ...) or raising NotImplementedError), or the progress summary."""
+    if cell.cell_type != "code" or is_solution(cell):
+        return False
+    return ("exercise" in cell.get("metadata", {}).get("tags", []) or bool(CHECK_CALL.search(cell.source))
+            or "raise NotImplementedError" in cell.source or "exercises.check(" in cell.source
+            or "exercises.progress(" in cell.source)
 
 
 def handout(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The exercise version: solution cells removed, outputs of exercise cells cleared."""
+    """The exercise version: solution cells removed, outputs of exercise cells cleared (so the stored run's
+    "right!" and progress do not show before the learner has answered)."""
     out = copy.deepcopy(nb)
     out.cells = [c for c in out.cells if not is_solution(c)]
     for cell in out.cells:

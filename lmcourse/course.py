@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 import json
 import math
 import numbers
@@ -29,6 +30,7 @@ import platform
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -148,6 +150,9 @@ def key_result_problems(nb: dict, name: str) -> list[str]:
             problems.append(f"{name}: cells {seen[result.name]} and {i} both print key result {result.name!r}; "
                             "names must be unique in a notebook")
         seen.setdefault(result.name, i)
+    if not problems and not seen:
+        problems.append(f"{name}: prints no key result; print its headline numbers with "
+                        "lmcourse.course.key_result(name, value, unit)")
     return problems
 
 
@@ -298,10 +303,11 @@ def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
 
 @dataclass
 class Run:
-    """One notebook's run: its time, key results, and the executed notebook (None after a failure)."""
+    """One notebook's run: its time, key results, the executed notebook (None after a failure), the text it ran."""
 
     name: str
     mode: str
+    original: str = ""
     seconds: float | None = None
     results: list[KeyResult] = field(default_factory=list)
     error: str = ""
@@ -312,8 +318,8 @@ def run_notebook(path: Path, mode: str, timeout: int = 1800) -> Run:
     """Execute one notebook top to bottom in a fresh kernel; nothing is written."""
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
-    run = Run(path.stem, mode)
+    run = Run(path.stem, mode, original=path.read_text(encoding="utf-8"))
+    nb = nbformat.reads(run.original, as_version=4)
     try:
         run.seconds = execute(nb, path, "fast" if mode == "fast" else "full", timeout)
         coalesce_streams(nb)
@@ -325,25 +331,47 @@ def run_notebook(path: Path, mode: str, timeout: int = 1800) -> Run:
     return run
 
 
-def save_run(run: Run, path: Path, original: str, save_outputs: bool) -> None:
+def save_run(run: Run, path: Path, save_outputs: bool) -> None:
     """Write what a successful run measured: runtimes.json, key_results.json, the notebook, the README.
 
     save_outputs: store the run's outputs; otherwise keep the stored outputs and refresh only the
-    runtime-table cell. `original` is the notebook text the run started from: if the file changed
-    meanwhile (someone edited it), nothing is written to it and a ValueError says so.
+    runtime-table cell. If the notebook's file changed since the run read it (someone edited it),
+    nothing is written and a ValueError says so.
     """
+    with _course_lock():  # two runners at once must not lose each other's runtimes
+        if path.read_text(encoding="utf-8") != run.original:
+            raise ValueError(f"{path.name} changed on disk while it ran; its outputs were not saved "
+                             "(run it again after the edit)")
+        _write_run(run, path, save_outputs)
+
+
+@contextmanager
+def _course_lock():
+    """Hold an exclusive lock on the notebooks folder (POSIX; elsewhere runs are not guarded)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(NOTEBOOKS, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_run(run: Run, path: Path, save_outputs: bool) -> None:
+    """The writes of `save_run`, under its lock."""
     import nbformat
 
-    if path.read_text(encoding="utf-8") != original:
-        raise ValueError(f"{path.name} changed on disk while it ran; its outputs were not saved "
-                         "(run it again after the edit)")
     runtimes = load_runtimes()
     runtimes.setdefault(run.name, {})[run.mode] = {"seconds": round(run.seconds, 1), "machine": _machine()}
     results = json.loads(KEY_RESULTS.read_text()) if KEY_RESULTS.is_file() else {}
     results.setdefault(run.name, {})[run.mode] = {
         "machine": _machine(),
         "results": {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in run.results}}
-    nb = run.nb if save_outputs else nbformat.reads(original, as_version=4)
+    nb = run.nb if save_outputs else nbformat.reads(run.original, as_version=4)
     set_runtime_table(nb, run.name, runtime_table(run.name, runtimes))
     atomic_write_text(path, nbformat.writes(nb) + "\n")  # outputs and their runtime table in one write
     atomic_write_text(RUNTIMES, json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
@@ -383,7 +411,6 @@ def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool 
     runs, problems = [], []
     for path in paths:
         print(f"running {path.name} ({mode} mode) ...", flush=True)
-        original = path.read_text(encoding="utf-8")
         run = run_notebook(path, mode)
         runs.append(run)
         if run.error:
@@ -398,14 +425,17 @@ def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool 
             print(f"  {'not reproducible' if found else 'reproducible'}: {len(run.results)} key results")
         if save:
             try:
-                save_run(run, path, original, save_outputs=mode != "fast" or save_fast)
+                save_run(run, path, save_outputs=mode != "fast" or save_fast)
             except ValueError as exc:
                 problems.append(str(exc))
     width = max([len(r.name) for r in runs] + [8])
     print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
     for run in runs:
         seconds = "FAILED" if run.error else f"{run.seconds:7.1f} s"
-        print(f"{run.name:<{width}}  {seconds:>9}  {'; '.join(map(str, run.results)) or '-'}")
+        found = [str(r) for r in run.results] or ["-"]
+        print(f"{run.name:<{width}}  {seconds:>9}  {found[0]}")
+        for line in found[1:]:
+            print(f"{'':<{width}}  {'':>9}  {line}")
     print(f"{'total':<{width}}  {sum(r.seconds or 0 for r in runs):7.1f} s")
     if not save:
         print("(--no-save: nothing was written; times and key results above are not recorded)")
@@ -452,9 +482,10 @@ def runtime_table_problems(nb: dict, name: str, runtimes: dict) -> list[str]:
     if i is None:
         problems.append(f'{name}: no cell shows runtime_table("{name}") (add one under the title)')
     elif _stored_table(nb["cells"][i]) != runtime_table(name, runtimes):
-        stored = (_stored_table(nb["cells"][i]) or "nothing").replace("\n", " ")
-        problems.append(f"{name}: cell {i} stores a stale runtime table ({stored!r}); runtimes.json gives "
-                        f"{runtime_table(name, runtimes).splitlines()[2]!r} (re-run with make course)")
+        rows = [r for r in (_stored_table(nb["cells"][i]) or "").splitlines() if r.startswith(f"| {name} ")]
+        stored = rows[0] if rows else _stored_table(nb["cells"][i]) or "nothing"
+        problems.append(f"{name}: cell {i} stores a stale runtime table {stored!r}; runtimes.json gives "
+                        f"{runtime_table(name, runtimes).splitlines()[2]!r} (re-run with the course runner)")
     fast, full = (runtimes.get(name, {}).get(m, {}).get("seconds") for m in ("fast", "full"))
     if fast is not None and full is not None and fast >= full:
         problems.append(f"{name}: fast mode ({fast} s) is not faster than full mode ({full} s); shrink fast mode")
@@ -490,9 +521,30 @@ def _unfinished_bars(text: str) -> list[str]:
             if int(m["pct"]) < 100 or m["n"] != m["total"]]
 
 
+def _widget_bars(state: dict) -> list[str]:
+    """The text of each tqdm widget (an HBox of HTML, progress bar, HTML) in a stored widget state."""
+    models = {k: v.get("state", {}) for k, v in state.items()}
+    names = {k: v.get("model_name") for k, v in state.items()}
+    bars = []
+    for key, model in models.items():
+        children = [c.removeprefix("IPY_MODEL_") for c in model.get("children", [])]
+        if names[key] != "HBoxModel" or len(children) != 3 or not all(c in models for c in children):
+            continue
+        left, bar, right = (models[c] for c in children)
+        if not names[children[1]].endswith("ProgressModel"):
+            continue
+        text = html.unescape(f"{left.get('value', '')}|{'#' if bar.get('value') == bar.get('max') else ' '}|"
+                             f"{right.get('value', '')}").replace("\u2007", " ")
+        bars.append(text if bar.get("value") == bar.get("max") else f"{text} (bar at {bar.get('value')} of {bar.get('max')})")
+    return bars
+
+
 def progress_bar_problems(nb: dict, name: str) -> list[str]:
     """Progress bars whose stored state (what a static view shows) is unfinished."""
-    problems = []
+    state = nb.get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    problems = [f"{name}: the stored widget state holds an unfinished progress bar {bar[:80]!r} (re-run with "
+                "the course runner, which stores text bars in their final state)"
+                for bar in _widget_bars(state.get("state", {})) if _unfinished_bars(bar) or "(bar at" in bar]
     for i, cell in enumerate(nb.get("cells", [])):
         for out in cell.get("outputs", []):
             texts = [_visible_text(_joined(out.get("text", "")))]
@@ -503,24 +555,46 @@ def progress_bar_problems(nb: dict, name: str) -> list[str]:
     return problems
 
 
+_WIDGET_REPR = re.compile(r"^[A-Z]\w*\((children|value|description|options)=")
+
+
+def widget_fallback_problems(nb: dict, name: str) -> list[str]:
+    """Widgets whose stored text (what a static view shows) is their repr, e.g. `VBox(children=(...`."""
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            plain = _joined(data.get("text/plain", ""))
+            if "application/vnd.jupyter.widget-view+json" in data and _WIDGET_REPR.match(plain):
+                problems.append(f"{name}: cell {i} stores a widget whose static view is {plain[:40]!r}...; "
+                                "store a meaningful fallback (a short text or a figure of the initial view)")
+    return problems
+
+
 def html_progress_bar_problems(path: Path) -> list[str]:
     """Unfinished progress bars in the notebook exported to HTML (jupyter nbconvert --to html)."""
     from nbconvert import HTMLExporter
 
-    html, _ = HTMLExporter().from_filename(str(path))
-    text = re.sub(r"<[^>]+>", "", html).replace("&#8199;", " ").replace("\u2007", " ")
-    return [f"{path.stem}: exported HTML shows an unfinished progress bar {bar!r}" for bar in _unfinished_bars(text)]
+    page, _ = HTMLExporter().from_filename(str(path))
+    states = re.findall(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', page, re.S)
+    widget_bars = [b for s in states for b in _widget_bars(json.loads(s).get("state", {}))]
+    text = html.unescape(re.sub(r"<[^>]+>", "", page)).replace("\u2007", " ")
+    return [f"{path.stem}: exported HTML shows an unfinished progress bar {bar[:80]!r}"
+            for bar in _unfinished_bars(text) + [b for b in widget_bars if _unfinished_bars(b) or "(bar at" in b]]
 
 
 # Numbers a markdown cell may state without an output showing them: constants of the methods,
 # not measurements. Keep this list short; a measured number belongs in an output.
 ALLOWED_PROSE_NUMBERS = {
-    0.02,   # GPT-2's initialisation std; DDPM's beta_end
-    1e-4,   # DDPM's beta_start
-    0.5,    # halves, probabilities of a fair coin
-    0.75,   # Kneser-Ney's usual discount
-    0.9, 0.95, 0.999,  # Adam's betas, top-p values
-    0.15,   # BERT's masking rate
+    (0.02, ""),    # GPT-2's initialisation std; DDPM's beta_end
+    (1e-4, ""),    # DDPM's beta_start
+    (0.008, ""),   # the cosine schedule's offset s (Nichol & Dhariwal)
+    (1e-3, ""),    # word2vec's subsampling threshold t (gensim's default `sample`)
+    (0.5, ""),     # one half: a fair coin, sigma(0)
+    (0.75, ""),    # Kneser-Ney's usual discount
+    (0.9, ""), (0.95, ""), (0.999, ""),  # Adam's betas, top-p values, a clip
+    (0.15, ""), (15, "%"), (80, "%"), (10, "%"),  # BERT's masking: 15 % picked, 80/10/10
+    (95, "%"), (0.05, ""),  # the confidence level of intervals, the usual significance level
 }
 _PROSE_NUMBER = re.compile(
     r"(?<![\w.\-/])(?P<num>\d+(?:\.\d+)?(?:[eE]-?\d+)?)"
@@ -537,19 +611,24 @@ def _prose_text(markdown: str) -> str:
     return re.sub(r"<[^>]+>", " ", text)
 
 
-def prose_numbers(markdown: str) -> list[str]:
-    """Decimal numbers and numbers with a unit (%, s, min, nats, bits) a markdown text states."""
-    found = []
-    for m in _PROSE_NUMBER.finditer(_prose_text(markdown)):
+def _prose_matches(markdown: str) -> list[tuple[str, str]]:
+    """(number with its unit, the words around it) for each number a markdown text states."""
+    text, found = " ".join(_prose_text(markdown).split()), []
+    for m in _PROSE_NUMBER.finditer(text):
         num, unit = m["num"], m["unit"] or m["pct"]
         if not ("." in num or "e" in num.lower() or unit):
             continue
         if unit == "s" and re.fullmatch(r"1[89]\d0|20[0-9]0", num):
             continue  # a decade ("the 1990s")
-        if float(num) in ALLOWED_PROSE_NUMBERS:
+        if (float(num), unit or "") in ALLOWED_PROSE_NUMBERS:
             continue
-        found.append(num + (f" {unit}" if unit else ""))
+        found.append((num + (f" {unit}" if unit else ""), text[max(0, m.start() - 50):m.end() + 30]))
     return found
+
+
+def prose_numbers(markdown: str) -> list[str]:
+    """Decimal numbers and numbers with a unit (%, s, min, nats, bits) a markdown text states."""
+    return [item for item, _ in _prose_matches(markdown)]
 
 
 def _output_text(nb: dict) -> str:
@@ -576,21 +655,22 @@ def _supported(num: str, unit: str, values: set[float]) -> bool:
 
 def prose_number_problems(nb: dict, name: str) -> list[str]:
     """Numbers in markdown cells that no output of the notebook shows (they drift from the run)."""
-    values = {float(x) for x in _OUTPUT_NUMBER.findall(_output_text(nb))}
+    values = {v for v in map(float, _OUTPUT_NUMBER.findall(_output_text(nb))) if math.isfinite(v)}
     problems = []
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "markdown":
             continue
-        for item in prose_numbers(_joined(cell.get("source", ""))):
+        for item, context in _prose_matches(_joined(cell.get("source", ""))):
             num, _, unit = item.partition(" ")
             if not _supported(num, unit, values):
                 problems.append(f"{name}: markdown cell {i} states {item!r}, which no output shows "
-                                "(generate the sentence with Markdown(f'...') or print the number above it)")
+                                f"(generate the sentence with Markdown(f'...') or print the number above it): "
+                                f"...{context}...")
     return problems
 
 
 def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True) -> dict[str, list[str]]:
-    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, key results."""
+    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, widgets, key results."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     runtimes = load_runtimes() if runtimes is None else runtimes
     name = path.stem
@@ -600,6 +680,7 @@ def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True) 
         "duplicate figures": duplicate_figure_problems(nb, name),
         "prose numbers": prose_number_problems(nb, name),
         "progress bars": progress_bar_problems(nb, name) + (html_progress_bar_problems(path) if html else []),
+        "widget fallbacks": widget_fallback_problems(nb, name),
         "key results": key_result_problems(nb, name),
     }
     return found

@@ -21,18 +21,22 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import hashlib
 import http.client
 import importlib.util
+import json
 import re
 import urllib.error
 import urllib.request
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lmcourse.checks import check_number, describe
-from lmcourse.files import atomic_path, atomic_write_text, cache_dir, sha256_file
+from lmcourse.files import atomic_path, atomic_write_bytes, atomic_write_text, cache_dir, sha256_file
 from lmcourse.markov import MarkovSource
 from lmcourse.tokenizers import CharTokenizer, WordTokenizer
 
@@ -177,16 +181,54 @@ def _clean_wiki_article(title: str, markup: str) -> str:
 def _wiki_text() -> str:
     """The Wikipedia extract as plain text, one article after another; cached after the first parse (~3 s)."""
     source = shipped_path("wiki")
-    cached = cache_dir() / f"wiki-{SHIPPED['wiki'].sha256[:12]}-v{_WIKI_CLEANING_VERSION}.txt"
-    if cached.is_file():
-        return cached.read_text(encoding="utf-8")
-    from gensim.corpora.wikicorpus import extract_pages
 
-    with bz2.open(source) as f:
-        articles = [_clean_wiki_article(title, text) for title, text, _ in extract_pages(f, filter_namespaces=("0",))
-                    if not text.lstrip().lower().startswith("#redirect")]
-    text = "\n\n".join(articles) + "\n"
-    atomic_write_text(cached, text)
+    def parse() -> str:
+        from gensim.corpora.wikicorpus import extract_pages
+
+        with bz2.open(source) as f:
+            articles = [_clean_wiki_article(title, text) for title, text, _ in extract_pages(f, filter_namespaces=("0",))
+                        if not text.lstrip().lower().startswith("#redirect")]
+        return "\n\n".join(articles) + "\n"
+
+    return cached_text(f"wiki-{SHIPPED['wiki'].sha256[:12]}-v{_WIKI_CLEANING_VERSION}.txt", parse)
+
+
+_cache_warnings: set[str] = set()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    if kind not in _cache_warnings:
+        _cache_warnings.add(kind)
+        warnings.warn(message, stacklevel=3)
+
+
+def cached_text(filename: str, build: Callable[[], str]) -> str:
+    """`build()`'s text, kept in the course cache as `filename` with its size and sha256 beside it (`.json`).
+
+    A cached copy is used only if it still has the recorded size and sha256; otherwise it is rebuilt
+    (an edited or truncated file is never returned). If the cache cannot be written (read-only, full),
+    the text is built each time instead, with one warning.
+    """
+    folder = cache_dir()
+    path, record_path = folder / filename, folder / (filename + ".json")
+    if path.is_file():
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            payload = path.read_bytes() if path.stat().st_size == record["size"] else b""
+            if payload and hashlib.sha256(payload).hexdigest() == record["sha256"]:
+                return payload.decode("utf-8")
+            problem = "does not match the size and sha256 recorded when it was written (edited or truncated?)"
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # no record, or a damaged one
+            problem = f"cannot be checked: its record {record_path.name} is missing or damaged ({exc})"
+        _warn_once("changed", f"{path} {problem}; rebuilding it")
+    text = build()
+    payload = text.encode("utf-8")
+    try:
+        atomic_write_bytes(path, payload)
+        atomic_write_text(record_path, json.dumps({"size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}))
+    except OSError as exc:
+        _warn_once("unwritable", f"the course cache {folder} cannot be written ({exc}); working without it "
+                                 f"(set LMCOURSE_CACHE to a writable folder to keep derived files)")
     return text
 
 

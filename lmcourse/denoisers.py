@@ -11,7 +11,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.checks import check_int, check_positive_ints, check_token_ids, describe
 from lmcourse.diffusion import timestep_embedding
+
+
+def _check_steps(t: torch.Tensor, x: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.dtype == torch.bool or t.shape != x.shape[:1]:
+        raise ValueError(f"t must hold one integer step per example, shape ({x.shape[0]},), got {describe(t)}")
 
 
 class MLPDenoiser(nn.Module):
@@ -19,6 +25,9 @@ class MLPDenoiser(nn.Module):
 
     def __init__(self, dim: int = 2, hidden: int = 128, n_blocks: int = 3, time_dim: int = 32):
         super().__init__()
+        check_positive_ints(dim=dim, hidden=hidden, n_blocks=n_blocks)
+        if check_int("time_dim", time_dim, minimum=2) % 2:
+            raise ValueError(f"time_dim must be an even int >= 2 (sine and cosine pairs), got {time_dim}")
         self.time_dim = time_dim
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(dim, hidden)
@@ -29,6 +38,7 @@ class MLPDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.inp.in_features:
             raise ValueError(f"x must have shape (B, {self.inp.in_features}), got {tuple(x.shape)}")
+        _check_steps(t, x)
         temb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, hidden)
         h = self.inp(x)
         for block in self.blocks:
@@ -62,6 +72,12 @@ class UNet8(nn.Module):
 
     def __init__(self, channels: int = 64, num_classes: int | None = None, emb_dim: int = 128):
         super().__init__()
+        if check_int("channels", channels) % 8:
+            raise ValueError(f"channels must be a multiple of 8 (GroupNorm uses 8 groups), got {channels}")
+        if num_classes is not None:
+            check_int("num_classes", num_classes, fix="or None for an unconditional model")
+        if check_int("emb_dim", emb_dim, minimum=2) % 2:
+            raise ValueError(f"emb_dim must be an even int >= 2, got {emb_dim}")
         self.emb_dim, self.num_classes = emb_dim, num_classes
         self.null_class = num_classes
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -78,11 +94,16 @@ class UNet8(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
             raise ValueError(f"x must have shape (B, 1, 8, 8), got {tuple(x.shape)}")
+        _check_steps(t, x)
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim))          # (B, emb_dim)
         if self.class_emb is not None:
             if y is None:
                 raise ValueError("this UNet8 is class-conditional; pass labels y (B,), null_class for none")
-            emb = emb + self.class_emb(y)
+            try:
+                emb = emb + self.class_emb(y)
+            except (IndexError, RuntimeError):  # labels outside [0, null_class] or not integers: say which
+                check_token_ids("y", y, self.num_classes + 1)
+                raise
         h0 = self.down1(self.inp(x), emb)                                  # (B, c, 8, 8)
         h = self.mid2(self.mid1(self.pool(h0), emb), emb)                  # (B, 2c, 4, 4)
         h = self.up1(torch.cat([self.up(h), h0], dim=1), emb)              # (B, c, 8, 8)

@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from lmcourse.checks import check_int, check_number, describe
+
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 KINDS = ("linear", "cosine")
 
@@ -32,11 +34,13 @@ class NoiseSchedule:
 
     def __init__(self, T: int = 1000, kind: str = "linear", beta_start: float = 1e-4, beta_end: float = 0.02,
                  s: float = 0.008):
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
+        check_int("T", T)
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is not a schedule; use one of {KINDS}")
-        if not 0 < beta_start <= beta_end < 1:
+        check_number("beta_start", beta_start, 0, 1, low_open=True, high_open=True)
+        check_number("beta_end", beta_end, 0, 1, low_open=True, high_open=True)
+        check_number("s", s, 0, fix="0.008 is Nichol & Dhariwal's offset")
+        if not beta_start <= beta_end:
             raise ValueError(f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}")
         self.T, self.kind = T, kind
         if kind == "linear":
@@ -102,7 +106,7 @@ class NoiseSchedule:
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer steps t (B,) -> (B, dim), as in the Transformer and DDPM."""
-    if dim < 2 or dim % 2:
+    if check_int("dim", dim, minimum=2) % 2:
         raise ValueError(f"dim must be an even int >= 2, got {dim}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
@@ -112,9 +116,29 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 def diffusion_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
     """The simple DDPM objective: mean squared error between true and predicted noise at a random t."""
+    _check_schedule(schedule)
     t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device)
     noise = torch.randn_like(x0)
-    return F.mse_loss(eps_model(schedule.q_sample(x0, t, noise), t), noise)
+    return F.mse_loss(predict_noise(eps_model, schedule.q_sample(x0, t, noise), t), noise)
+
+
+def predict_noise(eps_model: EpsModel, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """eps_model(x_t, t), after checking that it is shaped like x_t (a mismatch would broadcast silently)."""
+    eps = eps_model(x_t, t)
+    if not isinstance(eps, torch.Tensor) or eps.shape != x_t.shape:
+        raise ValueError(f"eps_model must return the predicted noise shaped like its input x_t {tuple(x_t.shape)}, "
+                         f"got {describe(eps)}; make its output layer give one value per input value")
+    return eps
+
+
+def _check_schedule(schedule: NoiseSchedule) -> None:
+    if not isinstance(schedule, NoiseSchedule):
+        raise ValueError(f"schedule must be a NoiseSchedule, got {describe(schedule)}; e.g. NoiseSchedule(T=1000)")
+
+
+def _check_clip(clip: float | None) -> None:
+    if clip is not None:
+        check_number("clip", clip, 0, low_open=True, fix="the range [-clip, clip] of the data (1.0 for images), or None")
 
 
 def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: float = 0.0,
@@ -124,8 +148,7 @@ def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: fl
     eps_model(x, t, y) must have been trained with labels sometimes replaced by `null_class`.
     guidance = 0 is plain conditional sampling.
     """
-    if guidance < 0:
-        raise ValueError(f"guidance must be >= 0, got {guidance}")
+    check_number("guidance", guidance, 0, fix="0 is plain conditional sampling")
     if guidance > 0 and null_class is None:
         raise ValueError("guidance > 0 needs null_class, the label the model was trained with for 'no class'")
 
@@ -156,6 +179,8 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
     Returns x_0 (shape), or (x_0, trajectory list of T + 1 tensors on the CPU) if return_trajectory.
     """
     shape = _check_shape(shape)
+    _check_schedule(schedule)
+    _check_clip(clip)
     x = torch.randn(shape, device=device, generator=generator)
     trajectory = [x.cpu()] if return_trajectory else None
     for i in reversed(range(schedule.T)):
@@ -170,8 +195,10 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
 def ddpm_step(eps_model: EpsModel, schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor,
               generator: torch.Generator | None = None, clip: float | None = None) -> torch.Tensor:
     """One reverse step x_t -> x_{t-1} (all examples at the same or different steps t (B,))."""
+    _check_schedule(schedule)
+    _check_clip(clip)
     t = schedule.check_t(t, batch=x_t.shape[0])
-    eps = eps_model(x_t, t)
+    eps = predict_noise(eps_model, x_t, t)
     x0 = schedule.predict_x0(x_t, t, eps)
     if clip is not None:
         x0 = x0.clamp(-clip, clip)
@@ -207,10 +234,10 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
       eps_hat is re-derived from the clipped x0_hat (diffusers' `use_clipped_model_output=True`).
     """
     shape = _check_shape(shape)
-    if not isinstance(steps, int) or not 1 <= steps <= schedule.T:
-        raise ValueError(f"steps must be an int in [1, {schedule.T}], got {steps!r}")
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    _check_schedule(schedule)
+    check_int("steps", steps, 1, schedule.T)
+    check_number("eta", eta, 0, fix="0 is deterministic DDIM, 1 is DDPM-like noise")
+    _check_clip(clip)
     seq = ddim_timesteps(schedule.T, steps)  # ascending step indices, the last one T - 1
     x = torch.randn(shape, device=device, generator=generator)
     trajectory = [x.cpu()] if return_trajectory else None
@@ -218,7 +245,7 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
     for j in reversed(range(len(seq))):
         i = int(seq[j])
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-        eps = eps_model(x, t)
+        eps = predict_noise(eps_model, x, t)
         abar = float(abar_all[i])
         abar_prev = float(abar_all[int(seq[j - 1])]) if j > 0 else 1.0
         x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
@@ -267,7 +294,7 @@ def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float | None = None) ->
     dxx, dyy, dxy = _pairwise_distance(x, x), _pairwise_distance(y, y), _pairwise_distance(x, y)
     if bandwidth is None:
         bandwidth = float(dxy.median())
-    if bandwidth <= 0:
+    if not bandwidth > 0 or not math.isfinite(bandwidth):
         raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
     k = lambda d: torch.exp(-d ** 2 / (2 * bandwidth ** 2))  # noqa: E731
     kxx = (k(dxx).sum() - n) / (n * (n - 1))

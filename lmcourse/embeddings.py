@@ -6,16 +6,18 @@ our from-scratch skip-gram (`lmcourse.skipgram`) are evaluated by the same code.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from lmcourse.core import check_positive_ints
+from lmcourse.checks import check_int, check_number, check_positive_ints
 from lmcourse.data import load_corpus, shipped_path
+from lmcourse.files import atomic_path, cache_dir, sha256_file
 from lmcourse.tokenizers import split_sentences, split_words
 
 __all__ = ["corpus_sentences", "train_word2vec", "to_keyed_vectors", "evaluate_embeddings", "word_pairs",
-           "analogy_questions", "cosine_similarity", "nearest_neighbours", "analogy", "weat", "one_hot_memory"]
+           "pair_similarities", "analogy_questions", "analogy_results", "download_text8", "cosine_similarity", "nearest_neighbours", "analogy", "weat", "one_hot_memory"]
 
 
 def corpus_sentences(name: str = "wiki", split: str = "all", max_words: int | None = None) -> list[list[str]]:
@@ -23,8 +25,8 @@ def corpus_sentences(name: str = "wiki", split: str = "all", max_words: int | No
 
     `max_words` keeps whole sentences from the start until about that many words (fast mode).
     """
-    if max_words is not None and max_words < 1:
-        raise ValueError(f"max_words must be a positive number of words or None, got {max_words}")
+    if max_words is not None:
+        check_int("max_words", max_words, fix="a number of words, or None for the whole corpus")
     sentences, total = [], 0
     for s in split_sentences(load_corpus(name, split)):
         words = [w for w in split_words(s) if any(c.isalnum() for c in w)]
@@ -40,10 +42,48 @@ def _check_sentences(sentences: Sequence[Sequence[str]]) -> list[list[str]]:
     if isinstance(sentences, str):
         raise ValueError("sentences must be a list of word lists, got a str; split it first, e.g. "
                          "[split_words(s) for s in split_sentences(text)]")
+    strings = [s for s in sentences if isinstance(s, str)]
+    if strings:
+        raise ValueError(f"sentences must be word lists, got a str sentence {strings[0][:40]!r}; split each one, "
+                         "e.g. [split_words(s) for s in sentences]")
     out = [list(s) for s in sentences]
     if not any(out):
         raise ValueError("sentences is empty (no words); pass a non-empty list of word lists")
     return out
+
+
+TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"  # 31,344,016 bytes, unpacked: one line of 100,000,000 bytes
+TEXT8_SHA256 = "6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7"  # of the unpacked text
+
+
+def download_text8(timeout: float = 60.0) -> "Path":  # noqa: F821
+    """Fetch text8 (Mahoney's cleaned first 10^8 bytes of English Wikipedia: 17M lower-case words) into the
+    cache, unpack it, check its sha256 and return the path of the text. Offline: ConnectionError saying so."""
+    import io
+    import urllib.error
+    import urllib.request
+    import zipfile
+
+    target = cache_dir() / "downloads" / "text8.txt"
+    if target.is_file() and sha256_file(target) == TEXT8_SHA256:
+        return target
+    check_number("timeout", timeout, 0, low_open=True, fix="seconds to wait for the server")
+    try:
+        with urllib.request.urlopen(TEXT8_URL, timeout=timeout) as response:
+            payload = response.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise ConnectionError(f"could not download text8 from {TEXT8_URL} ({exc}); this machine seems to be offline. "
+                              "The embedded 'wiki' corpus needs no network.") from exc
+    try:
+        text = zipfile.ZipFile(io.BytesIO(payload)).read("text8")
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ConnectionError(f"the download from {TEXT8_URL} is not the text8 zip ({len(payload):,} bytes); "
+                              "the transfer broke or the file moved: try again later") from exc
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(text)
+        if sha256_file(tmp) != TEXT8_SHA256:
+            raise ValueError("the unpacked text8 has the wrong sha256 (the file upstream changed); nothing was saved")
+    return target
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]], sg: int = 1, vector_size: int = 100, window: int = 5,
@@ -59,6 +99,8 @@ def train_word2vec(sentences: Sequence[Sequence[str]], sg: int = 1, vector_size:
     if sg not in (0, 1):
         raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}")
     check_positive_ints(vector_size=vector_size, window=window, min_count=min_count, epochs=epochs, workers=workers)
+    check_int("negative", negative, minimum=0 if kwargs.get("hs") else 1, fix="5 is usual; 0 only with hs=1")
+    check_number("sample", sample, 0, fix="1e-3 is usual; 0 turns subsampling off")
     sentences = _check_sentences(sentences)
     return Word2Vec(sentences, sg=sg, vector_size=vector_size, window=window, min_count=min_count,
                     negative=negative, sample=sample, epochs=epochs, seed=seed, workers=workers, **kwargs)
@@ -71,6 +113,10 @@ def to_keyed_vectors(words: Sequence[str], vectors) -> "KeyedVectors":  # noqa: 
     vectors = np.asarray(vectors.detach().cpu() if hasattr(vectors, "detach") else vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(words):
         raise ValueError(f"vectors must have shape (len(words)={len(words)}, dim), got {vectors.shape}")
+    _check_finite(vectors, list(words), "vectors")
+    repeated = [w for w, n in Counter(words).items() if n > 1]
+    if repeated:
+        raise ValueError(f"words must be distinct, got {repeated[:5]} more than once; one vector per word")
     kv = KeyedVectors(vectors.shape[1])
     kv.add_vectors(list(words), vectors)
     return kv
@@ -105,28 +151,41 @@ def _in(kv, word: str) -> bool:
     return word in kv.key_to_index
 
 
+def pair_similarities(kv, name: str) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """The pairs of `name` ("wordsim353", "simlex999") whose both words have vectors, with their cosine
+    similarities (P,) and human scores (P,): what a bootstrap over pairs resamples."""
+    if hasattr(kv, "wv"):
+        kv = kv.wv
+    found = [(a, b, s) for a, b, s in word_pairs(name) if _in(kv, a) and _in(kv, b)]
+    model = np.array([float(cosine_similarity(kv[a], kv[b])) for a, b, _ in found])
+    return [(a, b) for a, b, _ in found], model, np.array([s for _, _, s in found])
+
+
 def _pair_eval(kv, name: str) -> dict:
     from scipy.stats import spearmanr
 
-    pairs = word_pairs(name)
-    found = [(a, b, s) for a, b, s in pairs if _in(kv, a) and _in(kv, b)]
+    n_pairs = len(word_pairs(name))
+    found, model, human = pair_similarities(kv, name)
     if len(found) < 3:
-        return {"spearman": float("nan"), "pairs": len(found), "oov": 1 - len(found) / len(pairs)}
-    model = [float(cosine_similarity(kv[a], kv[b])) for a, b, _ in found]
-    rho = spearmanr(model, [s for _, _, s in found]).correlation
-    return {"spearman": float(rho), "pairs": len(found), "oov": 1 - len(found) / len(pairs)}
+        return {"spearman": float("nan"), "pairs": len(found), "oov": 1 - len(found) / n_pairs}
+    rho = spearmanr(model, human).correlation
+    return {"spearman": float(rho), "pairs": len(found), "oov": 1 - len(found) / n_pairs}
 
 
-def _analogy_eval(kv, restrict_vocab: int) -> dict:
-    questions = analogy_questions()
+def analogy_results(kv, restrict_vocab: int = 30000, questions=None) -> tuple[list[tuple], np.ndarray]:
+    """The analogy questions (default: all Google ones) whose four words are among the `restrict_vocab` most
+    frequent words, and whether 3CosAdd answers each one right (Q,) bool: what a bootstrap resamples."""
+    if hasattr(kv, "wv"):
+        kv = kv.wv
+    questions = analogy_questions() if questions is None else list(questions)
     words = kv.index_to_key[:restrict_vocab]
     index = {w: i for i, w in enumerate(words)}
     found = [q for q in questions if all(w in index for w in q[:4])]
     if not found:
-        return {"accuracy": float("nan"), "questions": 0, "oov": 1.0}
+        return [], np.zeros(0, dtype=bool)
     unit = _unit(kv.vectors[:len(words)])
     ids = np.array([[index[w] for w in q[:4]] for q in found])  # (Q, 4)
-    correct = 0
+    right = []
     for start in range(0, len(ids), 1024):
         block = ids[start:start + 1024]
         target = unit[block[:, 1]] - unit[block[:, 0]] + unit[block[:, 2]]  # 3CosAdd: b - a + c, (B, dim)
@@ -134,8 +193,16 @@ def _analogy_eval(kv, restrict_vocab: int) -> dict:
         rows = np.arange(len(block))
         for col in range(3):
             scores[rows, block[:, col]] = -np.inf  # the question words never count as answers
-        correct += int((scores.argmax(1) == block[:, 3]).sum())
-    return {"accuracy": correct / len(found), "questions": len(found), "oov": 1 - len(found) / len(questions)}
+        right.append(scores.argmax(1) == block[:, 3])
+    return found, np.concatenate(right)
+
+
+def _analogy_eval(kv, restrict_vocab: int) -> dict:
+    n_questions = len(analogy_questions())
+    found, right = analogy_results(kv, restrict_vocab)
+    if not found:
+        return {"accuracy": float("nan"), "questions": 0, "oov": 1.0}
+    return {"accuracy": float(right.mean()), "questions": len(found), "oov": 1 - len(found) / n_questions}
 
 
 def evaluate_embeddings(kv, restrict_vocab: int = 30000) -> dict[str, dict]:
@@ -151,10 +218,17 @@ def evaluate_embeddings(kv, restrict_vocab: int = 30000) -> dict[str, dict]:
     if not hasattr(kv, "key_to_index"):
         raise ValueError(f"kv must be gensim KeyedVectors (or a model with .wv), got {type(kv).__name__}; "
                          "wrap a word list and matrix with lmcourse.embeddings.to_keyed_vectors(words, vectors)")
-    if restrict_vocab < 1:
-        raise ValueError(f"restrict_vocab must be a positive number of words, got {restrict_vocab}")
+    check_int("restrict_vocab", restrict_vocab, fix="the number of most frequent words to search for answers")
+    _check_finite(kv.vectors, kv.index_to_key, "kv")
     return {"ws353": _pair_eval(kv, "wordsim353"), "simlex999": _pair_eval(kv, "simlex999"),
             "analogy": _analogy_eval(kv, restrict_vocab)}
+
+
+def _check_finite(vectors: np.ndarray, words: Sequence[str], name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=-1))
+    if len(bad):
+        raise ValueError(f"{name} holds {len(bad)} vectors that are not finite (NaN or inf), e.g. for "
+                         f"{words[bad[0]]!r}; the training diverged: lower the learning rate and train again")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -181,9 +255,9 @@ def nearest_neighbours(kv, word: str, topn: int = 10) -> list[tuple[str, float]]
     """The `topn` words with the highest cosine similarity to `word` (itself excluded), best first."""
     if hasattr(kv, "wv"):
         kv = kv.wv
-    if topn < 1:
-        raise ValueError(f"topn must be a positive integer, got {topn}")
+    check_int("topn", topn)
     _need(kv, [word])
+    _check_finite(kv.vectors, kv.index_to_key, "kv")
     return _ranked(kv, _unit(kv[word]), exclude={word}, topn=topn)
 
 
@@ -204,9 +278,9 @@ def analogy(kv, a: str, b: str, c: str, topn: int = 5) -> list[tuple[str, float]
     """a is to b as c is to ?: the words nearest to unit(b) - unit(a) + unit(c) (3CosAdd), a, b, c excluded."""
     if hasattr(kv, "wv"):
         kv = kv.wv
-    if topn < 1:
-        raise ValueError(f"topn must be a positive integer, got {topn}")
+    check_int("topn", topn)
     _need(kv, [a, b, c])
+    _check_finite(kv.vectors, kv.index_to_key, "kv")
     target = _unit(kv[b]) - _unit(kv[a]) + _unit(kv[c])
     return _ranked(kv, target, exclude={a, b, c}, topn=topn)
 
@@ -222,8 +296,7 @@ def weat(kv, targets_x: Sequence[str], targets_y: Sequence[str], attributes_a: S
     """
     if hasattr(kv, "wv"):
         kv = kv.wv
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be a positive integer, got {n_permutations}")
+    check_int("n_permutations", n_permutations)
     groups, missing = {}, []
     for name, words in (("targets_x", targets_x), ("targets_y", targets_y),
                         ("attributes_a", attributes_a), ("attributes_b", attributes_b)):
@@ -250,8 +323,7 @@ def weat(kv, targets_x: Sequence[str], targets_y: Sequence[str], attributes_a: S
 
 def one_hot_memory(vocab_size: int, dim: int = 100, bytes_per_number: int = 4) -> dict:
     """Size of one word vector and of the whole table, one-hot (vocab_size wide) vs dense (dim wide)."""
-    if vocab_size < 1 or dim < 1:
-        raise ValueError(f"vocab_size and dim must be positive, got {vocab_size} and {dim}")
+    check_positive_ints(vocab_size=vocab_size, dim=dim, bytes_per_number=bytes_per_number)
     return {"one_hot_dim": vocab_size, "dense_dim": dim,
             "one_hot_table_mb": vocab_size * vocab_size * bytes_per_number / 1e6,
             "dense_table_mb": vocab_size * dim * bytes_per_number / 1e6}

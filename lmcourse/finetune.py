@@ -15,11 +15,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.checks import check_int, check_number, check_targets, describe
 from lmcourse.data import load_corpus
+from lmcourse.hub import load_local_hf
 from lmcourse.tokenizers import split_sentences, split_words
 from lmcourse.transformer import Encoder
 
-__all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
+__all__ = ["QAExample", "SequenceClassifier", "bigram_shift", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
            "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy", "type_baseline_accuracy"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
@@ -50,6 +52,25 @@ def source_sentences(split: str, n_per_class: int | None = None, min_words: int 
     return pairs
 
 
+def bigram_shift(split: str, n_per_class: int | None = None, seed: int = 0) -> list[tuple[str, int]]:
+    """Sentences labelled 1 if two adjacent words were swapped, 0 if left intact: SentEval's "bigram shift"
+    probing task (Conneau et al., 2018), a task about word order that a bag of words cannot see.
+
+    The sentences are `source_sentences(split, n_per_class, seed)` (both corpora); every other one is swapped at
+    a random position, so the labels are balanced.
+    """
+    rng = random.Random(seed + 2)
+    pairs = []
+    for j, (sentence, _) in enumerate(source_sentences(split, n_per_class, seed=seed)):
+        words = sentence.split()
+        swapped = j % 2 == 0
+        if swapped:
+            i = rng.randrange(len(words) - 1)
+            words[i], words[i + 1] = words[i + 1], words[i]
+        pairs.append((" ".join(words), int(swapped)))
+    return pairs
+
+
 class SequenceClassifier(nn.Module):
     """An `Encoder` + a linear layer on the first ([CLS]) position's vector.
 
@@ -58,8 +79,8 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, encoder: Encoder, n_classes: int, dropout: float = 0.1):
         super().__init__()
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        check_int("n_classes", n_classes, minimum=2)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.d_model, n_classes)
@@ -68,13 +89,16 @@ class SequenceClassifier(nn.Module):
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, d_model)
         logits = self.classifier(self.dropout(h[:, 0]))  # (B, n_classes): [CLS] sees every token through attention
-        return logits, (F.cross_entropy(logits, labels) if labels is not None else None)
+        if labels is None:
+            return logits, None
+        return logits, F.cross_entropy(logits, check_targets("labels", labels, logits.shape[:1]))
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, ids: torch.Tensor, key_padding: torch.Tensor, labels: torch.Tensor,
              batch_size: int = 128) -> float:
     """Fraction of correct argmax predictions of a `SequenceClassifier` (eval mode, batched)."""
+    check_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -129,8 +153,8 @@ def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAEx
     """`n` generated reading-comprehension examples: n_people people, each with a city, a birthplace and a
     job, the facts shuffled into one context; the question asks one fact about one person. Answering needs
     the question's name and relation matched against the context (each slot value appears for several people)."""
-    if n < 1 or not 2 <= n_people <= len(NAMES):
-        raise ValueError(f"need n >= 1 and 2 <= n_people <= {len(NAMES)}, got n={n}, n_people={n_people}")
+    check_int("n", n)
+    check_int("n_people", n_people, 2, len(NAMES))
     rng = random.Random(seed)
     examples = []
     for _ in range(n):
@@ -228,8 +252,10 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: tor
     if start_logits.shape != end_logits.shape or start_logits.ndim != 2:
         raise ValueError(f"start_logits and end_logits must both be (batch, T), got {tuple(start_logits.shape)} "
                          f"and {tuple(end_logits.shape)}")
-    if max_answer_len < 1:
-        raise ValueError(f"max_answer_len must be >= 1, got {max_answer_len}")
+    if allowed is not None and (not isinstance(allowed, torch.Tensor) or allowed.shape != start_logits.shape):
+        raise ValueError(f"allowed must be a bool tensor shaped like start_logits {tuple(start_logits.shape)}, "
+                         f"got {describe(allowed)}")
+    check_int("max_answer_len", max_answer_len)
     T = start_logits.shape[1]
     scores = start_logits.float()[:, :, None] + end_logits.float()[:, None, :]  # (B, T_start, T_end)
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
@@ -244,6 +270,7 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: tor
 @torch.no_grad()
 def span_accuracy(model: SpanQA, batch: dict[str, torch.Tensor], batch_size: int = 128) -> float:
     """Exact-match accuracy: the fraction of examples whose predicted (start, end) is exactly the answer's."""
+    check_int("batch_size", batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -259,27 +286,7 @@ def span_accuracy(model: SpanQA, batch: dict[str, torch.Tensor], batch_size: int
 
 # ----------------------------------------------------------------------------- a real pretrained model, if cached
 
-def load_local_hf(name: str = "distilbert-base-cased-distilled-squad", task: str = "question-answering"):
-    """A Hugging Face model and tokenizer from the local cache only (never downloads), or (None, None, why).
-
-    task "question-answering" (AutoModelForQuestionAnswering) or "base" (AutoModel). Loaded with eager
-    attention so `output_attentions=True` returns the weights the visualizers draw.
-    Returns (model, tokenizer, message).
-    """
-    if task not in ("question-answering", "base"):
-        raise ValueError(f"task must be 'question-answering' or 'base', got {task!r}")
-    try:
-        from transformers import AutoModel, AutoModelForQuestionAnswering, AutoTokenizer
-
-        cls = AutoModelForQuestionAnswering if task == "question-answering" else AutoModel
-        model = cls.from_pretrained(name, local_files_only=True, attn_implementation="eager").eval()
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError, ImportError) as exc:
-        return None, None, (f"{name!r} is not in the local Hugging Face cache, so this section is skipped "
-                            f"(nothing is downloaded). To run it, once while online: "
-                            f"transformers.AutoModelForQuestionAnswering.from_pretrained({name!r}) "
-                            f"[{type(exc).__name__}]")
-    return model, tokenizer, f"loaded {name!r} from the local cache"
+# `load_local_hf` (in lmcourse.hub, with the offline guard) loads one from the local cache without any network.
 
 
 @torch.no_grad()

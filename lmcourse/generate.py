@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from lmcourse.checks import check_int, check_number, check_token_ids, describe
+
 NEG_INF = -math.inf
 
 
@@ -31,6 +33,7 @@ NEG_INF = -math.inf
 
 def apply_repetition_penalty(ids: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
     """Make every token already in `ids` (N, T) less likely: its score s becomes s/penalty if s > 0, else s*penalty."""
+    check_number("penalty", penalty, 0, low_open=True, fix="1.0 = off")
     seen = torch.gather(scores, 1, ids)  # (N, T)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
     return scores.scatter(1, ids, seen)
@@ -47,6 +50,7 @@ def banned_ngram_tokens(ids: list[int], ngram_size: int) -> list[int]:
 
 def apply_no_repeat_ngram(ids: torch.Tensor, scores: torch.Tensor, ngram_size: int) -> torch.Tensor:
     """Set to -inf the score of every token that would complete an n-gram already in its row of `ids` (N, T)."""
+    check_int("ngram_size", ngram_size)
     scores = scores.clone()
     for row, tokens in enumerate(ids.tolist()):
         banned = banned_ngram_tokens(tokens, ngram_size)
@@ -57,7 +61,7 @@ def apply_no_repeat_ngram(ids: torch.Tensor, scores: torch.Tensor, ngram_size: i
 
 def top_k_filter(scores: torch.Tensor, top_k: int) -> torch.Tensor:
     """Keep the `top_k` highest scores of each row (N, vocab) (ties at the cut-off stay), set the rest to -inf."""
-    top_k = min(top_k, scores.size(-1))
+    top_k = min(check_int("top_k", top_k), scores.size(-1))
     kth = torch.topk(scores, top_k, dim=-1).values[..., -1:]  # (N, 1)
     return scores.masked_fill(scores < kth, NEG_INF)
 
@@ -67,6 +71,7 @@ def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
 
     scores: (N, vocab) logits. Tokens outside the nucleus get -inf; the most likely token always stays.
     """
+    check_number("top_p", top_p, 0, 1, low_open=True)
     sorted_scores, order = torch.sort(scores, descending=False)
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     remove = cumulative <= (1 - top_p)  # the unlikely tail whose mass is at most 1 - top_p
@@ -84,7 +89,7 @@ def process_scores(ids: torch.Tensor, scores: torch.Tensor, *, do_sample: bool =
         scores = apply_no_repeat_ngram(ids, scores, no_repeat_ngram_size)
     if do_sample:
         if temperature != 1.0:
-            scores = scores / temperature
+            scores = scores / check_number("temperature", temperature, 0, low_open=True)
         if top_k is not None:
             scores = top_k_filter(scores, top_k)
         if top_p is not None and top_p < 1.0:
@@ -134,6 +139,9 @@ class _Stepper:
             logits = _logits_of(self.model(new, kv_cache=self.cache))
         else:
             logits = _logits_of(self.model(ids))
+        if logits.ndim != 3:
+            raise ValueError(f"model must return next-token logits of shape (batch, time, vocab), got "
+                             f"{describe(logits)}; see the module docstring for what a model must return")
         return logits[:, -1, :].float()
 
     def reorder(self, index: torch.Tensor) -> None:
@@ -142,32 +150,42 @@ class _Stepper:
             self.cache.reorder(index)
 
 
-def _check_options(idx, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, no_repeat_ngram_size,
-                   repetition_penalty, length_penalty, block_size, crop_context) -> None:
-    if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.dtype != torch.long or idx.size(1) < 1:
-        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise ValueError(f"idx must be a LongTensor of token ids, shape (batch, prompt_length >= 1), got {shape}; "
-                         "wrap one prompt as torch.tensor([ids])")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if do_sample and not temperature > 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}; use do_sample=False for greedy")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if not isinstance(num_beams, int) or num_beams < 1:
-        raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
-    if not isinstance(no_repeat_ngram_size, int) or no_repeat_ngram_size < 0:
-        raise ValueError(f"no_repeat_ngram_size must be an int >= 0 (0 = off), got {no_repeat_ngram_size!r}")
-    if not repetition_penalty > 0:
-        raise ValueError(f"repetition_penalty must be > 0 (1.0 = off), got {repetition_penalty}")
-    if not math.isfinite(length_penalty):
-        raise ValueError(f"length_penalty must be a finite number, got {length_penalty}")
+def _check_options(model, idx, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, no_repeat_ngram_size,
+                   repetition_penalty, length_penalty, block_size, crop_context, early_stopping, use_cache, seed,
+                   eos_token_id) -> torch.Tensor:
+    """Check every option once, before the first step; return idx as a LongTensor (int32 prompts are converted)."""
+    if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.size(1) < 1:
+        raise ValueError(f"idx must be a LongTensor of token ids, shape (batch, prompt_length >= 1), got "
+                         f"{describe(idx)}; wrap one prompt as torch.tensor([ids])")
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    vocab_size = vocab_size if isinstance(vocab_size, int) else None
+    idx = check_token_ids("idx", idx, vocab_size)
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
+    for name, flag in (("do_sample", do_sample), ("use_cache", use_cache), ("crop_context", crop_context)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    if not isinstance(early_stopping, bool) and early_stopping != "never":
+        raise ValueError(f"early_stopping must be True, False or 'never' (as in transformers), got {early_stopping!r}")
+    if do_sample:
+        check_number("temperature", temperature, 0, low_open=True, fix="use do_sample=False for greedy")
+    if top_k is not None:
+        check_int("top_k", top_k, fix="or None for no top-k filter")
+    if top_p is not None:
+        check_number("top_p", top_p, 0, 1, low_open=True)
+    check_int("num_beams", num_beams)
+    check_int("no_repeat_ngram_size", no_repeat_ngram_size, minimum=0, fix="0 = off")
+    check_number("repetition_penalty", repetition_penalty, 0, low_open=True, fix="1.0 = off")
+    check_number("length_penalty", length_penalty)
+    if seed is not None:
+        check_int("seed", seed, minimum=0)
+    if eos_token_id is not None:
+        check_int("eos_token_id", eos_token_id, 0, None if vocab_size is None else vocab_size - 1,
+                  fix="a token id of the model's vocabulary, or None")
     if block_size is not None and not crop_context and idx.size(1) + max_new_tokens > block_size:
         raise ValueError(f"prompt length {idx.size(1)} + max_new_tokens {max_new_tokens} exceeds the model's "
                          f"block_size={block_size}; shorten the prompt, ask for fewer tokens, or pass "
                          "crop_context=True to let the model see only the last block_size tokens")
+    return idx
 
 
 @torch.no_grad()
@@ -185,8 +203,9 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, do_sample
     seed: seeds a private random generator for sampling, so a call repeats exactly.
     """
     block_size = block_size_of(model)
-    _check_options(idx, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, no_repeat_ngram_size,
-                   repetition_penalty, length_penalty, block_size, crop_context)
+    idx = _check_options(model, idx, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams,
+                         no_repeat_ngram_size, repetition_penalty, length_penalty, block_size, crop_context,
+                         early_stopping, use_cache, seed, eos_token_id)
     if max_new_tokens == 0:
         return idx.clone()
     was_training = model.training
@@ -207,11 +226,24 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, do_sample
         model.train(was_training)
 
 
+def _check_not_all_banned(scores: torch.Tensor, ngram_size: int, length: int) -> None:
+    """Refuse to go on when the n-gram ban leaves a row (N, vocab) no token at all (it would emit a banned one).
+
+    Called only with no_repeat_ngram_size > 0, whose ban already reads the ids on the CPU every step.
+    """
+    if bool(torch.isneginf(scores).all(dim=-1).any()):
+        raise ValueError(f"no_repeat_ngram_size={ngram_size} bans every token of the vocabulary after {length} "
+                         "tokens (each one would repeat an n-gram already generated); use a larger "
+                         "no_repeat_ngram_size, fewer max_new_tokens, or no_repeat_ngram_size=0")
+
+
 def _greedy_or_sample(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, options: dict,
                       eos_token_id: int | None, generator: torch.Generator | None) -> torch.Tensor:
     finished = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
         scores = process_scores(ids, step(ids), **options)  # (B, vocab)
+        if options["no_repeat_ngram_size"]:
+            _check_not_all_banned(scores, options["no_repeat_ngram_size"], ids.size(1))
         if options["do_sample"]:
             next_token = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
         else:
@@ -257,6 +289,8 @@ def _beam_search(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, options
         log_probs = process_scores(flat, step(flat).log_softmax(dim=-1), **options)  # (B*beams, vocab)
         vocab = log_probs.size(-1)
         total = (log_probs.view(batch, num_beams, vocab) + running_scores[:, :, None]).view(batch, -1)
+        if options["no_repeat_ngram_size"]:
+            _check_not_all_banned(total, options["no_repeat_ngram_size"], cur_len)
 
         if options["do_sample"]:
             top_index = torch.multinomial(total.softmax(dim=-1), keep, generator=generator)

@@ -7,6 +7,7 @@ multi-head attention from `lmcourse.attention`), the model, then `GPT.from_hf`.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.attention import MultiHeadAttention
-from lmcourse.core import check_positive_ints
+from lmcourse.checkpoint import read_checkpoint
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 
 
 @dataclass
@@ -193,21 +195,31 @@ class GPT(nn.Module):
 
         kv_cache: idx holds the positions after the cached ones; their keys and values are added to it.
         """
-        if idx.ndim != 2:
-            raise ValueError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
+        if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
+            raise ValueError(f"idx must have shape (batch, time), got {describe(idx)}")
         start = kv_cache.length if kv_cache is not None else 0
         T = idx.size(1)
         if start + T > self.config.block_size:
             raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}; "
                              "crop the input to its last block_size tokens")
         pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, n_embd)
+        try:
+            tok = self.wte(idx)  # (B, T, n_embd)
+        except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake (free when right)
+            check_token_ids("idx", idx, self.config.vocab_size)
+            raise
+        x = self.drop(tok + self.wpe(pos))  # (B, T, n_embd)
         for layer, block in enumerate(self.blocks):
             x = block(x, kv_cache, layer)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+            check_targets("targets", targets, idx.shape)
+            try:
+                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
+            except IndexError as exc:
+                raise ValueError(f"targets hold ids outside [0, vocab_size={self.config.vocab_size}) (-100 marks a "
+                                 f"position to ignore): {exc}") from exc
         return logits, loss
 
     def num_parameters(self, non_embedding: bool = True) -> int:
@@ -222,7 +234,7 @@ class GPT(nn.Module):
         attention adds 2 * 2 * n_layer * context * n_embd per token forward (scores and weighted sum).
         """
         c = self.config
-        context = c.block_size if context is None else context
+        context = c.block_size if context is None else check_int("context", context)
         d, L = c.n_embd, c.n_layer
         matmul_params = L * (4 * d * d + 8 * d * d) + c.vocab_size * d  # attn q,k,v,out + MLP + head
         attention = 2 * 2 * L * context * d  # q.k for `context` keys, then the weighted sum of as many values
@@ -232,6 +244,8 @@ class GPT(nn.Module):
     def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
                             device: torch.device | str | None = None) -> torch.optim.AdamW:
         """AdamW with weight decay on matrices (Linear weights, embeddings) only; biases and LayerNorms are not decayed."""
+        check_number("lr", lr, 0, low_open=True)
+        check_number("weight_decay", weight_decay, 0, fix="0.1 is usual; 0 turns it off")
         params = {id(p): p for p in self.parameters() if p.requires_grad}.values()  # tied weight once
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
@@ -240,16 +254,31 @@ class GPT(nn.Module):
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
     @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GPT:
+        """A GPT rebuilt from `save_checkpoint(path, gpt, config=gpt.config)`: the config, then the weights."""
+        state = read_checkpoint(path, map_location)
+        config = state.get("metadata", {}).get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"checkpoint {str(path)!r} has no GPT config; save it with "
+                             f"save_checkpoint(path, model, config=model.config)")
+        try:
+            model = cls(GPTConfig(**config))
+        except TypeError as exc:
+            raise ValueError(f"checkpoint {str(path)!r} holds config {config}, which is not a GPTConfig ({exc})") from exc
+        model.load_state_dict(state["model"])
+        return model.to(map_location)
+
+    @classmethod
     def from_hf(cls, model: nn.Module) -> GPT:
         """Copy a transformers `GPT2LMHeadModel` into a new GPT with identical logits.
 
         GPT-2 stores its linear layers as `Conv1D`, with weights (in, out): the transpose of
         nn.Linear's (out, in). Its attention projects q, k, v with one fused `c_attn`; we split it.
         """
-        hf = model.config
+        hf = getattr(model, "config", None)
         if getattr(hf, "model_type", None) != "gpt2":
-            raise ValueError(f"model must be a transformers GPT2LMHeadModel, got model_type "
-                             f"{getattr(hf, 'model_type', None)!r}")
+            raise ValueError(f"model must be a transformers GPT2LMHeadModel, got a {type(model).__name__} with "
+                             f"model_type {getattr(hf, 'model_type', None)!r}")
         if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"activation_function {hf.activation_function!r} is not GPT-2's tanh GELU; "
                              "only 'gelu_new' converts exactly")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmcourse.checks import check_int, check_number
+
 
 class MarkovSource:
     """A random order-`order` Markov chain over the tokens 0..vocab_size-1.
@@ -17,15 +19,13 @@ class MarkovSource:
     MAX_CONTEXTS = 2**20
 
     def __init__(self, vocab_size: int, order: int = 1, seed: int = 0, concentration: float = 0.5):
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-        if not isinstance(order, int) or order < 0:
-            raise ValueError(f"order must be an int >= 0, got {order!r}")
+        check_int("vocab_size", vocab_size, minimum=2)
+        check_int("order", order, minimum=0)
         if vocab_size**order > self.MAX_CONTEXTS:
             raise ValueError(f"vocab_size**order = {vocab_size}**{order} contexts is too many "
                              f"(limit {self.MAX_CONTEXTS}); lower vocab_size or order")
-        if concentration <= 0:
-            raise ValueError(f"concentration must be > 0, got {concentration}")
+        check_number("concentration", concentration, 0, low_open=True, fix="e.g. 0.5 (small: peaky, predictable text)")
+        check_int("seed", seed, minimum=0)
         self.vocab_size, self.order, self.seed = vocab_size, order, seed
         self.n_contexts = vocab_size**order
         rng = np.random.default_rng(seed)
@@ -60,10 +60,25 @@ class MarkovSource:
         conditional_entropy = -(p * np.log(p)).sum(axis=1)
         return float(self.stationary() @ conditional_entropy)
 
+    def block_entropy(self, n: int) -> float:
+        """Exact entropy H(X_1..X_n) in nats of n consecutive tokens of the stationary chain.
+
+        The floor for a model that scores windows of n tokens with no context before them: the first
+        `order` tokens cost the entropy of their stationary distribution, each later one the entropy rate.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        k = min(n, self.order)
+        pi = self.stationary().reshape((self.vocab_size,) * self.order) if self.order else np.ones(1)
+        first = pi.sum(axis=tuple(range(k, self.order))).ravel()   # the first k tokens' joint law (oldest first)
+        first = first[first > 0]
+        return float(-(first * np.log(first)).sum() + max(0, n - self.order) * self.entropy_rate())
+
     def sample(self, n: int, seed: int | None = None) -> list[int]:
         """`n` tokens from the chain, started from its stationary distribution (so no burn-in is needed)."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        check_int("n", n)
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
         rng = np.random.default_rng(seed)
         context = int(rng.choice(self.n_contexts, p=self.stationary()))
         tokens = [(context // self.vocab_size**i) % self.vocab_size for i in reversed(range(self.order))]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, describe
 from lmcourse.tokenizers import UNK
 from lmcourse.transformer import Encoder, TransformerConfig
 
@@ -50,6 +51,7 @@ class SpecialTokens:
 
     def token(self, i: int) -> str:
         """The text of one id, specials included."""
+        check_int("i", i, 0, self.vocab_size - 1, fix="a token id of this vocabulary")
         if i >= self.n_regular:
             return self.NAMES[i - self.n_regular]
         return self.tokenizer.decode([i]) if i else UNK
@@ -62,7 +64,7 @@ class SpecialTokens:
         if not sequences:
             raise ValueError("sequences is empty; give at least one list of ids")
         rows = [([self.cls_id] if cls else []) + list(s) for s in sequences]
-        rows = [r[:max_len] for r in rows]
+        rows = [r[:check_int("max_len", max_len)] for r in rows]
         T = max(len(r) for r in rows)
         ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
         for i, r in enumerate(rows):
@@ -81,10 +83,11 @@ def mask_tokens(ids: torch.Tensor, mask_id: int, n_regular: int, mask_prob: floa
     """
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
         raise ValueError(f"ids must be a long tensor, got {type(ids).__name__} {getattr(ids, 'dtype', '')}")
-    if not 0.0 < mask_prob < 1.0:
-        raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
-    if n_regular < 1:
-        raise ValueError(f"n_regular must be >= 1, got {n_regular}")
+    check_number("mask_prob", mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
+    check_int("n_regular", n_regular)
+    if special is not None and (not isinstance(special, torch.Tensor) or special.dtype != torch.bool
+                                or special.shape != ids.shape):
+        raise ValueError(f"special must be a bool tensor shaped like ids {tuple(ids.shape)}, got {describe(special)}")
     special = ids >= n_regular if special is None else special
     rand = torch.rand(ids.shape, generator=generator, device="cpu").to(ids.device)
     picked = (rand < mask_prob) & ~special  # (B, T)
@@ -132,6 +135,7 @@ class MaskedLM(nn.Module):
         h, _ = self.encoder(inputs, key_padding=key_padding)  # (B, T, d_model)
         if labels is None:
             return self.head(h), None
+        check_targets("labels", labels, inputs.shape)
         picked = labels != IGNORE_INDEX
         logits = self.head(h[picked])  # (N_picked, vocab): the other 85% need no vocabulary softmax
         return logits, F.cross_entropy(logits, labels[picked])
@@ -158,8 +162,9 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) <= block_size:
         raise ValueError(f"ids must be a 1-D token stream longer than block_size={block_size}, got shape {tuple(ids.shape)}")
-    if batch_size < 1 or block_size < 2:
-        raise ValueError(f"need batch_size >= 1 and block_size >= 2, got {batch_size}, {block_size}")
+    check_int("block_size", block_size, minimum=2, fix="[CLS] and at least one token")
+    check_int("batch_size", batch_size)
+    check_number("mask_prob", mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
     generator = torch.Generator().manual_seed(seed)
     while True:
         starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
@@ -171,17 +176,21 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
 @torch.no_grad()
 def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
                  batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
-                 pick_unk: bool = False) -> dict[str, float]:
+                 pick_unk: bool = False, baseline_token: int | None = None) -> dict[str, float]:
     """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
-    (the same seed every call, so numbers compare across training). Returns {"loss", "accuracy", "n"}."""
+    (the same seed every call, so numbers compare across training). Returns {"loss", "accuracy", "n"}, and
+    "baseline_accuracy" when baseline_token is given: the accuracy of always guessing that token (e.g. the most
+    frequent one) on the same masked positions."""
     ids = torch.as_tensor(ids, dtype=torch.long)
+    check_int("block_size", block_size, 2, len(ids) - 1, fix="windows must fit inside ids")
+    check_positive_ints(n_windows=n_windows, batch_size=batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     stride = max(1, (len(ids) - block_size) // n_windows)
     starts = torch.arange(0, len(ids) - block_size, stride)[:n_windows]
     generator = torch.Generator().manual_seed(seed)
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, correct, count, baseline = 0.0, 0, 0, 0
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
         inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob,
@@ -190,6 +199,10 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         target = labels[labels != IGNORE_INDEX].to(device)
         total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
         correct += (logits.argmax(-1) == target).sum().item()
+        baseline += (target == baseline_token).sum().item() if baseline_token is not None else 0
         count += len(target)
     model.train(was_training)
-    return {"loss": total_loss / count, "accuracy": correct / count, "n": count}
+    result = {"loss": total_loss / count, "accuracy": correct / count, "n": count}
+    if baseline_token is not None:
+        result["baseline_accuracy"] = baseline / count
+    return result

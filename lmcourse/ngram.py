@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
+from lmcourse.checks import check_int, check_number
 from lmcourse.tokenizers import UNK
 
 BOS, EOS = "<s>", "</s>"
@@ -67,16 +68,12 @@ class NGramLM:
 
     def __init__(self, order: int, smoothing: str = "kneser_ney", k: float = 1.0, discount: float = 0.75,
                  min_count: int = 1):
-        if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
-            raise ValueError(f"order must be an int >= 1 (1 = unigram, 3 = trigram), got {order!r}")
+        check_int("order", order, fix="1 = unigram, 3 = trigram")
         if smoothing not in SMOOTHINGS:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
-        if not k > 0:
-            raise ValueError(f"k must be > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
-        if not 0 < discount < 1:
-            raise ValueError(f"discount must be in (0, 1) for Kneser-Ney (0.75 is usual), got {discount!r}")
-        if not isinstance(min_count, (int, np.integer)) or min_count < 1:
-            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        check_number("k", k, 0, low_open=True, fix="k > 0 for add-k smoothing (k=1 is Laplace)")
+        check_number("discount", discount, 0, 1, low_open=True, high_open=True, fix="0.75 is usual for Kneser-Ney")
+        check_int("min_count", min_count)
         self.order, self.smoothing, self.k, self.discount = int(order), smoothing, float(k), float(discount)
         self.min_count = int(min_count)
         self.vocab: list[Hashable] = []
@@ -185,8 +182,7 @@ class NGramLM:
         """P(token | context). Only the last order-1 context tokens matter; a shorter context gives the
         lower-order estimate (pass "<s>" tokens to mean the start of a sentence)."""
         self._check_fitted()
-        if not isinstance(context, (Sequence, np.ndarray)):
-            raise ValueError(f"context must be a sequence of tokens, got {context!r}")
+        _check_context(context)
         context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
         ctx = self._ids(context).reshape(1, -1)
         p = self._probs(self._context_keys(ctx, ctx.shape[1] + 1), self._ids([token]))
@@ -195,6 +191,7 @@ class NGramLM:
     def distribution(self, context: Sequence = ()) -> np.ndarray:
         """P(w | context) for every vocabulary token w, shape (V,), in the order of `self.vocab`; sums to 1."""
         self._check_fitted()
+        _check_context(context)
         context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
         V = len(self.vocab)
         ctx = np.repeat(self._ids(context).reshape(1, -1), V, axis=0)   # (V, len(context))
@@ -230,10 +227,11 @@ class NGramLM:
         token each step. <s> is never emitted; after </s> the context restarts a new sentence.
         """
         self._check_fitted()
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0, got {n!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r} (use greedy=True for argmax)")
+        check_int("n", n, minimum=0)
+        check_number("temperature", temperature, 0, low_open=True, fix="use greedy=True for argmax")
+        if seed is not None:
+            check_int("seed", seed, minimum=0)
+        _check_context(context)
         rng = np.random.default_rng(seed)
         start = [BOS] * (self.order - 1)
         history, out = (start + list(context))[-(self.order - 1):] if self.order > 1 else [], []
@@ -251,6 +249,11 @@ class NGramLM:
             if self.order > 1:
                 history = start if token == EOS else (history + [token])[1:]
         return out
+
+
+def _check_context(context: Sequence) -> None:
+    if not isinstance(context, (Sequence, np.ndarray)):
+        raise ValueError(f"context must be a sequence of tokens, got {context!r}; e.g. ('the',) or ['<s>', 'the']")
 
 
 def _sort_key(token: Hashable) -> tuple[str, str]:

@@ -18,12 +18,9 @@ import math
 import torch
 from torch import nn
 
+from lmcourse.checks import check_int, check_number, check_positive_ints
+
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "lstm_gates"]
-
-
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class _CellBase(nn.Module):
@@ -33,8 +30,7 @@ class _CellBase(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
-        _check_positive("input_size", input_size)
-        _check_positive("hidden_size", hidden_size)
+        check_positive_ints(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         g = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(g, input_size))
@@ -64,6 +60,9 @@ class _CellBase(nn.Module):
     def _check_input(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"input must be a float tensor, got dtype {x.dtype}; embed token ids first "
+                             "(nn.Embedding) or convert with input.float()")
         if x.dim() not in (1, 2):
             raise ValueError(f"input must be (batch, input_size) or (input_size,), got shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
@@ -171,11 +170,14 @@ class _Stack(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = True, dropout: float = 0.0, **cell_kwargs):
         super().__init__()
-        _check_positive("num_layers", num_layers)
+        check_int("num_layers", num_layers)
         if not batch_first:
             raise ValueError("batch_first must be True: this wrapper takes (batch, time, features) only")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if cell_kwargs.get("bidirectional"):
+            raise ValueError("bidirectional=True is not supported by these hand-written stacks; use "
+                             "torch.nn.LSTM/GRU/RNN(..., bidirectional=True), or run a second stack on the reversed input")
+        cell_kwargs.pop("bidirectional", None)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, True, dropout
         self.cells = nn.ModuleList(

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lmcourse.checks import check_int, check_positive_ints, check_token_ids
 from lmcourse.tasks import BOS, EOS, PAD
 
 ATTENTIONS = (None, "bahdanau", "luong")
@@ -92,8 +93,8 @@ class Seq2Seq(nn.Module):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
-        if vocab_size < 4 or emb_dim < 1 or hidden < 1:
-            raise ValueError(f"need vocab_size >= 4, emb_dim >= 1, hidden >= 1; got {vocab_size}, {emb_dim}, {hidden}")
+        check_int("vocab_size", vocab_size, minimum=4, fix="the 3 special tokens and at least one symbol")
+        check_positive_ints(emb_dim=emb_dim, hidden=hidden)
         self.attention_kind, self.hidden = attention, hidden
         self.encoder = Encoder(vocab_size, emb_dim, hidden)
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
@@ -116,6 +117,7 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"src must be (B, S) and src_lengths (B,), got {tuple(src.shape)} and {tuple(src_lengths.shape)}")
         if int(src_lengths.min()) < 1 or int(src_lengths.max()) > src.shape[1]:
             raise ValueError(f"src_lengths must be in [1, S={src.shape[1]}], got {src_lengths.tolist()}")
+        check_token_ids("src", src, self.embed.num_embeddings)
 
     def start(self, src: torch.Tensor, src_lengths: torch.Tensor) -> dict:
         """Encode; the decoder's state before its first step."""
@@ -146,6 +148,10 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor,
                 tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if tgt_in.ndim != 2 or tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"tgt_in must be (B={src.shape[0]}, T), one target prefix per source, got "
+                             f"{tuple(tgt_in.shape)}")
+        check_token_ids("tgt_in", tgt_in, self.embed.num_embeddings)
         state = self.start(src, src_lengths)
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):  # teacher forcing: feed the true previous token
@@ -158,8 +164,7 @@ class Seq2Seq(nn.Module):
     def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor,
                       max_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Feed back the argmax for max_len steps: ids (B, max_len) (after <eos>: <pad>), weights (B, max_len, S)."""
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        check_int("max_len", max_len)
         state = self.start(src, src_lengths)
         y = torch.full((src.shape[0],), BOS, device=src.device)
         done = torch.zeros_like(y, dtype=torch.bool)
@@ -191,6 +196,9 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 @torch.no_grad()
 def exact_match(model: Seq2Seq, task, pairs: list[tuple[str, str]], batch_size: int = 256) -> float:
     """Fraction of pairs whose greedy output equals the target exactly."""
+    check_int("batch_size", batch_size)
+    if not pairs:
+        raise ValueError("pairs is empty; give at least one (source, target) pair, e.g. task.sample(200, seed=0)")
     model.eval()
     device = next(model.parameters()).device
     hits = 0
@@ -204,5 +212,6 @@ def exact_match(model: Seq2Seq, task, pairs: list[tuple[str, str]], batch_size: 
 
 def accuracy_by_length(model: Seq2Seq, task, lengths, n_per_length: int = 200, seed: int = 1234) -> dict[int, float]:
     """Exact-match accuracy for inputs of each length (fresh samples, seeded)."""
+    check_int("n_per_length", n_per_length)
     return {int(t): exact_match(model, task, task.sample(n_per_length, seed=seed + int(t), length=int(t)))
             for t in lengths}

@@ -12,22 +12,23 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Dataset
 
+from lmcourse.checks import check_int, check_positive_ints, check_token_ids
+
 
 def _as_ids(ids) -> torch.Tensor:
-    ids = torch.as_tensor(ids, dtype=torch.long)
+    ids = torch.as_tensor(ids)
     if ids.ndim != 1:
         raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
-    return ids
+    return check_token_ids("ids", ids)
 
 
 def random_windows(ids, block_size: int, batch_size: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches of random windows: inputs x (B, T) and next-token targets y (B, T), y = x shifted by one."""
     ids = _as_ids(ids)
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    check_positive_ints(block_size=block_size, batch_size=batch_size)
     if len(ids) <= block_size:
         raise ValueError(f"ids has {len(ids)} tokens; need more than block_size={block_size}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     offsets = torch.arange(block_size)
     while True:
         starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
@@ -45,8 +46,7 @@ def consecutive_windows(ids, block_size: int, batch_size: int
     start the parts again, so a carried recurrent state must be reset).
     """
     ids = _as_ids(ids)
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    check_positive_ints(block_size=block_size, batch_size=batch_size)
     part = (len(ids) - 1) // batch_size
     n_windows = part // block_size
     if n_windows < 1:
@@ -68,8 +68,7 @@ class Windows(Dataset):
 
     def __init__(self, ids, block_size: int):
         self.ids = _as_ids(ids)
-        if not 1 <= block_size < len(self.ids):
-            raise ValueError(f"block_size must be in [1, {len(self.ids) - 1}], got {block_size}")
+        check_int("block_size", block_size, 1, len(self.ids) - 1)
         self.block_size = block_size
 
     def __len__(self) -> int:
@@ -90,8 +89,9 @@ def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_
     max_tokens: score only the first max_tokens tokens (fast mode).
     """
     ids = _as_ids(ids)
+    check_positive_ints(block_size=block_size, batch_size=batch_size)
     if max_tokens is not None:
-        ids = ids[: max_tokens + 1]
+        ids = ids[: check_int("max_tokens", max_tokens, fix="or None to score all of ids") + 1]
     n_windows = math.ceil((len(ids) - 1) / block_size)
     if n_windows < 1:
         raise ValueError("ids needs at least two tokens to score")
@@ -107,7 +107,14 @@ def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_
         x = torch.stack([torch.nn.functional.pad(t, (0, length - len(t))) for t in xs]).to(device)
         y = torch.stack([torch.nn.functional.pad(t, (0, length - len(t)), value=-100) for t in ys]).to(device)
         logits = logits_fn(x).float()
-        total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
-                                                   ignore_index=-100, reduction="sum").item()
+        if logits.ndim != 3 or logits.shape[:2] != x.shape:
+            raise ValueError(f"logits_fn must return logits of shape (batch, T, vocab) = ({x.shape[0]}, {x.shape[1]}, "
+                             f"vocab), got {tuple(logits.shape)}")
+        try:
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
+                                                       ignore_index=-100, reduction="sum").item()
+        except IndexError as exc:
+            raise ValueError(f"ids hold token ids outside the vocabulary of the logits ({logits.size(-1)}): "
+                             f"{exc}") from exc
         count += int((y != -100).sum())
     return total / count

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids
+
 from lmcourse.progress import progress_bar
 
 __all__ = ["build_vocab", "keep_probabilities", "negative_table", "skipgram_pairs", "SkipGramNS",
@@ -29,8 +31,7 @@ __all__ = ["build_vocab", "keep_probabilities", "negative_table", "skipgram_pair
 
 def build_vocab(sentences: Sequence[Sequence[str]], min_count: int = 5) -> tuple[list[str], np.ndarray]:
     """Words seen at least `min_count` times, most frequent first (ties alphabetical), and their counts."""
-    if min_count < 1:
-        raise ValueError(f"min_count must be a positive integer, got {min_count}")
+    check_int("min_count", min_count)
     counts = Counter(w for s in sentences for w in s)
     if not counts:
         raise ValueError("sentences is empty (no words); pass a non-empty list of word lists")
@@ -47,8 +48,7 @@ def keep_probabilities(counts: np.ndarray, sample: float = 1e-3) -> np.ndarray:
     sample=0 keeps everything.
     """
     counts = np.asarray(counts, dtype=np.float64)
-    if sample < 0:
-        raise ValueError(f"sample must be >= 0 (0 turns subsampling off), got {sample}")
+    check_number("sample", sample, 0, fix="0 turns subsampling off")
     if sample == 0:
         return np.ones_like(counts)
     t = sample * counts.sum()
@@ -57,6 +57,8 @@ def keep_probabilities(counts: np.ndarray, sample: float = 1e-3) -> np.ndarray:
 
 def negative_table(counts: np.ndarray, power: float = 0.75, size: int = 1_000_000) -> torch.Tensor:
     """A table of word ids in which word w fills a share count(w)^power / sum count^power (draw uniformly)."""
+    check_number("power", power, fix="0.75 is word2vec's")
+    check_int("size", size)
     p = np.asarray(counts, dtype=np.float64) ** power
     cdf = np.cumsum(p / p.sum())
     return torch.from_numpy(np.searchsorted(cdf, (np.arange(size) + 0.5) / size).clip(0, len(p) - 1))
@@ -70,8 +72,7 @@ def skipgram_pairs(ids: np.ndarray, sentence_ids: np.ndarray, window: int,
     window b uniformly in 1..window (nearer words are used more often) and pairs with every word at
     distance <= b in the same sentence. Returns two (P,) arrays.
     """
-    if window < 1:
-        raise ValueError(f"window must be a positive integer, got {window}")
+    check_int("window", window)
     b = rng.integers(1, window + 1, size=len(ids))  # (N,) reduced window per centre
     centres, contexts = [], []
     for offset in range(1, window + 1):
@@ -92,14 +93,15 @@ class SkipGramNS(torch.nn.Module):
 
     def __init__(self, vocab_size: int, dim: int, seed: int = 0):
         super().__init__()
-        if vocab_size < 1 or dim < 1:
-            raise ValueError(f"vocab_size and dim must be positive, got {vocab_size} and {dim}")
+        check_positive_ints(vocab_size=vocab_size, dim=dim)
         g = torch.Generator().manual_seed(seed)
         self.emb_in = torch.nn.Parameter((torch.rand(vocab_size, dim, generator=g) - 0.5) / dim)
         self.emb_out = torch.nn.Parameter(torch.zeros(vocab_size, dim))
 
     def loss(self, centre: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """Summed SGNS loss. centre, context: (B,); negatives: (B, K). Returns a scalar."""
+        for name, ids in (("centre", centre), ("context", context), ("negatives", negatives)):
+            check_token_ids(name, ids, len(self.emb_in))
         v = self.emb_in[centre]  # (B, dim)
         pos = (self.emb_out[context] * v).sum(-1)  # (B,)
         neg = torch.einsum("bkd,bd->bk", self.emb_out[negatives], v)  # (B, K)
@@ -110,6 +112,7 @@ class SkipGramNS(torch.nn.Module):
 def sgd_step(model: SkipGramNS, centre: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor,
              lr: float) -> float:
     """One word2vec SGD step on a batch of pairs (same as autograd SGD on `model.loss`); returns the loss."""
+    check_number("lr", lr, 0, low_open=True)
     w_in, w_out = model.emb_in.data, model.emb_out.data
     v = w_in[centre]  # (B, dim)
     u_pos, u_neg = w_out[context], w_out[negatives]  # (B, dim), (B, K, dim)
@@ -151,12 +154,11 @@ def train_skipgram(sentences: Sequence[Sequence[str]], vector_size: int = 100, w
     """
     from lmcourse.embeddings import _check_sentences
 
-    for name, value in (("vector_size", vector_size), ("window", window), ("negative", negative),
-                        ("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not 0 < min_alpha <= alpha:
-        raise ValueError(f"need 0 < min_alpha <= alpha, got min_alpha={min_alpha}, alpha={alpha}")
+    check_positive_ints(vector_size=vector_size, window=window, negative=negative, epochs=epochs,
+                        batch_size=batch_size, min_count=min_count)
+    check_number("alpha", alpha, 0, low_open=True, fix="0.025 is word2vec's starting learning rate")
+    check_number("min_alpha", min_alpha, 0, alpha, low_open=True, fix=f"a final learning rate in (0, alpha={alpha}]")
+    check_number("sample", sample, 0, fix="0 turns subsampling off")
     sentences = _check_sentences(sentences)
     device = torch.device(device) if device is not None else torch.device("cpu")
     threads = torch.get_num_threads()

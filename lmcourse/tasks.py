@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from lmcourse.checks import check_int, check_positive_ints
+
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<bos>", "<eos>")
 
@@ -24,9 +26,9 @@ class ReversalTask:
 
     def __init__(self, n_symbols: int = 10, min_len: int = 2, max_len: int = 12):
         symbols = "0123456789abcdefghijklmnopqrstuvwxyz"
-        if not 2 <= n_symbols <= len(symbols):
-            raise ValueError(f"n_symbols must be in [2, {len(symbols)}], got {n_symbols}")
-        if not 1 <= min_len <= max_len:
+        check_int("n_symbols", n_symbols, 2, len(symbols))
+        check_positive_ints(min_len=min_len, max_len=max_len)
+        if not min_len <= max_len:
             raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
         self.symbols, self.min_len, self.max_len = symbols[:n_symbols], min_len, max_len
         self.itos = list(SPECIALS) + list(self.symbols)
@@ -58,11 +60,10 @@ class ReversalTask:
 
     def sample(self, n: int, seed: int, length: int | None = None) -> list[tuple[str, str]]:
         """n (source, target) pairs; lengths uniform in [min_len, max_len] unless `length` is given."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        g = torch.Generator().manual_seed(seed)
-        if length is not None and length < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
+        check_int("n", n)
+        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        if length is not None:
+            check_int("length", length, fix="or None for lengths in [min_len, max_len]")
         lengths = (torch.full((n,), length) if length is not None
                    else torch.randint(self.min_len, self.max_len + 1, (n,), generator=g))
         pairs = []
@@ -104,6 +105,7 @@ class OrderTask:
     """
 
     def __init__(self, min_len: int = 6, max_len: int = 30, markers: tuple[str, str] = ("cat", "dog")):
+        check_positive_ints(min_len=min_len, max_len=max_len)
         if not 2 <= min_len <= max_len:
             raise ValueError(f"need 2 <= min_len <= max_len (two markers per sentence), got "
                              f"min_len={min_len}, max_len={max_len}")
@@ -119,9 +121,8 @@ class OrderTask:
 
     def sample(self, n: int, seed: int) -> list[tuple[str, int]]:
         """n (sentence, label) pairs with balanced random labels."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        g = torch.Generator().manual_seed(seed)
+        check_int("n", n)
+        g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
         out = []
         for _ in range(n):
             length = int(torch.randint(self.min_len, self.max_len + 1, (1,), generator=g))

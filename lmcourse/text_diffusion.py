@@ -1,16 +1,19 @@
-"""Masked (absorbing-state) diffusion for text, and a same-sized autoregressive baseline.
+"""Masked (absorbing-state) diffusion for text, and its autoregressive twin: the same network, causal.
 
 Forward process: at time t in [0, 1] each token is independently replaced by [MASK] with
-probability t (the linear schedule alpha_t = 1 - t of MDLM / RADD). The reverse model sees the
-partly masked sequence (bidirectionally) and predicts the clean token at every masked position.
+probability t. This is MDLM's log-linear noise schedule (sigma(t) = -log(1 - t), so the share of
+tokens kept is alpha_t = 1 - t). The reverse model sees the partly masked sequence
+(bidirectionally) and predicts the clean token at every masked position.
 
-The continuous-time ELBO (Sahoo et al. 2024, Shi et al. 2024) is a weighted masked cross-entropy:
+The continuous-time ELBO (D3PM: Austin et al. 2021; SEDD: Lou et al. 2024; MDLM: Sahoo et al. 2024;
+MD4: Shi et al. 2024) is a weighted masked cross-entropy:
 
     -log p(x) <= integral_0^1 (1/t) E_{x_t ~ q(.|x, t)} [ sum_{i masked} -log p_theta(x_i | x_t) ] dt
 
-so `masked_diffusion_loss` is an unbiased estimate of an upper bound on nats per token.
-Sampling runs the process backwards: start all-masked, and on the way from t to s < t reveal each
-still-masked token with probability (t - s) / t, drawing it from the model's prediction.
+which is chapter 05's masked-LM loss with a random masking rate t instead of 15 % and a 1/t weight.
+`masked_diffusion_loss` estimates it without bias, so it upper-bounds nats per token. Sampling runs
+the process backwards: start all-masked, and on the way from t to s < t reveal each still-masked
+token with probability (t - s) / t, drawing it from the model's prediction.
 """
 
 from __future__ import annotations
@@ -21,39 +24,54 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lmcourse.attention import causal_mask
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids
+from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding
+
 
 class TextDenoiser(nn.Module):
-    """A small pre-norm Transformer over tokens (B, T) -> logits (B, T, vocab_size).
+    """A pre-norm Transformer from the course's blocks (`lmcourse.transformer.EncoderLayer`):
+    ids (B, T) -> logits (B, T, vocab_size).
 
     causal=False: the masked-diffusion denoiser; its input vocabulary has one extra id, `mask_id`.
-    causal=True: the same network as a next-token (autoregressive) language model, the baseline.
+    causal=True: the same network with a causal mask, a next-token language model (the AR twin).
     """
 
-    def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 2, n_head: int = 4,
+    def __init__(self, vocab_size: int, block_size: int = 128, n_layer: int = 4, n_head: int = 4,
                  n_embd: int = 128, dropout: float = 0.0, causal: bool = False):
         super().__init__()
+        check_positive_ints(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
+                            n_embd=n_embd)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.vocab_size, self.block_size, self.causal = vocab_size, block_size, causal
         self.mask_id = vocab_size                                   # the absorbing state
         self.tok = nn.Embedding(vocab_size + 1, n_embd)
-        self.pos = nn.Embedding(block_size, n_embd)
-        layer = nn.TransformerEncoderLayer(n_embd, n_head, 4 * n_embd, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, n_layer, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(n_embd)
+        self.pos = LearnedPositionalEncoding(n_embd, block_size)
+        self.layers = nn.ModuleList(EncoderLayer(n_embd, n_head, 4 * n_embd, dropout, "gelu", norm_first=True)
+                                    for _ in range(n_layer))
+        self.norm = nn.LayerNorm(n_embd)                            # pre-norm: normalise the stream once at the end
         self.head = nn.Linear(n_embd, vocab_size)
+        self.apply(_init_weights)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        idx = check_token_ids("idx", idx, self.vocab_size + 1, ndim=2)          # mask_id is a valid input
         T = idx.shape[1]
         if T > self.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size={self.block_size}; crop the input")
-        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))        # (B, T, n_embd)
-        mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device) if self.causal else None
-        x = self.blocks(x, mask=mask, is_causal=self.causal)
+        x = self.pos(self.tok(idx))                                             # (B, T, n_embd)
+        mask = causal_mask(T, device=idx.device) if self.causal else None       # None: every position sees all
+        for layer in self.layers:
+            x, _ = layer(x, mask=mask)
         return self.head(self.norm(x))                                          # (B, T, vocab_size)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2's initialisation (normal, std 0.02; zero biases): small logits at the start, fast early training."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
 
 
 def mask_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int,
@@ -62,32 +80,45 @@ def mask_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int,
 
     Returns (x_t (B, L), masked (B, L) bool).
     """
-    if x0.dim() != 2:
-        raise ValueError(f"x0 must have shape (B, L), got {tuple(x0.shape)}")
+    x0 = check_token_ids("x0", x0, ndim=2)
     if t.shape != (x0.shape[0],):
         raise ValueError(f"t must have shape ({x0.shape[0]},), one time per sequence, got {tuple(t.shape)}")
-    if float(t.min()) < 0 or float(t.max()) > 1:
-        raise ValueError(f"t must lie in [0, 1], got values in [{float(t.min())}, {float(t.max())}]")
-    u = torch.rand(x0.shape, device=x0.device, generator=generator)
-    masked = u < t[:, None]
+    if t.isnan().any() or float(t.min()) < 0 or float(t.max()) > 1:
+        raise ValueError(f"t must lie in [0, 1], got values in [{float(t.min())}, {float(t.max())}] "
+                         f"(nan: {bool(t.isnan().any())})")
+    u = torch.rand(x0.shape, generator=generator, device=generator.device if generator else x0.device)
+    masked = u.to(x0.device) < t[:, None]
     return torch.where(masked, torch.full_like(x0, mask_id), x0), masked
 
 
-def masked_diffusion_loss(model: TextDenoiser, x0: torch.Tensor, t: torch.Tensor | None = None,
-                          t_min: float = 1e-3) -> torch.Tensor:
-    """The continuous-time ELBO estimate, in nats per token: mean over the batch of
-    (1/t) * sum over masked positions of -log p(x0_i | x_t), divided by L.
+def masking_times(batch_size: int, t_min: float = 1e-3, device: torch.device | str = "cpu",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Stratified masking rates t (batch_size,) in [t_min, 1]: one shared uniform offset, one draw per stratum.
 
-    t (B,): the times to use; by default stratified ("low-discrepancy") draws in [t_min, 1].
+    Each t is still uniform, so the loss stays unbiased, but a batch always spans light to heavy
+    masking: the variance of the batch's loss drops (MDLM's "low-discrepancy sampler").
     """
+    check_int("batch_size", batch_size)
+    check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
+    u = (torch.rand((), generator=generator) + torch.arange(batch_size)) / batch_size
+    return (t_min + (1 - t_min) * u).to(device)
+
+
+def masked_diffusion_loss(model: TextDenoiser, x0: torch.Tensor, t: torch.Tensor | None = None,
+                          t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The continuous-time ELBO estimate for clean windows x0 (B, L), in nats per token.
+
+    t (B,): the masking rates to use; by default stratified draws (`masking_times`).
+    """
+    x0 = check_token_ids("x0", x0, model.vocab_size, ndim=2)                   # clean text: no mask_id
+    check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
     B, L = x0.shape
     if t is None:
-        t = (torch.rand((), device=x0.device) + torch.arange(B, device=x0.device)) / B   # one per stratum
-        t = t_min + (1 - t_min) * t
-    x_t, masked = mask_tokens(x0, t, model.mask_id)
-    logits = model(x_t)                                                           # (B, L, V)
-    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")            # (B, L)
-    return ((nll * masked).sum(1) / t / L).mean()
+        t = masking_times(B, t_min, device=x0.device, generator=generator)
+    x_t, masked = mask_tokens(x0, t, model.mask_id, generator=generator)
+    nll = F.cross_entropy(model(x_t).transpose(1, 2), x0, reduction="none")   # (B, L): chapter 05's MLM loss ...
+    masked_nll = (nll * masked).sum(1)                                        # ... on the masked positions only
+    return (masked_nll / t).mean() / L                                        # weighted by 1/t: the ELBO
 
 
 @torch.no_grad()
@@ -100,15 +131,14 @@ def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_t
     It upper-bounds the model's -log p per token: compare with an AR model's exact cross-entropy
     knowing that the diffusion number is a bound, not a likelihood.
     """
-    ids = torch.as_tensor(ids, dtype=torch.long)
-    block_size = block_size or model.block_size
+    ids = check_token_ids("ids", torch.as_tensor(ids), model.vocab_size, ndim=1)
+    block_size = model.block_size if block_size is None else check_int("block_size", block_size, 1, model.block_size)
+    check_positive_ints(n_times=n_times, batch_size=batch_size)
     if max_tokens is not None:
-        ids = ids[:max_tokens]
+        ids = ids[:check_int("max_tokens", max_tokens)]
     n_windows = len(ids) // block_size
     if n_windows < 1:
         raise ValueError(f"ids needs at least block_size={block_size} tokens, got {len(ids)}")
-    if n_times < 1:
-        raise ValueError(f"n_times must be >= 1, got {n_times}")
     windows = ids[: n_windows * block_size].view(n_windows, block_size)
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
@@ -117,7 +147,7 @@ def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_t
             x0 = windows[first:first + batch_size].to(device)
             u = (torch.rand(len(x0), generator=gen) + k) / n_times                 # stratum k of n_times
             t = (1e-3 + (1 - 1e-3) * u).to(device)
-            total += float(masked_diffusion_loss(model, x0, t=t)) * len(x0)
+            total += float(masked_diffusion_loss(model, x0, t=t, generator=gen)) * len(x0)
     return total / (n_times * n_windows)
 
 
@@ -126,11 +156,10 @@ def sample_text(model: TextDenoiser, n: int, length: int | None = None, steps: i
                 temperature: float = 1.0, device: torch.device | str = "cpu",
                 generator: torch.Generator | None = None, return_trajectory: bool = False):
     """Iterative unmasking: from all-[MASK] at t = 1 to t = 0 in `steps` equal steps. Returns ids (n, length)."""
-    length = length or model.block_size
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_int("n", n)
+    length = model.block_size if length is None else check_int("length", length, 1, model.block_size)
+    check_int("steps", steps)
+    check_number("temperature", temperature, 0, low_open=True)
     x = torch.full((n, length), model.mask_id, dtype=torch.long, device=device)
     trajectory = [x.cpu()] if return_trajectory else None
     times = torch.linspace(1, 0, steps + 1)
@@ -145,9 +174,40 @@ def sample_text(model: TextDenoiser, n: int, length: int | None = None, steps: i
     return (x, trajectory) if return_trajectory else x
 
 
+@torch.no_grad()
+def infill(model: TextDenoiser, windows: torch.Tensor, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the span [start, start + length) of each window (N, T), left to right, one token at a time.
+
+    A masked-diffusion model sees the whole window with the span masked, the right-hand context
+    included; a causal model sees only what lies before each position.
+    Returns (nats (N, length): -log p(true token | context, true tokens of the span before it),
+    guesses (N, length): the greedy fill, each token the argmax given the guesses before it).
+    """
+    if windows.dim() != 2 or not 0 < start < start + length <= windows.shape[1]:
+        raise ValueError(f"need windows (N, T) and 0 < start < start + length <= T, got shape "
+                         f"{tuple(windows.shape)}, start={start}, length={length}")
+    span = range(start, start + length)
+    if model.causal:
+        logits = model(windows[:, :start + length - 1])[:, start - 1:]                   # (N, length, V)
+        nats = F.cross_entropy(logits.transpose(1, 2).float(), windows[:, span], reduction="none")
+        guess = windows[:, :start]
+        for _ in span:
+            guess = torch.cat([guess, model(guess[:, -model.block_size:])[:, -1].argmax(-1, keepdim=True)], 1)
+        return nats, guess[:, start:]
+    truth, guess = windows.clone(), windows.clone()
+    truth[:, span] = guess[:, span] = model.mask_id
+    nats = torch.empty(len(windows), length, device=windows.device)
+    for j, i in enumerate(span):
+        nats[:, j] = F.cross_entropy(model(truth)[:, i].float(), windows[:, i], reduction="none")
+        truth[:, i] = windows[:, i]                                                      # teacher forcing
+        guess[:, i] = model(guess)[:, i].argmax(-1)
+    return nats, guess[:, start:start + length]
+
+
 def ar_loss(model: TextDenoiser, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy of a causal TextDenoiser on a batch (x, y) of shifted windows."""
     logits = model(x)
+    y = check_targets("y", y, logits.shape[:2])
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 

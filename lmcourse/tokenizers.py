@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable
 
+from lmcourse.checks import check_int, describe
+
 UNK = "<unk>"
 _WORD = re.compile(r"[\w]+(?:['’][\w]+)*|[^\w\s]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
+
+
+def _check_text(text: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {describe(text)}; join a list of lines with '\\n'.join(lines)")
+    return text
 
 
 def split_words(text: str, lowercase: bool = True) -> list[str]:
@@ -31,8 +40,9 @@ class Vocabulary:
     @classmethod
     def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
         """Tokens seen at least `min_count` times, most frequent first (ties alphabetical)."""
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        check_int("min_count", min_count)
+        if max_size is not None:
+            check_int("max_size", max_size, fix="the largest vocabulary to keep, or None for all")
         if not counts:
             raise ValueError("cannot build a vocabulary from an empty text; give some training text")
         kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
@@ -48,6 +58,12 @@ class Vocabulary:
         return [self.stoi.get(t, 0) for t in tokens]
 
     def tokens(self, ids: Iterable[int]) -> list[str]:
+        """The token of each id; ValueError naming an id that is not an int in [0, len(self))."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # a tensor or an array: plain ints
+        bad = [i for i in ids if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not 0 <= i < len(self)]
+        if bad:
+            raise ValueError(f"ids {bad[:5]} are not token ids of this vocabulary: ids must be ints in "
+                             f"[0, vocab_size={len(self)}); decode ids made by this tokenizer")
         return [self.itos[i] for i in ids]
 
 
@@ -59,6 +75,7 @@ class CharTokenizer:
 
     @classmethod
     def from_text(cls, text: str, min_count: int = 1) -> CharTokenizer:
+        _check_text(text)
         return cls(Vocabulary.from_counts(Counter(text), min_count))
 
     @property
@@ -66,11 +83,11 @@ class CharTokenizer:
         return len(self.vocab)
 
     def encode(self, text: str) -> list[int]:
-        return self.vocab.ids(text)
+        return self.vocab.ids(_check_text(text))
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids back to text; `<unk>` shows as the replacement character '\ufffd'."""
-        return "".join("\ufffd" if i == 0 else self.vocab.itos[i] for i in ids)
+        return "".join("\ufffd" if t == UNK else t for t in self.vocab.tokens(ids))
 
 
 class WordTokenizer:
@@ -81,6 +98,7 @@ class WordTokenizer:
 
     @classmethod
     def from_text(cls, text: str, min_count: int = 1, max_size: int | None = None) -> WordTokenizer:
+        _check_text(text)
         return cls(Vocabulary.from_counts(Counter(split_words(text)), min_count, max_size))
 
     @property
@@ -88,7 +106,7 @@ class WordTokenizer:
         return len(self.vocab)
 
     def encode(self, text: str) -> list[int]:
-        return self.vocab.ids(split_words(text))
+        return self.vocab.ids(split_words(_check_text(text)))
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.vocab.tokens(ids))
@@ -110,10 +128,9 @@ class BPETokenizer:
         """Learn `vocab_size` tokens (the 256 bytes, `<unk>` and the merges) from `text`, one line at a time."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-        if not text.strip():
+        if not _check_text(text).strip():
             raise ValueError("cannot train a BPE tokenizer on an empty text; give some training text")
-        if vocab_size < 257 + 1:
-            raise ValueError(f"vocab_size must be > 257 (the 256 bytes and <unk>), got {vocab_size}")
+        check_int("vocab_size", vocab_size, minimum=258, fix="more than the 256 bytes and <unk>")
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()

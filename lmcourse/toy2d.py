@@ -10,6 +10,8 @@ import math
 import numpy as np
 import torch
 
+from lmcourse.checks import check_int
+
 TOY_DATASETS = ("moons", "spiral", "gaussians")
 
 
@@ -17,8 +19,8 @@ def make_toy2d(name: str = "moons", n: int = 1000, seed: int = 0) -> torch.Tenso
     """n points of the named 2-D data set as a float32 tensor (n, 2); the same seed gives the same points."""
     if name not in TOY_DATASETS:
         raise ValueError(f"name={name!r} is not a toy data set; use one of {TOY_DATASETS}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int("n", n)
+    check_int("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     if name == "moons":
         upper = rng.random(n) < 0.5
@@ -35,3 +37,18 @@ def make_toy2d(name: str = "moons", n: int = 1000, seed: int = 0) -> torch.Tenso
         centre = rng.integers(0, 8, n) * (2 * math.pi / 8)
         points = 1.4 * np.stack([np.cos(centre), np.sin(centre)], 1) + 0.1 * rng.standard_normal((n, 2))
     return torch.tensor(points, dtype=torch.float32)
+
+
+def near_data_share(points: torch.Tensor, reference: torch.Tensor, radius: float = 0.1) -> float:
+    """The share of `points` (N, 2) within `radius` of their nearest `reference` point (M, 2).
+
+    With a dense reference sample of the data, it says how many samples lie on the data's support
+    (for the moons: on a moon, not in the gap between them). A second data sample gives its ceiling.
+    """
+    if points.dim() != 2 or reference.dim() != 2 or points.shape[1] != reference.shape[1]:
+        raise ValueError(f"points and reference must be (N, d) and (M, d), got {tuple(points.shape)} "
+                         f"and {tuple(reference.shape)}")
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    nearest = torch.cdist(points.double(), reference.double()).min(dim=1).values   # (N,)
+    return float((nearest < radius).double().mean())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from lmcourse.checkpoint import save_checkpoint
+from lmcourse.checks import check_int, check_number, describe
 from lmcourse.progress import progress_bar, stop_early
 
 Batch = tuple[torch.Tensor, ...]
@@ -43,9 +45,10 @@ class History:
 
 def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> Callable[[int], float]:
     """Linear warm-up to `max_lr`, then cosine decay to `min_lr` at `total_steps`: step -> lr."""
-    if max_lr <= 0 or total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need max_lr > 0, total_steps >= 1 and 0 <= warmup_steps <= total_steps; "
-                         f"got max_lr={max_lr}, total_steps={total_steps}, warmup_steps={warmup_steps}")
+    check_number("max_lr", max_lr, 0, low_open=True)
+    check_int("total_steps", total_steps)
+    check_int("warmup_steps", warmup_steps, 0, total_steps)
+    check_number("min_lr", min_lr, 0, max_lr, fix="the learning rate at the end, between 0 and max_lr")
 
     def lr_at(step: int) -> float:
         if step < warmup_steps:
@@ -102,15 +105,27 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
     time_limit: stop after this many wall-clock seconds even if fewer than `steps` were taken
         (to compare models at equal training time).
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1 or None, got {eval_every}")
-    if time_limit is not None and time_limit <= 0:
-        raise ValueError(f"time_limit must be > 0 seconds or None, got {time_limit}")
-    if grad_clip is not None and grad_clip <= 0:
-        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
-    device = next(model.parameters()).device
+    check_int("steps", steps)
+    if eval_every is not None:
+        check_int("eval_every", eval_every, fix="or None to evaluate only after the last step")
+    if time_limit is not None:
+        check_number("time_limit", time_limit, 0, low_open=True, fix="seconds, or None for no limit")
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, 0, low_open=True, fix="a gradient norm such as 1.0, or None for no clipping")
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise ValueError(f"lr_schedule must be a function step -> learning rate, got {lr_schedule!r}; "
+                         "e.g. cosine_schedule(max_lr, steps), or set the rate in the optimizer")
+    parameters = list(model.parameters())
+    if not parameters:
+        raise ValueError(f"model ({type(model).__name__}) has no parameters to train")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}; "
+                         "e.g. torch.optim.AdamW(model.parameters(), lr=1e-3)")
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not optimized & {id(p) for p in parameters}:
+        raise ValueError("optimizer holds none of the model's parameters: build it from this model, "
+                         "e.g. torch.optim.AdamW(model.parameters(), lr=1e-3)")
+    device = parameters[0].device
     dtype = autocast_dtype(device, mixed_precision)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
@@ -120,8 +135,13 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
     def run_evaluation(step: int) -> None:
         model.eval()
         with torch.no_grad(), autocast():
-            value = float(evaluate(model))
+            value = evaluate(model)
         model.train()
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, numbers.Real):
+            raise ValueError(f"evaluate must return a number (the validation loss), got {value!r}")
+        value = float(value)
         history.eval_step.append(step)
         history.eval_loss.append(value)
         history.eval_seconds.append(time.perf_counter() - start)
@@ -140,12 +160,20 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
             bar.write(f"{desc}: the batch iterator ran out after {step} of {steps} steps")
             stop_early(bar, "the batch iterator ran out")
             break
+        if not isinstance(batch, (tuple, list)):
+            raise ValueError(f"each batch must be a tuple of tensors such as (inputs, targets), got {describe(batch)}; "
+                             "zip inputs and targets, or yield (x, y)")
         batch = tuple(t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch)
         if lr_schedule is not None:
+            lr = lr_schedule(step)
+            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
+                raise ValueError(f"lr_schedule returned {lr!r} at step {step}; it must return a finite learning rate >= 0")
             for group in optimizer.param_groups:
-                group["lr"] = lr_schedule(step)
+                group["lr"] = lr
         with autocast():
             loss = loss_fn(model, batch)
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ValueError(f"loss_fn must return a scalar loss tensor, got {describe(loss)}; reduce it, e.g. .mean()")
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; "
                                      "lower the learning rate or set grad_clip")

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.attention import MultiHeadAttention
-from lmcourse.core import check_positive_ints
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids
 
 __all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
            "SinusoidalPositionalEncoding", "TransformerConfig", "sinusoidal_positions"]
@@ -40,7 +40,8 @@ def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
     dimensions is a clock of its own wavelength (2 pi to 10000 * 2 pi), so PE[pos + k] is a fixed
     rotation of PE[pos]: relative offsets are linear functions of the encodings.
     """
-    if n_positions < 1 or d_model < 2 or d_model % 2:
+    check_int("n_positions", n_positions)
+    if check_int("d_model", d_model, minimum=2) % 2:
         raise ValueError(f"need n_positions >= 1 and an even d_model >= 2, got n_positions={n_positions}, "
                          f"d_model={d_model}")
     position = torch.arange(n_positions, dtype=torch.float32)[:, None]           # (T, 1)
@@ -51,10 +52,10 @@ def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
     return pe
 
 
-def _check_length(x: torch.Tensor, max_len: int) -> None:
-    if x.ndim != 3 or x.shape[1] > max_len:
-        raise ValueError(f"x must be (batch, T, d_model) with T <= max_len={max_len}, got shape {tuple(x.shape)}; "
-                         f"build the encoding with a larger max_len")
+def _check_length(x: torch.Tensor, max_len: int, d_model: int) -> None:
+    if x.ndim != 3 or x.shape[1] > max_len or x.shape[2] != d_model:
+        raise ValueError(f"x must be (batch, T, d_model={d_model}) with T <= max_len={max_len}, got shape "
+                         f"{tuple(x.shape)}; build the encoding with a larger max_len")
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -62,11 +63,11 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
-        self.max_len = max_len
+        self.max_len = check_int("max_len", max_len)
         self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.max_len)
+        _check_length(x, self.max_len, self.pe.shape[1])
         return x + self.pe[: x.shape[1]].to(x.dtype)
 
 
@@ -75,11 +76,12 @@ class LearnedPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
+        check_positive_ints(d_model=d_model, max_len=max_len)
         self.max_len = max_len
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.max_len)
+        _check_length(x, self.max_len, self.weight.shape[1])
         return x + self.weight[: x.shape[1]]
 
 
@@ -92,6 +94,8 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        check_positive_ints(d_model=d_model, d_ff=d_ff)
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
         self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
@@ -101,11 +105,10 @@ class FeedForward(nn.Module):
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, d_model)
 
 
-def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
-    if d_ff < 1:
-        raise ValueError(f"d_ff must be >= 1, got {d_ff}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float, layer_norm_eps: float) -> None:
+    check_positive_ints(d_model=d_model, n_heads=n_heads, d_ff=d_ff)
+    check_number("dropout", dropout, 0, 1, high_open=True)
+    check_number("layer_norm_eps", layer_norm_eps, 0, fix="1e-5 is usual")
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
 
@@ -133,7 +136,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout)
+        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
         self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
@@ -187,7 +190,7 @@ class DecoderLayer(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout)
+        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
@@ -283,7 +286,10 @@ class TransformerConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.positional not in ("learned", "sinusoidal"):
             raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
-        self.d_ff = 4 * self.d_model if self.d_ff is None else self.d_ff
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        check_number("dropout", self.dropout, 0, 1, high_open=True)
+        self.d_ff = 4 * self.d_model if self.d_ff is None else check_int("d_ff", self.d_ff, fix="None gives 4 * d_model")
 
 
 class Encoder(nn.Module):
@@ -308,12 +314,7 @@ class Encoder(nn.Module):
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-        if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
-            raise ValueError(f"ids must be a (batch, T) long tensor, got "
-                             f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
-            raise ValueError(f"ids must be in [0, vocab_size={self.config.vocab_size}), got "
-                             f"[{int(ids.min())}, {int(ids.max())}]")
+        ids = check_token_ids("ids", ids, self.config.vocab_size, ndim=2)
         x = self.dropout(self.pos(self.tok_emb(ids)))  # (B, T, d_model)
         all_weights = []
         for layer in self.layers:

@@ -32,13 +32,16 @@ class Cells:
         return f'{self.solution.rstrip()}\n\n\nassert check("{self.id}", {self.name}{self.context})'
 
     def notebook_cells(self) -> list[dict]:
-        return [
+        cells = [
             {"cell_type": "markdown", "source": self.task.strip(), "metadata": {"tags": ["exercise"]}},
             {"cell_type": "code", "source": self.stub.strip(), "metadata": {"tags": ["exercise"]}},
             {"cell_type": "code", "source": self.check, "metadata": {"tags": ["exercise"]}},
             {"cell_type": "code", "source": "from lmcourse.exercises import check\n\n" + self.solution_cell.strip(),
              "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True}}},
         ]
+        for cell, part in zip(cells, ("task", "stub", "check", "solution")):
+            cell["id"] = f"{self.id.replace('.', '-')}-{part}"  # nbformat 4.5 cell ids: stable across rebuilds
+        return cells
 
 
 CHAPTERS: dict[str, list[Cells]] = {}
@@ -939,6 +942,876 @@ def truncated_bptt(cell, xs, h0, k):
             loss = loss + h.square().mean()
         loss.backward()
     return h.detach()
+''',
+    }))
+
+
+# ================================================================================================ 05
+add(Cells(
+    id="05.sinusoidal_positions", name="sinusoidal_positions",
+    task="""
+### Exercise 1 · Sinusoidal positional encodings
+
+Write `sinusoidal_positions(n_positions, d_model)`, the fixed encodings of *Attention Is All You Need*, shape
+(n_positions, d_model): PE[pos, 2i] = sin(pos / 10000^(2i/d_model)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/d_model)).
+Each pair of dimensions is a clock with its own wavelength. The checker compares with
+`lmcourse.transformer.sinusoidal_positions` for several sizes (d_model even).
+""",
+    stub='''
+import torch
+
+
+def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
+    """PE (n_positions, d_model): sin in the even columns, cos in the odd ones, pair i at frequency 10000^(-2i/d_model)."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
+    """PE (n_positions, d_model): sin in the even columns, cos in the odd ones, pair i at frequency 10000^(-2i/d_model)."""
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]                     # (T, 1)
+    inv_freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d_model/2,)
+    angle = position * inv_freq                                                            # (T, d_model/2)
+    pe = torch.zeros(n_positions, d_model)
+    pe[:, 0::2], pe[:, 1::2] = angle.sin(), angle.cos()
+    return pe
+''',
+    wrong={
+        "sin block then cos block (not interleaved)": '''
+import torch
+
+def sinusoidal_positions(n_positions, d_model):
+    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(0, d_model, 2) / d_model)
+    return torch.cat([angle.sin(), angle.cos()], dim=1)
+''',
+        "frequency from the dimension index, not the pair index": '''
+import torch
+
+def sinusoidal_positions(n_positions, d_model):
+    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(d_model) / d_model)
+    pe = angle.sin()
+    pe[:, 1::2] = angle[:, 1::2].cos()
+    return pe
+''',
+        "sin and cos swapped": '''
+import torch
+
+def sinusoidal_positions(n_positions, d_model):
+    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(0, d_model, 2) / d_model)
+    pe = torch.zeros(n_positions, d_model)
+    pe[:, 0::2], pe[:, 1::2] = angle.cos(), angle.sin()
+    return pe
+''',
+    }))
+
+add(Cells(
+    id="05.pre_norm_block", name="pre_norm_block",
+    task="""
+### Exercise 2 · A pre-norm block
+
+Write `pre_norm_block(layer, x, mask=None)`: the forward pass of a **pre-norm** encoder block from its parts,
+`layer.norm1`, `layer.self_attn` (a `MultiHeadAttention`: call it as `layer.self_attn(q, k, v, mask=mask)`,
+it returns `(out, weights)`), `layer.norm2` and `layer.ff`. Pre-norm normalises the input of each sub-layer
+and leaves the residual stream itself un-normalised, which is why deep pre-norm stacks train without warm-up
+(the experiment above). The checker compares with `EncoderLayer(..., norm_first=True)` in eval mode, with and
+without masks, with layer norms whose weights are not all ones.
+""",
+    stub='''
+import torch
+
+
+def pre_norm_block(layer, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """x (B, T, d_model) -> (B, T, d_model): x + attn(norm1(x)), then + ff(norm2(.)). layer: an EncoderLayer."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def pre_norm_block(layer, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """x (B, T, d_model) -> (B, T, d_model): x + attn(norm1(x)), then + ff(norm2(.)). layer: an EncoderLayer."""
+    a = layer.norm1(x)
+    x = x + layer.self_attn(a, a, a, mask=mask)[0]   # the residual stream itself is never normalised
+    return x + layer.ff(layer.norm2(x))
+''',
+    wrong={
+        "post-norm order": '''
+def pre_norm_block(layer, x, mask=None):
+    x = layer.norm1(x + layer.self_attn(x, x, x, mask=mask)[0])
+    return layer.norm2(x + layer.ff(x))
+''',
+        "normalises the sub-layer's output instead of its input": '''
+def pre_norm_block(layer, x, mask=None):
+    x = x + layer.norm1(layer.self_attn(x, x, x, mask=mask)[0])
+    return x + layer.norm2(layer.ff(x))
+''',
+        "feeds the normalised input on (the residual carries norm1(x))": '''
+def pre_norm_block(layer, x, mask=None):
+    x = layer.norm1(x)
+    x = x + layer.self_attn(x, x, x, mask=mask)[0]
+    return x + layer.ff(layer.norm2(x))
+''',
+    }))
+
+add(Cells(
+    id="05.bert_mask", name="bert_mask",
+    task="""
+### Exercise 3 · BERT's masking rule
+
+Implement the rule given the random numbers: `u_pick` and `u_split` are uniform in [0, 1), `random_ids` holds
+candidate random tokens, all of the shape of `ids`. A position is **picked** where `u_pick < p`, but never a
+special token (`ids >= n_regular`). Of the picked positions, `u_split < 0.8` → `mask_id`,
+`0.8 <= u_split < 0.9` → the random id, the rest stay unchanged. Return `(inputs, labels)` with labels
+`-100` (the loss's `ignore_index`) where not picked and the original id where picked. Fed the same random
+numbers, your rule must reproduce `lmcourse.mlm.mask_tokens` exactly, with special tokens and several p.
+""",
+    stub='''
+import torch
+
+
+def bert_mask(ids, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
+    """BERT's 80/10/10 rule. ids, u_pick, u_split, random_ids: (B, T). Returns (inputs (B, T), labels (B, T))."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def bert_mask(ids, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
+    """BERT's 80/10/10 rule. ids, u_pick, u_split, random_ids: (B, T). Returns (inputs (B, T), labels (B, T))."""
+    picked = (u_pick < p) & (ids < n_regular)                      # specials are never picked
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+    wrong={
+        "special tokens can be picked": '''
+import torch
+
+def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    picked = u_pick < p
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+        "labels at every position": '''
+import torch
+
+def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    picked = (u_pick < p) & (ids < n_regular)
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, ids.clone()
+''',
+        "10/10/80 (random and unchanged first, mask last)": '''
+import torch
+
+def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    picked = (u_pick < p) & (ids < n_regular)
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.1), random_ids, ids)
+    inputs = torch.where(picked & (u_split >= 0.2), torch.full_like(ids, mask_id), inputs)
+    return inputs, labels
+''',
+    }))
+
+
+# ================================================================================================ 02
+add(Cells(
+    id="02.cosine_matrix", name="cosine_matrix",
+    task="""
+### Exercise 1 · The cosine similarity matrix
+
+Write `cosine_matrix(A, B)`: for numpy arrays A (n, d) and B (m, d), the (n, m) matrix of cosine similarities
+u·v / (|u| |v|) between every row u of A and every row v of B, in one matrix product, no Python loop. A row of
+zeros has no direction: give it similarity 0 (not NaN). The checker tries rows of very different lengths, a zero
+row and float32 input; nearest neighbours and analogies are built on this matrix.
+""",
+    stub='''
+import numpy as np
+
+
+def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m); 0 for an all-zero row."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import numpy as np
+
+
+def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m); 0 for an all-zero row."""
+    def unit(X):
+        X = np.asarray(X, dtype=np.float64)
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)  # a zero row stays zero
+    return unit(A) @ unit(B).T
+''',
+    wrong={
+        "dot products, not normalised": '''
+def cosine_matrix(A, B):
+    return A @ B.T
+''',
+        "normalised along the wrong axis": '''
+import numpy as np
+
+def cosine_matrix(A, B):
+    return (A / np.linalg.norm(A, axis=0)) @ (B / np.linalg.norm(B, axis=0)).T
+''',
+        "NaN for an all-zero row": '''
+import numpy as np
+
+def cosine_matrix(A, B):
+    return (A / np.linalg.norm(A, axis=1, keepdims=True)) @ (B / np.linalg.norm(B, axis=1, keepdims=True)).T
+''',
+    }))
+
+add(Cells(
+    id="02.sgns_loss_and_grads", name="sgns_loss_and_grads",
+    task=r"""
+### Exercise 2 · The skip-gram negative-sampling loss and its gradients
+
+For a batch of (centre, context) pairs with K negative words each, word2vec minimises
+
+$$L = -\sum_b \Big[\log\sigma(u_{pos,b}\cdot v_b) + \sum_k \log\sigma(-u_{neg,b,k}\cdot v_b)\Big]$$
+
+with v the centre word's input vector and u the output vectors. Write `sgns_loss_and_grads(v, u_pos, u_neg)`
+returning `(loss, grad_v, grad_u_pos, grad_u_neg)`: the loss and its gradients with respect to each input,
+**by hand** (no autograd; d/ds log σ(s) = σ(-s)). This is the update `lmcourse.skipgram.sgd_step` applies. Shapes:
+v (B, d), u_pos (B, d), u_neg (B, K, d); the gradients have the shapes of their inputs. The checker compares with
+autograd on `SkipGramNS.loss`, including scores in the hundreds, where log(sigmoid(x)) is -inf in float32.
+""",
+    stub='''
+import torch
+
+
+def sgns_loss_and_grads(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor):
+    """Summed SGNS loss and its gradients. v (B, d), u_pos (B, d), u_neg (B, K, d).
+
+    Returns (loss (scalar), grad_v (B, d), grad_u_pos (B, d), grad_u_neg (B, K, d)).
+    """
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+from torch.nn import functional as F
+
+
+def sgns_loss_and_grads(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor):
+    """Summed SGNS loss and its gradients. v (B, d), u_pos (B, d), u_neg (B, K, d).
+
+    Returns (loss (scalar), grad_v (B, d), grad_u_pos (B, d), grad_u_neg (B, K, d)).
+    """
+    s_pos = (u_pos * v).sum(-1)                           # (B,)
+    s_neg = torch.einsum("bkd,bd->bk", u_neg, v)         # (B, K)
+    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum())   # stable for large |s|
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)        # dL/ds_pos (B,), dL/ds_neg (B, K)
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
+    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+''',
+    wrong={
+        "log(sigmoid(x)): -inf for large scores": '''
+import torch
+
+def sgns_loss_and_grads(v, u_pos, u_neg):
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    loss = -(torch.log(torch.sigmoid(s_pos)).sum() + torch.log(torch.sigmoid(-s_neg)).sum())
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
+    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+''',
+        "negatives pushed the wrong way (log σ(+s_neg))": '''
+import torch
+from torch.nn import functional as F
+
+def sgns_loss_and_grads(v, u_pos, u_neg):
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(s_neg).sum())
+    g_pos, g_neg = -torch.sigmoid(-s_pos), -torch.sigmoid(-s_neg)
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
+    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+''',
+        "gradient with sigmoid(s) where sigmoid(-s) belongs": '''
+import torch
+from torch.nn import functional as F
+
+def sgns_loss_and_grads(v, u_pos, u_neg):
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum())
+    g_pos, g_neg = -torch.sigmoid(s_pos), torch.sigmoid(s_neg)
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
+    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+''',
+        "mean over the batch instead of the sum": '''
+import torch
+from torch.nn import functional as F
+
+def sgns_loss_and_grads(v, u_pos, u_neg):
+    B = v.shape[0]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum()) / B
+    g_pos, g_neg = -torch.sigmoid(-s_pos) / B, torch.sigmoid(s_neg) / B
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
+    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+''',
+    }))
+
+add(Cells(
+    id="02.three_cos_add", name="three_cos_add",
+    task="""
+### Exercise 3 · The 3CosAdd analogy
+
+"a is to b as c is to ?": normalise every vector to unit length, form unit(b) - unit(a) + unit(c), and return
+the word, other than a, b and c, with the highest cosine similarity to it. `vectors` is a (V, d) numpy array
+whose row i is the vector of `words[i]`. Word2vec vectors have very different lengths (frequent words are
+longer), which is why the normalisation matters; the checker uses random vectors of varied lengths and a
+planted answer, and compares with `lmcourse.embeddings.analogy`.
+""",
+    stub='''
+import numpy as np
+
+
+def three_cos_add(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
+    """The word (not a, b or c) nearest in cosine to unit(b) - unit(a) + unit(c). vectors (V, d), words (V,)."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import numpy as np
+
+
+def three_cos_add(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
+    """The word (not a, b or c) nearest in cosine to unit(b) - unit(a) + unit(c). vectors (V, d), words (V,)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)      # (V, d)
+    index = {w: i for i, w in enumerate(words)}
+    target = unit[index[b]] - unit[index[a]] + unit[index[c]]
+    scores = unit @ (target / np.linalg.norm(target))                     # cosine with every word, (V,)
+    scores[[index[a], index[b], index[c]]] = -np.inf                     # the question words are not answers
+    return words[int(scores.argmax())]
+''',
+    wrong={
+        "raw vectors, no normalisation": '''
+import numpy as np
+
+def three_cos_add(vectors, words, a, b, c):
+    index = {w: i for i, w in enumerate(words)}
+    scores = vectors @ (vectors[index[b]] - vectors[index[a]] + vectors[index[c]])
+    scores[[index[a], index[b], index[c]]] = -np.inf
+    return words[int(scores.argmax())]
+''',
+        "the question words are not excluded": '''
+import numpy as np
+
+def three_cos_add(vectors, words, a, b, c):
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = {w: i for i, w in enumerate(words)}
+    return words[int((unit @ (unit[index[b]] - unit[index[a]] + unit[index[c]])).argmax())]
+''',
+        "target built from the raw vectors": '''
+import numpy as np
+
+def three_cos_add(vectors, words, a, b, c):
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = {w: i for i, w in enumerate(words)}
+    scores = unit @ (vectors[index[b]] - vectors[index[a]] + vectors[index[c]])
+    scores[[index[a], index[b], index[c]]] = -np.inf
+    return words[int(scores.argmax())]
+''',
+    }))
+
+
+# ================================================================================================ 07
+add(Cells(
+    id="07.q_sample", name="q_sample",
+    task=r"""
+### Exercise 1 · The forward process
+
+Write `q_sample(schedule, x0, t, noise)`: a draw of $q(x_t \mid x_0)$ for a batch, $x_t = \sqrt{\bar\alpha_t}\,x_0 +
+\sqrt{1-\bar\alpha_t}\,\varepsilon$, with `t` a LongTensor (B,) of step indices in [0, T) and
+`schedule.alphas_cumprod` (float64, shape (T,)) holding $\bar\alpha$. It must work for points (B, 2) and for
+images (B, C, H, W) alike, and return x0's dtype. The checker compares with `NoiseSchedule.q_sample` on a linear
+and a cosine schedule, at the first and last steps.
+""",
+    stub='''
+import torch
+
+
+def q_sample(schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise for x0 (B, ...), t (B,) long, noise like x0."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def q_sample(schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise for x0 (B, ...), t (B,) long, noise like x0."""
+    abar = schedule.alphas_cumprod[t].to(x0.dtype)              # (B,)
+    abar = abar.view(-1, *([1] * (x0.dim() - 1)))              # (B, 1, ..., 1): broadcasts over any shape
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+''',
+    wrong={
+        "alphas (one step) instead of alphas_cumprod": '''
+def q_sample(schedule, x0, t, noise):
+    a = schedule.alphas[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+''',
+        "no square roots": '''
+def q_sample(schedule, x0, t, noise):
+    abar = schedule.alphas_cumprod[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    return abar * x0 + (1 - abar) * noise
+''',
+        "works for (B, D) only (abar[:, None])": '''
+def q_sample(schedule, x0, t, noise):
+    abar = schedule.alphas_cumprod[t].float()[:, None]
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+''',
+    }))
+
+add(Cells(
+    id="07.ddpm_posterior", name="ddpm_posterior",
+    task=r"""
+### Exercise 2 · The DDPM posterior
+
+The reverse step of DDPM is built on the posterior of the forward process, which is Gaussian with
+
+$$\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,
+\qquad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+
+Write `ddpm_posterior(schedule, x0, x_t, t)` returning `(mean, variance)`: the mean of the shape of x0, the variance
+of shape (B,). Use `schedule.betas`, `schedule.alphas` and `schedule.alphas_cumprod` (float64, shape (T,); index i
+stands for step i + 1, and $\bar\alpha$ before the first step is 1). `ddpm_step` plugs the model's estimate of x0
+into this mean. The checker tries a linear and a cosine schedule, images, and the first step.
+""",
+    stub='''
+import torch
+
+
+def ddpm_posterior(schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
+    """Mean (B, ...) and variance (B,) of q(x_{t-1} | x_t, x0). x0, x_t (B, ...), t (B,) long step indices."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def ddpm_posterior(schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
+    """Mean (B, ...) and variance (B,) of q(x_{t-1} | x_t, x0). x0, x_t (B, ...), t (B,) long step indices."""
+    abar = schedule.alphas_cumprod
+    abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])   # abar before the first step is 1
+    beta, alpha = schedule.betas, schedule.alphas
+    coef_x0 = abar_prev.sqrt() * beta / (1 - abar)
+    coef_xt = alpha.sqrt() * (1 - abar_prev) / (1 - abar)
+    variance = beta * (1 - abar_prev) / (1 - abar)
+
+    def at_t(v):  # (T,) -> (B, 1, ..., 1) in x0's dtype
+        return v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+
+    return at_t(coef_x0) * x0 + at_t(coef_xt) * x_t, variance[t]
+''',
+    wrong={
+        "variance beta_t (the other choice of sigma)": '''
+import torch
+
+def ddpm_posterior(schedule, x0, x_t, t):
+    abar = schedule.alphas_cumprod
+    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
+    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    mean = at(prev.sqrt() * schedule.betas / (1 - abar)) * x0 + at(schedule.alphas.sqrt() * (1 - prev) / (1 - abar)) * x_t
+    return mean, schedule.betas[t]
+''',
+        "abar_t where abar_{t-1} belongs": '''
+def ddpm_posterior(schedule, x0, x_t, t):
+    abar = schedule.alphas_cumprod
+    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    mean = at(abar.sqrt() * schedule.betas / (1 - abar)) * x0 + at(schedule.alphas.sqrt() * (1 - abar) / (1 - abar)) * x_t
+    return mean, (schedule.betas * (1 - abar) / (1 - abar))[t]
+''',
+        "coefficients of x0 and x_t swapped": '''
+import torch
+
+def ddpm_posterior(schedule, x0, x_t, t):
+    abar = schedule.alphas_cumprod
+    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
+    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    mean = at(prev.sqrt() * schedule.betas / (1 - abar)) * x_t + at(schedule.alphas.sqrt() * (1 - prev) / (1 - abar)) * x0
+    return mean, (schedule.betas * (1 - prev) / (1 - abar))[t]
+''',
+    }))
+
+add(Cells(
+    id="07.masked_diffusion_loss", name="masked_diffusion_loss",
+    task=r"""
+### Exercise 3 · The masked-diffusion loss
+
+A masked (absorbing) diffusion LM hides each token with probability t and learns to predict the hidden ones.
+Its training loss is an upper bound on the negative log-likelihood, in nats per token:
+
+$$\mathcal{L} = \mathbb{E}_b\Big[\frac{1}{t_b}\,\frac{1}{L}\sum_{i\,\text{masked}} -\log p_\theta(x_{0,i} \mid x_t)\Big]$$
+
+Write `masked_diffusion_loss(logits, x0, masked, t)`: given the denoiser's logits (B, L, V) for the masked
+sequences, the clean tokens x0 (B, L), the boolean mask (B, L) and the masking rates t (B,), return the loss (a
+scalar). The checker compares with `lmcourse.text_diffusion.masked_diffusion_loss` fed the same mask, including
+t = 1 and tiny t, where a sequence may have no masked token at all.
+""",
+    stub='''
+import torch
+
+
+def masked_diffusion_loss(logits: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """ELBO of masked diffusion, nats/token: mean over b of (1/t_b) * sum of masked CE / L. logits (B, L, V)."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+from torch.nn import functional as F
+
+
+def masked_diffusion_loss(logits: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """ELBO of masked diffusion, nats/token: mean over b of (1/t_b) * sum of masked CE / L. logits (B, L, V)."""
+    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")   # (B, L)
+    per_sequence = (nll * masked).sum(dim=1) / t                           # (B,): rare masks weigh more
+    return per_sequence.mean() / x0.shape[1]
+''',
+    wrong={
+        "averaged over the masked tokens (no 1/t weight)": '''
+from torch.nn import functional as F
+
+def masked_diffusion_loss(logits, x0, masked, t):
+    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
+    return (nll * masked).sum() / masked.sum().clamp(min=1)
+''',
+        "forgets the 1/t weight": '''
+from torch.nn import functional as F
+
+def masked_diffusion_loss(logits, x0, masked, t):
+    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
+    return (nll * masked).sum(1).mean() / x0.shape[1]
+''',
+        "counts every position, masked or not": '''
+from torch.nn import functional as F
+
+def masked_diffusion_loss(logits, x0, masked, t):
+    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
+    return (nll.sum(1) / t).mean() / x0.shape[1]
+''',
+    }))
+
+
+# ================================================================================================ 08
+add(Cells(
+    id="08.all_reduce_mean", name="all_reduce_mean",
+    task="""
+### Exercise 1 · An all-reduce by hand
+
+After `backward()`, DDP all-reduces the gradients so that every process takes the same step, the one a single
+process would take on the whole global batch. Simulate it without processes: `rank_grads` is a list with one
+dict per rank, mapping each parameter's name to that rank's gradient. Write `all_reduce_mean(rank_grads)`:
+return what every rank holds afterwards, one dict per rank, in the gradients' dtype. (With real processes this
+is `lmcourse.distributed.average_gradients`: `dist.all_reduce` with SUM, then a division.) The checker tries
+1, 2, 4 and 8 ranks and float16 gradients.
+""",
+    stub='''
+import torch
+
+
+def all_reduce_mean(rank_grads: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """rank_grads[r][name]: rank r's gradient of parameter name. Returns every rank's gradients after the all-reduce."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def all_reduce_mean(rank_grads: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """rank_grads[r][name]: rank r's gradient of parameter name. Returns every rank's gradients after the all-reduce."""
+    world_size = len(rank_grads)
+    mean = {name: sum(grads[name] for grads in rank_grads) / world_size for name in rank_grads[0]}
+    return [{name: g.clone() for name, g in mean.items()} for _ in range(world_size)]  # every rank, the same
+''',
+    wrong={
+        "sum without dividing by the world size": '''
+def all_reduce_mean(rank_grads):
+    total = {name: sum(g[name] for g in rank_grads) for name in rank_grads[0]}
+    return [dict(total) for _ in rank_grads]
+''',
+        "each rank keeps its own gradient (no all-reduce)": '''
+def all_reduce_mean(rank_grads):
+    return [dict(g) for g in rank_grads]
+''',
+        "one dict for everyone instead of one per rank": '''
+def all_reduce_mean(rank_grads):
+    return {name: sum(g[name] for g in rank_grads) / len(rank_grads) for name in rank_grads[0]}
+''',
+    }))
+
+add(Cells(
+    id="08.accumulate_gradients", name="accumulate_gradients",
+    task="""
+### Exercise 2 · Gradient accumulation
+
+When the global batch does not fit in memory, split it into micro-batches and accumulate their gradients
+before one optimizer step. Write `accumulate_gradients(model, micro_batches, loss_fn)`: `loss_fn(model, batch)`
+returns the **mean** loss over a micro-batch; leave in the parameters' `.grad` exactly the gradient of the mean
+loss over all the examples together (the `.grad` are empty at the start), and return that whole-batch loss as a
+float. The checker compares with one backward pass on the whole batch, with equal and **unequal** micro-batch
+sizes.
+""",
+    stub='''
+import torch
+
+
+def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn) -> float:
+    """Accumulate in model's .grad the gradient of the mean loss over all micro-batches together; return that loss.
+
+    micro_batches: a list of (x, y); loss_fn(model, (x, y)) -> the mean loss over that micro-batch.
+    """
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn) -> float:
+    """Accumulate in model's .grad the gradient of the mean loss over all micro-batches together; return that loss.
+
+    micro_batches: a list of (x, y); loss_fn(model, (x, y)) -> the mean loss over that micro-batch.
+    """
+    n_total = sum(len(x) for x, _ in micro_batches)
+    total = 0.0
+    for x, y in micro_batches:
+        loss = loss_fn(model, (x, y)) * len(x) / n_total   # each micro-batch weighs its share of the examples
+        loss.backward()                                      # gradients add up in .grad
+        total += loss.item()
+    return total
+''',
+    wrong={
+        "no scaling (the sum of the micro-batch means)": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    total = 0.0
+    for batch in micro_batches:
+        loss = loss_fn(model, batch)
+        loss.backward()
+        total += loss.item()
+    return total / len(micro_batches)
+''',
+        "divides by the number of micro-batches (wrong when sizes differ)": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    total = 0.0
+    for batch in micro_batches:
+        loss = loss_fn(model, batch) / len(micro_batches)
+        loss.backward()
+        total += loss.item()
+    return total
+''',
+        "zeroes the gradients inside the loop": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    n_total = sum(len(x) for x, _ in micro_batches)
+    total = 0.0
+    for x, y in micro_batches:
+        model.zero_grad()
+        loss = loss_fn(model, (x, y)) * len(x) / n_total
+        loss.backward()
+        total += loss.item()
+    return total
+''',
+    }))
+
+add(Cells(
+    id="08.ring_allreduce_bytes", name="ring_allreduce_bytes",
+    task="""
+### Exercise 3 · What a ring all-reduce costs
+
+NCCL and gloo all-reduce large gradients with a **ring**: a reduce-scatter (after N - 1 steps, each process holds
+the sum of one 1/N chunk) followed by an all-gather (N - 1 more steps pass the summed chunks around). Write
+`ring_allreduce_bytes(n_params, world_size, bytes_per_param=4)`: the bytes each process sends in one all-reduce of
+the gradients. Then look at what happens to it as world_size grows. The checker compares with
+`lmcourse.distributed.ring_allreduce_bytes`, from 1 process to 1024.
+""",
+    stub='''
+def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:
+    """Bytes each process sends in one ring all-reduce of n_params gradients among world_size processes."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:
+    """Bytes each process sends in one ring all-reduce of n_params gradients among world_size processes."""
+    chunk = n_params * bytes_per_param / world_size        # one 1/N share of the gradient bytes
+    return 2 * (world_size - 1) * chunk                     # N - 1 steps of reduce-scatter, N - 1 of all-gather
+''',
+    wrong={
+        "twice the gradient bytes, ignoring (N - 1) / N": '''
+def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
+    return 2 * n_params * bytes_per_param
+''',
+        "only the reduce-scatter": '''
+def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
+    return (world_size - 1) / world_size * n_params * bytes_per_param
+''',
+        "every process sends everything to every other": '''
+def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
+    return (world_size - 1) * n_params * bytes_per_param
+''',
+    }))
+
+
+# ================================================================================================ 09
+add(Cells(
+    id="09.cross_entropy_nats", name="cross_entropy_nats",
+    task="""
+### Exercise 1 · The yardstick: cross-entropy from logits
+
+Every number in the table is a cross-entropy on held-out text. Write `cross_entropy_nats(logits, targets)`: for
+logits (N, V) of N positions and the true tokens `targets` (N,), the mean over positions of -ln p(true token), in
+nats. Never form the probabilities themselves: with confident logits in the hundreds, or float16 logits,
+`softmax(...).log()` gives -inf. The checker compares with `torch.nn.functional.cross_entropy`.
+""",
+    stub='''
+import torch
+
+
+def cross_entropy_nats(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean of -ln p(target) over N positions, in nats. logits (N, V) (any float dtype), targets (N,) long."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def cross_entropy_nats(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean of -ln p(target) over N positions, in nats. logits (N, V) (any float dtype), targets (N,) long."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)   # logits - logsumexp: no overflow, no log(0)
+    return float(-log_probs.gather(1, targets[:, None]).mean())
+''',
+    wrong={
+        "log of the softmax (-inf for confident logits)": '''
+import torch
+
+def cross_entropy_nats(logits, targets):
+    return float(-torch.softmax(logits.float(), -1).log().gather(1, targets[:, None]).mean())
+''',
+        "in bits": '''
+import math
+import torch
+
+def cross_entropy_nats(logits, targets):
+    return float(-torch.log_softmax(logits.float(), -1).gather(1, targets[:, None]).mean()) / math.log(2)
+''',
+        "summed over positions": '''
+import torch
+
+def cross_entropy_nats(logits, targets):
+    return float(-torch.log_softmax(logits.float(), -1).gather(1, targets[:, None]).sum())
+''',
+    }))
+
+add(Cells(
+    id="09.paired_bootstrap", name="paired_bootstrap",
+    task="""
+### Exercise 2 · Is the difference real? A paired bootstrap
+
+Two models scored on the same characters give per-character losses `nll_a` and `nll_b` (N,). Is A's mean loss
+really higher than B's, or is the gap within the noise of which characters happened to be held out? Write
+`paired_bootstrap(nll_a, nll_b, n_boot, seed)`: resample the N **positions** with replacement, n_boot times, the
+same positions for both models, using `np.random.default_rng(seed).integers(0, N, size=(n_boot, N))` (one row of
+indices per resample); compute the mean of nll_a - nll_b on each; return the 95 % percentile interval
+`(low, high)` (`np.percentile` at 2.5 and 97.5). If it excludes 0, the difference is supported.
+""",
+    stub='''
+import numpy as np
+
+
+def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of mean(nll_a - nll_b), resampling positions (paired). nll_a, nll_b: (N,)."""
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import numpy as np
+
+
+def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of mean(nll_a - nll_b), resampling positions (paired). nll_a, nll_b: (N,)."""
+    diff = nll_a - nll_b                                   # paired: the shared difficulty of each character cancels
+    index = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    means = diff[index].mean(axis=1)                       # (n_boot,)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+''',
+    wrong={
+        "unpaired: each model resampled on its own positions": '''
+import numpy as np
+
+def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(nll_a), size=(n_boot, len(nll_a)))
+    ib = rng.integers(0, len(nll_b), size=(n_boot, len(nll_b)))
+    low, high = np.percentile(nll_a[ia].mean(1) - nll_b[ib].mean(1), [2.5, 97.5])
+    return float(low), float(high)
+''',
+        "a 90 % interval (5th and 95th percentiles)": '''
+import numpy as np
+
+def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
+    diff = nll_a - nll_b
+    index = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    low, high = np.percentile(diff[index].mean(1), [5, 95])
+    return float(low), float(high)
+''',
+        "a normal interval (mean ± 1.96 standard errors)": '''
+import numpy as np
+
+def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
+    diff = nll_a - nll_b
+    half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
+    return float(diff.mean() - half), float(diff.mean() + half)
+''',
+    }))
+
+add(Cells(
+    id="09.project", name="my_model_nats_per_char",
+    task="""
+### Exercise 3 · The project: beat the n-gram
+
+Build the best model you can within the budget: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an
+n-gram of higher order or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Score it
+the way the table does: on the first 100,000 characters of the validation split, with the course tokenizer, in
+nats per character. Then write `my_model_nats_per_char()` returning that number. The check says whether it is a
+plausible held-out score, and how far it is from the best Kneser-Ney n-gram (orders up to 7) on the same
+characters (it fits those n-grams once, about ten seconds). Scoring fewer characters? Pass
+`check(..., eval_chars=n)` so the n-grams are scored on the same ones.
+""",
+    stub='''
+def my_model_nats_per_char() -> float:
+    """Your model's cross-entropy on the first 100,000 validation characters, in nats per character."""
+    raise NotImplementedError  # your code: train and score your model, return its nats/char
+''',
+    solution='''
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+
+def my_model_nats_per_char() -> float:
+    """Your model's cross-entropy on the first 100,000 validation characters, in nats per character."""
+    # One simple project: the 8-gram, with a larger discount than the default 0.75 (long contexts are sparse).
+    tokenizer = data.corpus_tokenizer("wiki")
+    train = tokenizer.encode(data.load_corpus("wiki", "train"))
+    valid = tokenizer.encode(data.load_corpus("wiki", "valid")[:100_000])
+    return NGramLM(8, discount=0.9).fit(train).cross_entropy(valid)
+''',
+    wrong={
+        "a perplexity, not nats per character": '''
+def my_model_nats_per_char():
+    return 4.48
+''',
+        "a sum over the characters, not a mean": '''
+def my_model_nats_per_char():
+    return 150_000.0
+''',
+        "NaN from a diverged run": '''
+def my_model_nats_per_char():
+    return float("nan")
 ''',
     }))
 

@@ -55,7 +55,8 @@ def bad_values(id: str, build: Callable[..., object], arg: str, values, *extra: 
 
 
 def _shown(value) -> str:
-    return value if isinstance(value, str) else repr(value) if not isinstance(value, float) else f"{value}"
+    """How a message shows the value: a str as itself (inside its quotes), anything else as its repr."""
+    return value if isinstance(value, str) else repr(value)
 
 
 SIZES = (0, -1, True, 2.5)          # not an int >= 1
@@ -182,7 +183,8 @@ class _Response(io.BytesIO):
         return False
 
 
-def _download_with(urlopen_effect, tmp_cache="/nonexistent-cache-for-bad-inputs"):
+def _download_with(urlopen_effect):
+    """download_corpus into an empty temporary cache, with urllib's urlopen replaced by `urlopen_effect`."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as cache, mock.patch.dict("os.environ", {"LMCOURSE_CACHE": cache}), \
@@ -390,10 +392,10 @@ row("charlm.sample-empty-prompt", lambda: charlm.sample(tiny_char_lstm(), [], 3)
 row("charlm.sample-prompt-out-of-vocab", lambda: charlm.sample(tiny_char_lstm(), [1, 99], 3), ValueError, "99")
 row("charlm.lm_loss-targets-shape", lambda: charlm.lm_loss(tiny_char_lstm(), (torch.tensor([[1, 2, 3]]),
                                                                               torch.tensor([[1, 2]]))),
-    ValueError, "targets", "(1, 2)")
+    ValueError, "y", "(1, 2)")
 row("charlm.lm_loss-targets-float", lambda: charlm.lm_loss(tiny_char_lstm(), (torch.tensor([[1, 2]]),
                                                                               torch.tensor([[1.0, 2.0]]))),
-    ValueError, "targets", "float32")
+    ValueError, "y", "float32")
 bad_values("LSTMClassifier", lambda num_classes: charlm.LSTMClassifier(5, num_classes), "num_classes", (1, 0, True))
 row("LSTMClassifier-lengths-zero", lambda: charlm.LSTMClassifier(5)(torch.tensor([[1, 2]]), torch.tensor([0])),
     ValueError, "lengths", "0")
@@ -457,7 +459,7 @@ for _cls in (transformer.EncoderLayer, transformer.DecoderLayer):
     bad_values(_cls.__name__, lambda n_heads, _c=_cls: _c(8, n_heads, 16), "n_heads", (3, 0, True))
     bad_values(_cls.__name__, lambda d_model, _c=_cls: _c(d_model, 1, 16), "d_model", SIZES)
     bad_values(_cls.__name__, lambda layer_norm_eps, _c=_cls: _c(8, 2, 16, layer_norm_eps=layer_norm_eps),
-               "layer_norm_eps", (0.0, -1e-5, NAN))
+               "layer_norm_eps", (-1e-5, NAN))
 _enc_layer = transformer.EncoderLayer(8, 2, 16, 0.0)
 row("EncoderLayer-key_padding-long", lambda: _enc_layer(_x, key_padding=torch.ones(2, 3, dtype=torch.long)),
     ValueError, "key_padding", "int64")
@@ -573,7 +575,7 @@ bad_values("NoiseSchedule", lambda kind: diffusion.NoiseSchedule(10, kind), "kin
 bad_values("NoiseSchedule", lambda beta_start: diffusion.NoiseSchedule(10, beta_start=beta_start), "beta_start",
            (0.0, NAN, 0.5))
 bad_values("NoiseSchedule", lambda beta_end: diffusion.NoiseSchedule(10, beta_end=beta_end), "beta_end", (1.0, NAN))
-bad_values("NoiseSchedule", lambda s: diffusion.NoiseSchedule(10, "cosine", s=s), "s", (NAN, INF, -1.0, 0.0))
+bad_values("NoiseSchedule", lambda s: diffusion.NoiseSchedule(10, "cosine", s=s), "s", (NAN, INF, -1.0))
 _x0 = torch.zeros(4, 2)
 row("q_sample-t-float", lambda: SCHEDULE.q_sample(_x0, torch.zeros(4)), ValueError, "t", "float32")
 row("q_sample-t-range", lambda: SCHEDULE.q_sample(_x0, torch.full((4,), 10)), ValueError, "t", "10")
@@ -592,7 +594,8 @@ bad_values("guided", lambda guidance: diffusion.guided(lambda x, t, y: x, torch.
 row("guided-no-null-class", lambda: diffusion.guided(lambda x, t, y: x, torch.zeros(2), 1.0), ValueError, "null_class")
 row("diffusion_loss-eps-shape", lambda: diffusion.diffusion_loss(flat_eps, SCHEDULE, _x0), ValueError, "eps_model",
     "(4, 1)", "(4, 2)")
-for _name, _sampler in (("ddpm_sample", diffusion.ddpm_sample), ("ddim_sample", diffusion.ddim_sample)):
+for _name, _sampler in (("ddpm_sample", diffusion.ddpm_sample),
+                        ("ddim_sample", functools.partial(diffusion.ddim_sample, steps=5))):
     bad_values(_name, lambda shape, _s=_sampler: _s(zero_eps, SCHEDULE, shape), "shape", ((0, 2), (4,), (4, -1)))
     bad_values(_name, lambda clip, _s=_sampler: _s(zero_eps, SCHEDULE, (4, 2), clip=clip), "clip", (0.0, -1.0, NAN))
     row(f"{_name}-eps-shape", lambda _s=_sampler: _s(flat_eps, SCHEDULE, (4, 2)), ValueError, "eps_model", "(4, 1)",
@@ -870,6 +873,170 @@ row("notebook-generate-prompt-list", lambda: generate.generate(tiny_gpt(), _CHAR
     "torch.tensor")
 row("notebook-generate-max_new_tokens=True", lambda: generate.generate(tiny_gpt(), prompt(), True), ValueError,
     "max_new_tokens", "True")
+
+
+# ----------------------------------------------------------------------------- more of the API: helpers, checkpoints, runner, viz
+
+row("KVCache-max_len=0", lambda: gpt.KVCache(1, 0), ValueError, "max_len", "0")
+row("GPT-kv-cache-past-block", lambda: _gpt_with_cache(17), ValueError, "block_size=16", "17")
+
+
+def _gpt_with_cache(n):
+    cache = tiny_gpt().new_kv_cache()
+    return tiny_gpt()(torch.ones(1, n, dtype=torch.long), kv_cache=cache)
+
+
+row("attention_stages-q-k-dim", lambda: attention.attention_stages(_q, torch.zeros(2, 3, 5)), ValueError, "q", "k")
+row("attention_stages-mask-shape", lambda: attention.attention_stages(_q, _q, torch.ones(4, 4, dtype=bool)),
+    ValueError, "mask", "(4, 4)")
+row("MultiHeadAttention.from_torch-kdim", lambda: attention.MultiHeadAttention.from_torch(
+    torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4, batch_first=True)), ValueError, "kdim")
+row("EncoderLayer.from_torch-not-batch-first", lambda: transformer.EncoderLayer.from_torch(
+    torch.nn.TransformerEncoderLayer(8, 2, 16)), ValueError, "batch_first")
+row("DecoderLayer-memory_padding-shape", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(
+    _x, torch.zeros(2, 4, 8), memory_padding=torch.ones(2, 3, dtype=bool)), ValueError, "key_padding", "(2, 3)")
+row("q_sample-t-bool", lambda: SCHEDULE.q_sample(_x0, torch.zeros(4, dtype=torch.bool)), ValueError, "t", "bool")
+row("predict_noise-shape", lambda: diffusion.predict_noise(flat_eps, _x0, torch.zeros(4, dtype=torch.long)),
+    ValueError, "eps_model", "(4, 1)")
+row("ddim_timesteps-steps=0", lambda: diffusion.ddim_sample(zero_eps, SCHEDULE, (4, 2), steps=0), ValueError, "steps",
+    "0")
+row("guided-y-out-of-range", lambda: diffusion.ddpm_sample(diffusion.guided(UNet8(8, 3), torch.tensor([1, 9]), 1.0, 3),
+                                                           diffusion.NoiseSchedule(2), (2, 1, 8, 8)),
+    ValueError, "y", "9")
+row("text_diffusion.infill-span", lambda: text_diffusion.infill(tiny_denoiser(), _ids, 0, 2), ValueError, "start")
+row("text_diffusion.infill-too-long", lambda: text_diffusion.infill(tiny_denoiser(), _ids, 1, 5), ValueError, "length")
+bad_values("masking_times", lambda batch_size: text_diffusion.masking_times(batch_size), "batch_size", SIZES)
+bad_values("masking_times", lambda t_min: text_diffusion.masking_times(4, t_min), "t_min", (0.0, NAN, 1.5))
+bad_values("consecutive_windows", lambda block_size: first_batch(sequences.consecutive_windows(_long_stream,
+                                                                                               block_size, 2)),
+           "block_size", SIZES)
+bad_values("consecutive_windows", lambda batch_size: first_batch(sequences.consecutive_windows(_long_stream, 4,
+                                                                                              batch_size)),
+           "batch_size", SIZES)
+row("consecutive_windows-ids-float", lambda: first_batch(sequences.consecutive_windows([0.5] * 40, 4, 2)),
+    ValueError, "ids", "float")
+bad_values("sgd_step", lambda lr: skipgram.sgd_step(skipgram.SkipGramNS(5, 4), torch.tensor([1]), torch.tensor([2]),
+                                                    torch.tensor([[3]]), lr), "lr", (NAN, INF, -0.1))
+row("SkipGramNS.loss-out-of-vocab", lambda: skipgram.SkipGramNS(5, 4).loss(torch.tensor([9]), torch.tensor([2]),
+                                                                          torch.tensor([[3]])), ValueError, "9")
+bad_values("corpus_sentences", lambda name: embeddings.corpus_sentences(name), "name", ("enwiki",))
+bad_values("corpus_tokenizer", lambda name: data.corpus_tokenizer(name), "name", ("enwiki",))
+bad_values("BPETokenizer.from_text", lambda vocab_size: tokenizers.BPETokenizer.from_text("abc abd", vocab_size),
+           "vocab_size", (100, True, 300.5))
+row("BPETokenizer.from_text-not-str", lambda: tokenizers.BPETokenizer.from_text(["abc"]), ValueError, "text", "str")
+bad_values("SpecialTokens.token", lambda i: _specials.token(i), "i", (99, -1, 1.5))
+row("encode_qa-too-long", lambda: finetune.encode_qa(finetune.reading_comprehension(1), _word_specials(), 4),
+    ValueError, "max_len=4")
+bad_values("bag_of_words_accuracy", lambda C: finetune.bag_of_words_accuracy([("a b", 0), ("c d", 1)],
+                                                                            [("a b", 0)], C), "C", (0.0, -1.0, NAN))
+bad_values("accuracy", lambda batch_size: finetune.accuracy(finetune.SequenceClassifier(tiny_encoder(), 2),
+                                                            torch.tensor([[1, 2]]), torch.ones(1, 2, dtype=bool),
+                                                            torch.tensor([0]), batch_size), "batch_size", SIZES)
+bad_values("span_accuracy", lambda batch_size: finetune.span_accuracy(finetune.SpanQA(tiny_encoder()), {
+    "ids": torch.tensor([[1, 2]]), "key_padding": torch.ones(1, 2, dtype=bool), "start": torch.tensor([0]),
+    "end": torch.tensor([0]), "context_mask": torch.ones(1, 2, dtype=bool)}, batch_size), "batch_size", SIZES)
+bad_values("exact_match", lambda batch_size: seq2seq.exact_match(_s2s, tasks.ReversalTask(7), [("12", "21")],
+                                                                 batch_size), "batch_size", SIZES)
+row("exact_match-no-pairs", lambda: seq2seq.exact_match(_s2s, tasks.ReversalTask(7), []), ValueError, "pairs", "empty")
+bad_values("accuracy_by_length", lambda n_per_length: seq2seq.accuracy_by_length(_s2s, tasks.ReversalTask(7), [2],
+                                                                                 n_per_length), "n_per_length", SIZES)
+
+
+@functools.cache
+def _word_specials():
+    return mlm.SpecialTokens(tokenizers.WordTokenizer.from_text(" ".join(finetune.reading_comprehension(3)[0].context
+                                                                         .split())))
+
+
+def _save(**metadata):
+    import tempfile
+
+    from lmcourse.checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        return save_checkpoint(f"{folder}/model.pt", torch.nn.Linear(2, 2), **metadata)
+
+
+def _load(path="/nonexistent/model.pt", **kwargs):
+    from lmcourse.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, torch.nn.Linear(2, 2), **kwargs)
+
+
+row("save_checkpoint-metadata-object", lambda: _save(note=object()), TypeError, "note", "object")
+row("save_checkpoint-metadata-numpy", lambda: _save(step=np.int64(3)), None)
+row("load_checkpoint-missing", lambda: _load(), FileNotFoundError, "/nonexistent/model.pt")
+row("load_checkpoint-directory", lambda: _load("/tmp"), FileNotFoundError, "/tmp")
+
+
+def _course_key_result(*args):
+    from lmcourse.course import key_result
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return key_result(*args)
+
+
+row("key_result-name-not-snake", lambda: _course_key_result("Nats Per Char", 1.0, "nats/char"), ValueError, "name",
+    "Nats Per Char")
+row("key_result-value-nan", lambda: _course_key_result("gpt_nats", NAN, "nats/char"), ValueError, "value", "nan")
+row("key_result-value-tensor", lambda: _course_key_result("gpt_nats", torch.tensor(1.0), "nats/char"), ValueError,
+    "value", ".item()")
+row("key_result-value-bool", lambda: _course_key_result("gpt_nats", True, "nats/char"), ValueError, "value", "True")
+
+
+def _exercise_check(exercise_id, answer):
+    from lmcourse import exercises
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return exercises.check(exercise_id, answer)
+
+
+row("exercises.check-unknown-id", lambda: _exercise_check("99.nothing", lambda: None), ValueError, "99.nothing")
+
+from lmcourse import viz  # noqa: E402  (matplotlib: imported last, only for these rows)
+from lmcourse.viz import sampling as viz_sampling  # noqa: E402
+from lmcourse.viz.training import plot_history  # noqa: E402
+
+_weights = torch.softmax(torch.randn(1, 2, 3, 3), -1)
+row("plot_attention-1d", lambda: viz.plot_attention(torch.ones(3)), ValueError, "weights", "(3,)")
+row("plot_attention-tokens-length", lambda: viz.plot_attention(_weights, ["a", "b"]), ValueError, "tokens", "2")
+row("plot_attention-head-out-of-range", lambda: viz.plot_attention(_weights, heads=5), ValueError, "heads", "5")
+row("plot_attention-stage", lambda: viz.plot_attention(_weights, stage="probs"), ValueError, "stage", "probs")
+row("attention_array-batch_index", lambda: viz.attention_array(_weights, batch_index=3), ValueError, "batch_index",
+    "3")
+row("attention_array-none", lambda: viz.attention_array(None), ValueError, "output_attentions")
+row("head_summary_table-empty", lambda: viz.head_summary_table([]), ValueError, "rows", "empty")
+row("plot_head_summary-metric", lambda: viz.plot_head_summary(viz.head_summary(_weights), ["nope"]), ValueError,
+    "nope")
+bad_values("filtered_distribution", lambda temperature: viz_sampling.filtered_distribution(torch.zeros(5), temperature),
+           "temperature", (0.0, NAN, INF))
+bad_values("filtered_distribution", lambda top_k: viz_sampling.filtered_distribution(torch.zeros(5), top_k=top_k),
+           "top_k", SIZES)
+bad_values("filtered_distribution", lambda top_p: viz_sampling.filtered_distribution(torch.zeros(5), top_p=top_p),
+           "top_p", PROBS)
+row("filtered_distribution-2d", lambda: viz_sampling.filtered_distribution(torch.zeros(2, 5)), ValueError, "logits",
+    "(2, 5)")
+row("plot_next_token_distribution-labels", lambda: viz.plot_next_token_distribution(torch.zeros(5), ["a", "b"]),
+    ValueError, "labels", "2")
+bad_values("model_color", lambda family: viz.model_color(family), "family", ("transformerxl",))
+bad_values("plot_history", lambda x: plot_history(train.History(), x=x), "x", ("epoch",))
+row("plot_history-not-history", lambda: plot_history([0.1, 0.2]), ValueError, "history", "list")
+row("pca_2d-one-vector", lambda: viz.pca_2d(np.ones((1, 3))), ValueError, "vectors", "(1, 3)")
+row("pca_2d-nan", lambda: viz.pca_2d(np.full((3, 3), NAN)), ValueError, "vectors", "nan")
+row("plot_word_groups-missing", lambda: viz.plot_word_groups(tiny_kv(), {"x": ["zebra", "lion"]}), ValueError,
+    "zebra")
+row("answer_query-empty", lambda: viz.answer_query(tiny_kv(), ""), ValueError, "query", "empty")
+row("answer_query-unknown-word", lambda: viz.answer_query(tiny_kv(), "zebra"), ValueError, "zebra")
+row("answer_query-bad-syntax", lambda: viz.answer_query(tiny_kv(), "king + + man"), ValueError, "query")
+bad_values("answer_query", lambda topn: viz.answer_query(tiny_kv(), "king", topn), "topn", SIZES)
+row("head_view-layer-out-of-range", lambda: viz.head_view([_weights], ["a", "b", "c"], layer=4), ValueError, "layer",
+    "4")
+row("head_view-tokens-length", lambda: viz.head_view([_weights], ["a", "b"]), ValueError, "tokens", "2")
+row("model_view-head-out-of-range", lambda: viz.model_view([_weights], ["a", "b", "c"], head=9), ValueError, "head",
+    "9")
+row("capture_attention-no-attention", lambda: viz.capture_attention(torch.nn.Linear(2, 2), torch.zeros(1, 2)),
+    ValueError, "MultiHeadAttention")
+row("save_html-not-a-view", lambda: viz.save_html(object(), "/tmp/nowhere.html"), ValueError, "view", "object")
 
 
 # ----------------------------------------------------------------------------- the table as a test and as a count

@@ -51,7 +51,7 @@ def lab(tmp_path_factory):
     else:
         server.kill()
         pytest.fail("JupyterLab did not answer within 60 s")
-    yield url, token
+    yield url, token, folder / "notebooks"
     server.terminate()
     server.wait(timeout=30)
 
@@ -101,7 +101,7 @@ def open_and_run_all(browser, url: str, token: str, notebook: str):
 
 
 def test_chapter_runs_in_jupyterlab_with_figures_and_working_widgets(lab, browser):
-    url, token = lab
+    url, token, _ = lab
     notebook = WIDGET_NOTEBOOK if (ROOT / "notebooks" / WIDGET_NOTEBOOK).is_file() else "00_setup.ipynb"
     page, blocked = open_and_run_all(browser, url, token, notebook)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -132,3 +132,84 @@ def test_chapter_runs_in_jupyterlab_with_figures_and_working_widgets(lab, browse
         assert explorer.inner_html() != before, "changing the head or query did not change the attention view"
     page.close()
 
+
+
+VIEWS_NOTEBOOK = """\
+import torch
+from lmcourse.viz import head_view, model_view
+torch.manual_seed(0)
+weights = list(torch.randn(3, 1, 4, 6, 6).mul(2).softmax(-1))  # 3 layers of (B=1, 4 heads, 6, 6)
+tokens = ["The", "Ġcat", "Ġsat", "Ġon", "Ġthe", "Ġmat"]
+head_view(weights, tokens, layer=1)
+"""
+
+
+def _view_image(page, output):
+    """The data URL or blob URL of the image a view widget shows (changes on every redraw)."""
+    return output.locator("img").first.get_attribute("src")
+
+
+def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
+    nbformat = pytest.importorskip("nbformat")
+    url, token, folder = lab
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "lmcourse", "display_name": "lmcourse", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(VIEWS_NOTEBOOK)]
+    nbformat.write(nb, folder / "viz_views.ipynb")
+    page, blocked = open_and_run_all(browser, url, token, "viz_views.ipynb")
+    view = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").last
+    view.locator("img").first.wait_for(timeout=60_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "head_view-before.png")
+    before = _view_image(page, view)
+
+    view.locator(".widget-toggle-button", has_text="head 2").click()  # hide head 2
+    page.wait_for_function("(before) => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+                           ".every(img => img.src !== before)", arg=before, timeout=20_000)
+    after_head = _view_image(page, view)
+    menu = view.locator("select").nth(1)  # layer, then token
+    menu.select_option(label="2: sat")
+    page.wait_for_function("(before) => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+                           ".every(img => img.src !== before)", arg=after_head, timeout=20_000)
+    page.screenshot(path=ARTIFACTS / "head_view-after.png")
+    assert _view_image(page, view) not in (before, after_head)
+    assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
+    assert not blocked, f"requests to the network: {blocked}"
+    page.close()
+
+
+def test_exported_html_renders_in_chromium_with_the_network_off(browser, tmp_path):
+    import torch
+
+    from lmcourse.viz import model_view, save_html
+
+    torch.manual_seed(0)
+    weights = list(torch.randn(2, 1, 3, 5, 5).softmax(-1))
+    path = save_html(model_view(weights, ["<s>", "a", "b", "c", "</s>"], layer=1, head=2), tmp_path / "view.html")
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    assert page.locator("svg").count() == 2 and page.locator("svg path").count() > 0
+    size = page.evaluate("(() => { const i = document.querySelector('svg image');"
+                         " return [i.getBBox().width, i.href.baseVal.slice(0, 22)]; })()")
+    assert size[0] > 0 and size[1] == "data:image/png;base64,"
+    assert "&lt;s&gt;" in page.content()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "exported_view.png", full_page=True)
+
+    def drawn():  # head-view paths the browser draws now (those in a display:none group have no box)
+        return page.evaluate("[...document.querySelectorAll('.lm-hv path')]"
+                             ".filter(p => p.getBoundingClientRect().height > 0).length")
+
+    one_head = drawn()
+    page.locator(".lm-hv label", has_text="head 0").click()  # tick a second head
+    two_heads = drawn()
+    page.locator(".lm-hv svg a text", has_text="b").last.click()  # one token: its lines only
+    one_token = drawn()
+    page.screenshot(path=ARTIFACTS / "exported_view-token.png", full_page=True)
+    assert 0 < one_head < two_heads and 0 < one_token < two_heads, (one_head, two_heads, one_token)
+    assert requested == [path.as_uri()], f"the page asked for more than itself: {requested}"
+    context.close()

@@ -55,7 +55,7 @@ def test_bad_inputs_raise_value_error():
     with pytest.raises(ValueError, match="impl"):
         charlm.CharLSTM(5, impl="keras")
     m = charlm.CharLSTM(5, 4, 8)
-    with pytest.raises(ValueError, match=r"ids must be in \[0, 5\)"):
+    with pytest.raises(ValueError, match=r"outside the vocabulary \[0, vocab_size=5\)"):
         m(torch.tensor([[1, 5]]))
     with pytest.raises(ValueError, match="batch, time"):
         m(torch.tensor([1, 2]))

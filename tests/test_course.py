@@ -153,7 +153,7 @@ def test_stale_runtime_table_and_slow_fast_mode_are_reported():
              "data": {"text/markdown": course.runtime_table("nb", {}), "text/plain": "<Markdown>"}}
     nb = notebook(code('Markdown(lmcourse.course.runtime_table("nb"))', 1, [stale]))
     problems = course.runtime_table_problems(nb, "nb", runtimes)
-    assert "cell 0 stores a stale runtime table" in problems[0] and "| nb | 38 s | 32 s |" in problems[0]
+    assert "cell 0 stores a stale runtime table '| nb | not measured |" in problems[0] and "| nb | 38 s | 32 s |" in problems[0]
     assert "fast mode (37.7 s) is not faster than full mode (32.3 s)" in problems[1]
     course.set_runtime_table(nb, "nb", course.runtime_table("nb", runtimes))
     assert course.runtime_table_problems(nb, "nb", runtimes)[:1] == problems[1:]
@@ -391,3 +391,38 @@ def test_prose_numbers_missing_from_outputs_are_reported():
     problems = course.prose_number_problems(nb, "nb")
     assert [p.split("states ")[1].split(",")[0] for p in problems] == ["'30 s'", "'0.83'"]
     assert all("markdown cell 0" in p for p in problems)
+    assert "in about 30 s; 0.83 exact" in problems[0]  # the words around it, to find the sentence
+
+
+def test_constants_of_the_methods_are_allowed_only_with_their_unit():
+    assert course.prose_numbers("init std 0.02, beta from 1e-4, 95 % intervals, BERT's 80 % and 10 %") == []
+    assert course.prose_numbers("it took 95 s, about 0.021") == ["95 s", "0.021"]
+
+
+def test_widgets_that_store_only_their_repr_are_reported():
+    view = {"model_id": "x", "version_major": 2, "version_minor": 0}
+    bare = {"output_type": "display_data", "metadata": {}, "data": {
+        "text/plain": "VBox(children=(Text(value='king'), Output()))",
+        "application/vnd.jupyter.widget-view+json": view}}
+    good = {"output_type": "display_data", "metadata": {}, "data": {
+        "text/plain": "nearest neighbours of 'king': queen 0.71, prince 0.65",
+        "application/vnd.jupyter.widget-view+json": view}}
+    problems = course.widget_fallback_problems(notebook(code("a", 1, [bare]), code("b", 2, [good])), "nb")
+    assert len(problems) == 1 and "cell 0" in problems[0] and "VBox(children=" in problems[0]
+
+
+def tqdm_widget_state(value, maximum, right, left="fine-tuning:\u200799%"):
+    return {"state": {
+        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": left}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": value, "max": maximum}},
+        "r": {"model_name": "HTMLModel", "state": {"value": right}}}}
+
+
+def test_unfinished_bars_in_the_stored_widget_state_are_reported():
+    nb = notebook(code("a", 1, [OK]))
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": tqdm_widget_state(149, 150, "149/150")}
+    assert "149/150" in course.progress_bar_problems(nb, "nb")[0]
+    nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": tqdm_widget_state(150, 150, "150/150", "fine-tuning: 100%")}
+    nb["cells"][0]["outputs"][0]["text"] = "fine-tuning: 100%|#| 150/150\n"
+    assert course.progress_bar_problems(nb, "nb") == []

@@ -27,8 +27,13 @@ def test_train_and_valid_splits_partition_the_corpus_at_a_line(name):
 
 
 def test_splits_are_the_same_on_every_call():
-    assert data.load_corpus("lee", "valid") == data.load_corpus("lee", "valid")
-    assert data.load_corpus("lee", "valid").startswith("Opposition forces claimed")
+    first = data.load_corpus("lee", "valid")
+    data._corpus_text.cache_clear()  # read and split the file again, not the remembered string
+    again = data.load_corpus("lee", "valid")
+    assert again == first and again is not first
+    assert first.startswith("Opposition forces claimed")
+    raw = data.shipped_path("lee").read_text(encoding="utf-8")
+    assert raw.endswith(first) and raw[: len(raw) - len(first)].endswith("\n")  # the file's last lines
 
 
 def test_wiki_text_has_no_markup_left():
@@ -126,6 +131,8 @@ def test_download_with_wrong_checksum_saves_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path))
 
     class Response:
+        headers = {}
+
         def __enter__(self):
             return self
 
@@ -152,3 +159,66 @@ def test_digits_match_scikit_learn_and_split_fixed():
     (_, train_y), (valid_x, valid_y) = data.load_digits("train"), data.load_digits("valid")
     assert (len(train_y), len(valid_y)) == (1437, 360) and set(valid_y.tolist()) == set(range(10))
     assert (valid_x == data.load_digits("valid")[0]).all()
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path):
+    """An empty course cache, no remembered corpora, and the once-only cache warnings re-armed."""
+    monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_cache_warnings", set())
+    data._corpus_text.cache_clear()
+    yield tmp_path / "cache"
+    data._corpus_text.cache_clear()
+
+
+def counting_build(calls):
+    def build():
+        calls.append(1)
+        return "the derived text\n" * 100
+    return build
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda p: p.write_text("X" + p.read_text()[1:]),  # same size, other bytes
+    lambda p: p.write_text(p.read_text()[: len(p.read_text()) // 3]),  # truncated
+    lambda p: p.write_text(""),
+    lambda p: p.with_name(p.name + ".json").unlink(),  # the record lost
+    lambda p: p.with_name(p.name + ".json").write_text("{not json"),
+])
+def test_a_changed_cache_file_is_rebuilt_not_returned(fresh_cache, tamper):
+    calls = []
+    assert data.cached_text("derived.txt", counting_build(calls)) == "the derived text\n" * 100
+    assert data.cached_text("derived.txt", counting_build(calls)) == "the derived text\n" * 100
+    assert len(calls) == 1  # the second call read the verified cache
+    tamper(fresh_cache / "derived.txt")
+    with pytest.warns(UserWarning, match="rebuilding"):
+        text = data.cached_text("derived.txt", counting_build(calls))
+    assert text == "the derived text\n" * 100 and len(calls) == 2
+    assert (fresh_cache / "derived.txt").read_text() == text  # and the cache is good again
+    assert data.cached_text("derived.txt", counting_build(calls)) == text and len(calls) == 2
+
+
+def test_an_unwritable_cache_works_without_it_with_one_warning(monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")  # a cache under a file cannot be created, even by root
+    monkeypatch.setenv("LMCOURSE_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(data, "_cache_warnings", set())
+    calls = []
+    with pytest.warns(UserWarning, match="cannot be written.*working without it") as caught:
+        for _ in range(3):
+            assert data.cached_text("derived.txt", counting_build(calls)) == "the derived text\n" * 100
+    assert len(calls) == 3 and len(caught) == 1
+
+
+@pytest.mark.parametrize("tamper", ["overwrite", "truncate"])
+def test_a_tampered_wiki_cache_is_rebuilt(fresh_cache, tamper):
+    text = data.load_corpus("wiki")
+    (cached,) = fresh_cache.glob("wiki-*.txt")
+    if tamper == "overwrite":
+        cached.write_text("tampered text\n" * 1000, encoding="utf-8")
+    else:
+        cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 3])
+    data._corpus_text.cache_clear()
+    with pytest.warns(UserWarning, match="rebuilding"):
+        assert data.load_corpus("wiki") == text
+    assert cached.read_text(encoding="utf-8") == text

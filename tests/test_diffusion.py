@@ -146,7 +146,8 @@ def test_few_step_ddim_with_the_exact_denoiser_matches_the_closed_form(kind, ste
     factor = math.prod((math.sqrt(p * a) * sigma ** 2 + math.sqrt((1 - p) * (1 - a))) / (a * sigma ** 2 + 1 - a)
                        for a, p in zip(abar[:-1], abar[1:]))
     want = mu + factor * (x_T - math.sqrt(abar[0]) * mu)
-    torch.testing.assert_close(x.double(), want, atol=1e-4, rtol=1e-4)
+    # float32 round-off divided by sqrt(abar_T) (5e-5 for the cosine schedule) gives up to ~1e-3
+    torch.testing.assert_close(x.double(), want, atol=2e-3, rtol=1e-3)
     if steps == 1:  # one step from T-1 lands on the posterior mean E[x0 | x_T], about mu: it denoises
         assert (x - mu).abs().max() < 0.02
 

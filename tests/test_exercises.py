@@ -1,9 +1,12 @@
 """The exercise checkers can tell right from wrong: every stored solution passes, every stub reads
 "not answered yet", every plausible wrong answer is rejected; hints escalate; a handout runs."""
 
+import math
+
+import nbformat
 import pytest
 
-from lmcourse import exercises
+from lmcourse import classroom, exercises
 from lmcourse.exercises.grading import REGISTRY
 from tests.exercise_cells import CHAPTERS
 
@@ -12,7 +15,8 @@ WRONG = [(cells, what) for cells in ALL for what in cells.wrong]
 
 
 def define(source: str, cells):
-    """Run a cell's source in a fresh namespace (as a notebook would) and return the learner's object."""
+    """Run a cell's source in a fresh namespace (as a notebook would) and return the learner's object
+    and the check's keyword arguments."""
     namespace = {}
     exec(compile(source, f"<{cells.id}>", "exec"), namespace)
     context = eval(f"dict({cells.context.lstrip(', ')})", namespace) if cells.context else {}
@@ -24,6 +28,16 @@ def fresh_progress():
     exercises.reset()
     yield
     exercises.reset()
+
+
+def test_every_chapter_has_at_least_three_exercises_and_setup_one():
+    per_chapter = {f"{n:02d}": sum(e.chapter == f"{n:02d}" for e in REGISTRY.values()) for n in range(10)}
+    assert per_chapter["00"] >= 1 and all(per_chapter[f"{n:02d}"] >= 3 for n in range(1, 10)), per_chapter
+
+
+def test_every_registered_exercise_has_cells_with_wrong_answers():
+    assert {c.id for c in ALL} == set(REGISTRY)
+    assert all(c.wrong for c in ALL), [c.id for c in ALL if not c.wrong]
 
 
 @pytest.mark.parametrize("cells", ALL, ids=lambda c: c.id)
@@ -42,8 +56,95 @@ def test_stub_reads_not_answered_yet_without_a_hint(cells, capsys):
 
 
 @pytest.mark.parametrize("cells, what", WRONG, ids=lambda x: x if isinstance(x, str) else x.id)
-def test_plausible_wrong_answer_is_rejected(cells, what, capsys):
+def test_plausible_wrong_answer_is_rejected_saying_which_case(cells, what, capsys):
     answer, context = define(cells.wrong[what], cells)
     assert not exercises.check(cells.id, answer, **context), f"{cells.id} accepted: {what}"
     out = capsys.readouterr().out
     assert "✗" in out and "case '" in out and "Hint 1/" in out
+
+
+def test_hints_escalate_with_each_wrong_answer(capsys):
+    hints = REGISTRY["04.masked_softmax"].hints
+
+    def wrong(scores, mask):
+        return scores.softmax(-1)
+
+    exercises.check("04.masked_softmax", wrong)
+    first = capsys.readouterr().out
+    exercises.check("04.masked_softmax", wrong)
+    second = capsys.readouterr().out
+    assert hints[0] in first and hints[1] not in first
+    assert hints[0] in second and hints[1] in second and hints[2] not in second
+
+
+def test_hints_true_shows_every_hint(capsys):
+    def stub(scores, mask):
+        raise NotImplementedError
+
+    exercises.check("04.masked_softmax", stub, hints=True)
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and all(h in out for h in REGISTRY["04.masked_softmax"].hints)
+
+
+def test_failure_never_prints_the_expected_value(capsys):
+    assert not exercises.check("00.uniform_cross_entropy", lambda V: math.log2(V))
+    out = capsys.readouterr().out
+    assert "0.693" not in out and "3.29" not in out and "case 'V = 2'" in out
+
+
+def test_crashing_answer_is_reported_not_raised(capsys):
+    assert not exercises.check("01.perplexity", lambda probs: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_returning_none_reads_not_answered_yet(capsys):
+    assert not exercises.check("01.perplexity", lambda probs: None)
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_progress_lists_the_chapter_and_what_is_done(capsys):
+    right, _ = define(next(c for c in ALL if c.id == "06.top_p_filter").solution, next(c for c in ALL if c.id == "06.top_p_filter"))
+    exercises.check("06.top_p_filter", right)
+    exercises.check("06.repetition_penalty", lambda ids, scores, penalty: scores)
+    status = exercises.progress("06")
+    assert list(status) == [c.id for c in CHAPTERS["06"]]
+    assert status == {"06.top_p_filter": "done", "06.beam_search_step": "not tried",
+                      "06.repetition_penalty": "not yet right"}
+    assert "1 of 3 done" in repr(status) and exercises.progress(6) == status
+
+
+def test_unknown_exercise_id_names_the_chapter_s_ids():
+    with pytest.raises(ValueError, match="04.masked_softmax"):
+        exercises.check("04.masked_sofmax", lambda s, m: s)
+
+
+def spec_notebook(chapters) -> nbformat.NotebookNode:
+    """A notebook of the exercise cells of `chapters`, as chapter owners insert them."""
+    cells = []
+    for chapter in chapters:
+        for ex in CHAPTERS[chapter]:
+            for spec in ex.notebook_cells():
+                make = nbformat.v4.new_markdown_cell if spec["cell_type"] == "markdown" else nbformat.v4.new_code_cell
+                cells.append(make(spec["source"], metadata=spec["metadata"], id=spec["id"]))
+    cells.append(nbformat.v4.new_code_cell('import lmcourse\n\nlmcourse.exercises.progress("04")'))
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_spec_cells_are_recognised_by_the_handout_builder():
+    nb = spec_notebook(sorted(CHAPTERS))
+    sheet = classroom.handout(nb)
+    assert sum(classroom.is_solution(c) for c in nb.cells) == len(ALL)
+    assert not any(classroom.is_solution(c) for c in sheet.cells)
+    code = [c for c in sheet.cells if c.cell_type == "code"]
+    assert code and all(classroom.is_exercise(c) for c in code)  # stubs, checks and the progress cell
+
+
+def test_handout_runs_top_to_bottom_with_every_stub_unfilled():
+    from nbclient import NotebookClient
+
+    sheet = classroom.handout(spec_notebook(sorted(CHAPTERS)))
+    NotebookClient(sheet, timeout=120, kernel_name="python3").execute()  # raises on an error cell
+    outputs = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                      for c in sheet.cells if c.cell_type == "code" for o in c.outputs)
+    assert outputs.count("not answered yet") == len(ALL)
+    assert "✗" not in outputs and "✓" not in outputs and "0 of 3 done" in outputs

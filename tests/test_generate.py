@@ -184,9 +184,17 @@ def test_prompt_longer_than_block_size_raises_without_crop(hf_model):
         generate(hf_model, torch.zeros(1, 60, dtype=torch.long), 10)
 
 
-def test_crop_context_generates_past_the_block_size(ours):
-    out = generate(ours, torch.ones(1, 60, dtype=torch.long), 10, crop_context=True)
-    assert out.shape == (1, 70)
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_crop_context_equals_a_sliding_window_reference(ours, use_cache):
+    block = ours.config.block_size
+    prompt = torch.randint(ours.config.vocab_size, (2, block - 3), generator=torch.Generator().manual_seed(0))
+    out = generate(ours, prompt, 10, crop_context=True, use_cache=use_cache)
+    want = prompt
+    with torch.no_grad():
+        for _ in range(10):  # greedy, each step reading only the last block_size tokens
+            logits, _ = ours(want[:, -block:])
+            want = torch.cat([want, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert out.shape == (2, block + 7) and torch.equal(out, want)
 
 
 def test_prompt_must_be_a_2d_long_tensor(hf_model):

@@ -88,6 +88,28 @@ def test_kv_cache_forward_equals_full_forward():
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 
 
+def test_kv_cache_writes_each_step_in_place_into_one_buffer():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    idx = torch.randint(50, (2, 12))
+    cache = model.new_kv_cache(max_len=12)
+    with torch.no_grad():
+        model(idx[:, :4], kv_cache=cache)
+        buffers = [k.data_ptr() for k in cache.keys]
+        for t in range(4, 12):
+            model(idx[:, t:t + 1], kv_cache=cache)
+    assert [k.data_ptr() for k in cache.keys] == buffers  # no new tensor per step (no torch.cat)
+    assert cache.keys[0].shape[2] == 12 and cache.length == 12
+
+
+def test_kv_cache_grows_when_its_capacity_is_too_small():
+    cache = KVCache(n_layer=1, max_len=2)
+    for t in range(5):
+        k = torch.full((1, 2, 1, 3), float(t))
+        keys, values = cache.update(0, k, k)
+    assert keys[0, 0, :, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] and cache.length == 5
+
+
 def test_kv_cache_reorder_keeps_chosen_rows():
     cache = KVCache(n_layer=1)
     k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 5)

@@ -67,3 +67,20 @@ def test_bad_arguments_are_rejected(kwargs, match):
 def test_cross_entropy_rejects_out_of_range_tokens():
     with pytest.raises(ValueError, match="tokens must lie"):
         MarkovSource(3, 1).cross_entropy([0, 1, 5])
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+def test_block_entropy_is_the_mean_true_log_loss_of_sampled_windows(order):
+    source = MarkovSource(4, order, seed=1)
+    n, windows = 6, 20_000
+    rng = np.random.default_rng(0)
+    cdf = np.cumsum(source.transition, axis=1)
+    first = rng.choice(source.n_contexts, size=windows, p=source.stationary())   # stationary start
+    logp = np.log(source.stationary()[first]) if order else np.zeros(windows)
+    context = first
+    for _ in range(n - order):
+        token = np.minimum((rng.random(windows)[:, None] > cdf[context]).sum(1), 3)
+        logp += np.log(source.transition[context, token])
+        context = source.next_context(context, token)
+    assert source.block_entropy(n) == pytest.approx(-logp.mean(), abs=4 * logp.std() / windows**0.5)  # 4 standard errors
+    assert source.block_entropy(n + 1) - source.block_entropy(n) == pytest.approx(source.entropy_rate())

@@ -13,9 +13,10 @@ from lmcourse.finetune import (
     reading_comprehension,
     source_sentences,
     span_accuracy,
+    type_baseline_accuracy,
 )
 from lmcourse.mlm import IGNORE_INDEX, MaskedLM, SpecialTokens, evaluate_mlm, mask_tokens, mlm_batches
-from lmcourse.tokenizers import CharTokenizer, WordTokenizer
+from lmcourse.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
 from lmcourse.train import train
 from lmcourse.transformer import Encoder, TransformerConfig
 
@@ -115,6 +116,16 @@ def test_evaluate_mlm_is_deterministic(chars):
     assert model.training  # restored
 
 
+def test_evaluate_mlm_baseline_is_the_share_of_that_token_among_the_targets(chars):
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    ids = torch.full((500,), 3)
+    ids[::2] = 4  # targets alternate between two tokens
+    result = evaluate_mlm(model, ids, chars, 16, baseline_token=3)
+    assert result["baseline_accuracy"] == pytest.approx(0.5, abs=0.15)
+    assert evaluate_mlm(model, ids, chars, 16, baseline_token=5)["baseline_accuracy"] == 0.0
+    assert "baseline_accuracy" not in evaluate_mlm(model, ids, chars, 16)
+
+
 def test_source_sentences_are_balanced_and_disjoint_between_splits():
     train_set, valid_set = source_sentences("train", 100), source_sentences("valid")
     assert len(train_set) == 200 and sum(label for _, label in train_set) == 100
@@ -159,8 +170,25 @@ def test_reading_comprehension_words_are_in_a_4000_word_wiki_vocabulary():
     batch = encode_qa(examples, specials, 80)
     assert (batch["ids"] != 0).all()  # no <unk>
     for row, s, ex in zip(batch["ids"], batch["start"], examples):
-        assert specials.token(int(row[s])) == ex.answer
+        assert specials.token(int(row[s])) == ex.answer.lower()  # the word tokenizer lowercases
         assert row[0] == specials.cls_id
+
+
+def test_encode_qa_marks_multi_token_answers_under_byte_pairs():
+    examples = reading_comprehension(20, seed=4)
+    specials = SpecialTokens(BPETokenizer.from_text(" ".join(ex.context for ex in reading_comprehension(200)), 300))
+    batch = encode_qa(examples, specials, 160)
+    for row, context, s, e, ex in zip(batch["ids"], batch["context_mask"], batch["start"], batch["end"], examples):
+        assert specials.tokenizer.decode(row[s:e + 1].tolist()) == " " + ex.answer
+        assert context[s:e + 1].all()
+
+
+def test_type_baseline_is_one_over_the_context_words_of_the_answers_type():
+    examples = reading_comprehension(40, seed=5, n_people=2)  # 2 jobs and 4 places in every context
+    expected = sum(1 / 2 if ex.answer.islower() else 1 / 4 for ex in examples) / len(examples)
+    assert type_baseline_accuracy(examples) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="empty"):
+        type_baseline_accuracy([])
 
 
 def test_best_span_matches_brute_force():

@@ -5,9 +5,11 @@ import re
 
 import pytest
 
+from lmcourse import course
 from lmcourse.course import NOTEBOOKS, notebook_paths, notebook_problems
 
 PATHS = notebook_paths()
+RUNTIMES = course.load_runtimes()
 
 
 def load(path):
@@ -76,3 +78,54 @@ def test_stored_widgets_are_core_ipywidgets_only(path):
     state = load(path).get("metadata", {}).get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
     for model in state.get("state", {}).values():
         assert model["model_module"] in CORE_WIDGET_MODULES, f"{path.name} uses {model['model_module']}"
+
+
+def fix_list(problems):
+    """A failure message that lists exactly what to fix, one line each."""
+    return "\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stored_runtime_table_is_the_one_in_runtimes_json(path):
+    """The table a reader sees comes from the run that stored the outputs (make course rewrites it)."""
+    problems = course.runtime_table_problems(load(path), path.stem, RUNTIMES)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_no_figure_is_stored_twice(path):
+    problems = course.duplicate_figure_problems(load(path), path.stem)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_numbers_in_prose_appear_in_the_notebooks_outputs(path):
+    """A number in a markdown cell must be shown by an output (or be a constant on course.ALLOWED_PROSE_NUMBERS)."""
+    problems = course.prose_number_problems(load(path), path.stem)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stored_progress_bars_are_finished(path):
+    problems = course.progress_bar_problems(load(path), path.stem)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_exported_html_shows_no_unfinished_progress_bar(path):
+    """What `jupyter nbconvert --to html` makes of the notebook: no "0%|" bar frozen at its start."""
+    problems = course.html_progress_bar_problems(path)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_widgets_store_a_meaningful_static_fallback(path):
+    problems = course.widget_fallback_problems(load(path), path.stem)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_key_result_lines_parse(path):
+    nb = load(path)
+    problems = course.key_result_problems(nb, path.stem)
+    assert problems == [], fix_list(problems)

@@ -88,7 +88,7 @@ def test_text_denoiser_rejects_bad_input():
     model = TextDenoiser(10, block_size=8, n_layer=1, n_head=2, n_embd=16)
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 9, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"\(B, T\)"):
+    with pytest.raises(ValueError, match=r"\(batch, time\)"):
         model(torch.zeros(9, dtype=torch.long))
     with pytest.raises(ValueError, match="temperature"):
         sample_text(model, 1, temperature=0)

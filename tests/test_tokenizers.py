@@ -1,6 +1,6 @@
 import pytest
 
-from lmcourse.tokenizers import UNK, CharTokenizer, Vocabulary, WordTokenizer, split_sentences, split_words
+from lmcourse.tokenizers import UNK, BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer, split_sentences, split_words
 
 
 def test_split_words_keeps_punctuation_and_contractions():
@@ -42,3 +42,15 @@ def test_empty_text_cannot_make_a_vocabulary():
 def test_min_count_must_be_positive():
     with pytest.raises(ValueError, match="min_count"):
         WordTokenizer.from_text("a b", min_count=0)
+
+
+def test_bpe_tokenizer_round_trips_any_text_and_reserves_id_zero_for_unk():
+    tok = BPETokenizer.from_text("the cat sat on the mat\nthe cat ate the rat\n" * 20, vocab_size=280)
+    assert tok.vocab_size == 280
+    assert tok.tokenizer.id_to_token(0) == UNK
+    for text in ("the cat sat", "zebra, 1999 – ünïcode!"):
+        ids = tok.encode(text)
+        assert 0 not in ids and tok.decode(ids) == text
+    assert len(tok.encode("the cat")) < len("the cat")  # merges: fewer tokens than characters
+    with pytest.raises(ValueError, match="vocab_size"):
+        BPETokenizer.from_text("abc", vocab_size=100)

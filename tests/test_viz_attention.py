@@ -229,16 +229,25 @@ def test_explore_attention_cross_attention_query_and_key_tokens():
     assert ui.state["keys"] == ["x", "y", "z"]
 
 
-def test_explore_attention_draws_the_map_of_any_layer():
+def test_explore_attention_draws_the_map_of_any_layer(monkeypatch):
     pytest.importorskip("ipywidgets")
     import matplotlib
 
+    from lmcourse.viz import attention_explorer
+
     matplotlib.use("Agg")
-    attend = hf_attend(tiny_gpt2(), lambda text: [ord(c) % 40 for c in text])
+    drawn = []  # every figure the explorer draws
+    monkeypatch.setattr(attention_explorer, "plot_attention", lambda *a, **k: drawn.append(plot_attention(*a, **k))
+                        or drawn[-1])
+    model = tiny_gpt2()
+    attend = hf_attend(model, lambda text: [ord(c) % 40 for c in text])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ui = explore_attention(attend, "abcd", show_map=True)
         _, menus, _, _, _ = ui.children
         layer_menu, head_menu = menus.children
         layer_menu.value, head_menu.value = 1, 1  # the second layer of a 2-layer model used to fail
-    assert ui.state["arr"].shape[0] == 2
+    with torch.no_grad():
+        want = model(torch.tensor([[ord(c) % 40 for c in "abcd"]]), output_attentions=True).attentions[1][0, 1]
+    (image,) = drawn[-1].axes[0].images  # the last map drawn: layer 1, head 1 of the model
+    np.testing.assert_allclose(np.ma.filled(image.get_array(), 0.0), want.numpy(), atol=1e-6)

@@ -60,7 +60,7 @@ def test_logits_must_be_one_distribution():
         filtered_distribution(LOGITS[None])
 
 
-def test_explore_sampling_builds_a_widget_for_a_gpt():
+def test_explore_sampling_builds_a_widget_for_a_gpt(capsys):
     widgets = pytest.importorskip("ipywidgets")
     from lmcourse.gpt import GPT, GPTConfig
     from lmcourse.viz.sampling import explore_sampling
@@ -75,4 +75,9 @@ def test_explore_sampling_builds_a_widget_for_a_gpt():
 
     ui = explore_sampling(model, encode, decode, prompt="ab a", max_new_tokens=5)
     assert isinstance(ui, widgets.VBox)
-    ui.children[1].children[1].value = 2  # moving the top_k slider redraws without error
+    from lmcourse.generate import generate
+
+    greedy = f"ab a|{decode(generate(model, torch.tensor([encode('ab a')]), 5)[0, 4:].tolist())}"
+    assert greedy not in capsys.readouterr().out  # top_k off: a sampled continuation
+    ui.children[1].children[1].value = 1  # top_k = 1: the redrawn continuation must be the greedy one
+    assert greedy in capsys.readouterr().out

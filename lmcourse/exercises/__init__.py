@@ -44,7 +44,7 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
         return _legacy_check(exercise_id, answer, **context)
     ex = _exercise(exercise_id)
     try:
-        ex.checker(answer, **context)
+        note = ex.checker(answer, **context)
     except NotAnswered:
         _status.setdefault(exercise_id, "not answered")
         shown = _hint_lines(ex, len(ex.hints) if hints else 0)
@@ -53,10 +53,11 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
     except Wrong as wrong:
         _status[exercise_id] = "not yet right"
         _wrong_attempts[exercise_id] = n = _wrong_attempts.get(exercise_id, 0) + 1
-        print(f"✗ {exercise_id}: not yet right. {wrong}." + _hint_lines(ex, len(ex.hints) if hints else n))
+        said = str(wrong) if str(wrong).endswith((".", "?", "!")) else f"{wrong}."
+        print(f"✗ {exercise_id}: not yet right. {said}" + _hint_lines(ex, len(ex.hints) if hints else n))
         return False
     _status[exercise_id] = "done"
-    print(f"✓ {exercise_id}: right! ({ex.title})")
+    print(f"✓ {exercise_id}: right! ({ex.title})" + (f"\n{note}" if note else ""))
     return True
 
 

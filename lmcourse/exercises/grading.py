@@ -30,7 +30,8 @@ class Wrong(Exception):
 class Exercise:
     """One exercise: a stable id "NN.name", a title, its checker and hints in escalating order.
 
-    `checker(answer, **context)` calls `answer` on its cases and raises Wrong or NotAnswered.
+    `checker(answer, **context)` calls `answer` on its cases and raises Wrong or NotAnswered; it may return a
+    note to print under the verdict (the project's score against its baselines).
     """
 
     id: str
@@ -147,15 +148,20 @@ def same_array(case: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: 
                           f"e.g. at index {_index(first, got.shape)}{near}")
 
 
-def same_number(case: str, got: Any, want: float, rtol: float = 1e-6, atol: float = 1e-9, what: str = "the result") -> None:
-    """Raise Wrong unless `got` is a real number within atol + rtol * |want| of `want` (not saying `want`)."""
+def real_number(case: str, got: Any, what: str = "the result") -> float:
+    """`got` as a float, or Wrong unless it is a real number (a Python/numpy number or a one-element tensor), not NaN."""
     if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+        got = got.detach().item()
     if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, float, np.integer, np.floating)):
         raise Wrong(case, f"{what} is a {type(got).__name__}; return a number (float)")
-    got = float(got)
     if math.isnan(got):
         raise Wrong(case, f"{what} is NaN")
+    return float(got)
+
+
+def same_number(case: str, got: Any, want: float, rtol: float = 1e-6, atol: float = 1e-9, what: str = "the result") -> None:
+    """Raise Wrong unless `got` is a real number within atol + rtol * |want| of `want` (not saying `want`)."""
+    got = real_number(case, got, what)
     if math.isinf(got) != math.isinf(want) or (math.isinf(got) and got != want):
         raise Wrong(case, f"{what} is {'infinite' if math.isinf(got) else 'finite'}, which it should not be")
     if math.isinf(want):

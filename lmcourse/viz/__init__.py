@@ -1,4 +1,8 @@
-"""Figures and widgets. Takes tensors and numbers, returns matplotlib Figures or ipywidgets; no model imports it."""
+"""Figures and widgets. Takes tensors and numbers, returns matplotlib Figures or ipywidgets; no model imports it.
+
+Attention: `plot_attention` (heatmaps), `head_view` and `model_view` (bertviz-style, offline, exportable with
+`save_html`/`save_png`/`save_svg`), `explore_attention`; `capture_attention` reads any course model's weights.
+"""
 
 from lmcourse.viz.attention import attention_array, head_summary, head_summary_table, plot_attention, plot_head_summary
 from lmcourse.viz.attention_explorer import explore_attention, hf_attend

@@ -22,6 +22,8 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"vectors must have shape (n >= 2, dim), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("vectors hold NaN or infinite values; the training that made them diverged")
     x = x - x.mean(0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)  # vt: (min(n, dim), dim)
     comps = vt[:2]

@@ -89,6 +89,12 @@ class _Layout:
     def y(self, i):
         return TOP + ROW * np.asarray(i) + ROW / 2
 
+    def svg_open(self) -> str:
+        """The <svg> element's opening and a white background."""
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width:.0f}" height="{self.height:.0f}" '
+                f'viewBox="0 0 {self.width:.0f} {self.height:.0f}" font-family="sans-serif" font-size="12">\n'
+                '<rect width="100%" height="100%" fill="white"/>')
+
 
 def _svg_lines(layout: _Layout, lines: Lines, colors: Sequence[str]) -> list[str]:
     # One <path> per (head, opacity to 0.01): a few hundred elements instead of one per line.
@@ -103,14 +109,16 @@ def _svg_lines(layout: _Layout, lines: Lines, colors: Sequence[str]) -> list[str
         if b <= a or level[a] == 0:
             continue
         d = "".join(starts[i] + ends[j] for i, j in zip(q[a:b].tolist(), k[a:b].tolist()))
-        out.append(f'<path d="{d}" stroke="{colors[head[a]]}" stroke-opacity="{level[a] / 100:.2f}"/>')
+        out.append(f'<path class="h{head[a]}" d="{d}" stroke="{colors[head[a]]}" '
+                   f'stroke-opacity="{level[a] / 100:.2f}"/>')
     return out
 
 
-def _svg_tokens(layout: _Layout, query: int | None, key: int | None) -> list[str]:
+def _svg_tokens(layout: _Layout, query: int | None, key: int | None, links: Sequence[Sequence[str]] = ()) -> list[str]:
+    """The token labels, the selected ones highlighted; links: per side, a URL fragment per token to wrap it in."""
     out = []
-    for side, labels, x, anchor, chosen in (("query", layout.q_labels, layout.q_width, "end", query),
-                                           ("key", layout.k_labels, layout.x1 + 6, "start", key)):
+    for s, (side, labels, x, anchor, chosen) in enumerate((("query", layout.q_labels, layout.q_width, "end", query),
+                                                           ("key", layout.k_labels, layout.x1 + 6, "start", key))):
         for i, label in enumerate(labels):
             y = layout.y(i)
             if i == chosen:
@@ -119,8 +127,9 @@ def _svg_tokens(layout: _Layout, query: int | None, key: int | None) -> list[str
                 out.append(f'<rect x="{rx:.0f}" y="{y - ROW / 2 + 1:.0f}" width="{w:.0f}" height="{ROW - 2}" '
                            f'fill="{SELECTED_FILL}"/>')
             weight = ' font-weight="bold"' if i == chosen else ""
-            out.append(f'<text class="{side}" x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" '
-                       f'dominant-baseline="central"{weight}>{html.escape(label)}</text>')
+            text = (f'<text class="{side}" x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" '
+                    f'dominant-baseline="central"{weight}>{html.escape(label)}</text>')
+            out.append(f'<a href="#{links[s][i]}">{text}</a>' if links else text)
     return out
 
 
@@ -177,7 +186,7 @@ class HeadView(View):
 
     def caption(self) -> str:
         L, H, Tq, Tk = self.arr.shape
-        heads = "all heads" if len(self.heads) == H else f"heads {', '.join(map(str, self.heads)) or 'none'}"
+        heads = self._heads_text()
         what = "self-attention" if self.self_attention else f"cross-attention, {Tq} queries x {Tk} keys"
         head = f"{self.title}: " if self.title else ""
         return f"{head}head view, layer {self.layer} of {L}, {heads} ({what}){self._chosen()}"
@@ -193,21 +202,58 @@ class HeadView(View):
                 chosen += f"; key {self.key} {self.k_labels[self.key]!r}"
         return chosen
 
+    def _heads_text(self) -> str:
+        if len(self.heads) == self.arr.shape[1]:
+            return "all heads"
+        return f"head{'s' * (len(self.heads) != 1)} {', '.join(map(str, self.heads)) or 'none'}"
+
     def _header(self) -> str:
-        """The short caption drawn above the columns (the full one is `caption()`)."""
-        return f"layer {self.layer}{self._chosen()}"
+        """The short caption drawn above the columns (the full one is `caption()`; a selection is highlighted)."""
+        return f"layer {self.layer} · {self._heads_text()}"
 
     # -- renderers ----------------------------------------------------------------------------------------
     def svg(self) -> str:
         """The view as an SVG document (lines grouped by head and opacity to 0.01)."""
         lay = self.layout
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" height="{lay.height:.0f}" '
-                 f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" font-family="sans-serif" font-size="12">',
-                 f'<rect width="100%" height="100%" fill="white"/>',
-                 f'<text x="4" y="16" font-size="12" fill="#444">{html.escape(self._header())}</text>',
+        parts = [lay.svg_open(),
+                 f'<text x="4" y="16" fill="#444">{html.escape(self._header())}</text>',
                  '<g fill="none" stroke-width="1.2">', *_svg_lines(lay, self.lines(), self.colors), "</g>",
                  *_svg_tokens(lay, self.query, self.key), "</svg>"]
         return "\n".join(parts)
+
+    def html_body(self) -> str:
+        """The view for `save_html`, still interactive without a kernel or a script: click a token to keep
+        only its lines (CSS :target), click a head's name to hide or show it (a checkbox). The layer is fixed."""
+        lay, H = self.layout, self.arr.shape[1]
+        every = range(H)
+        if self.self_attention:
+            picks = [(f"hv-t{i}", i, i) for i in range(len(self.q_labels))]
+            links = [[p[0] for p in picks]] * 2
+        else:
+            picks = ([(f"hv-q{i}", i, None) for i in range(len(self.q_labels))]
+                     + [(f"hv-k{j}", None, j) for j in range(len(self.k_labels))])
+            links = [[p[0] for p in picks if p[2] is None], [p[0] for p in picks if p[1] is None]]
+        groups = ['<g class="all">', *_svg_lines(lay, head_view_lines(self.arr, self.layer, every), self.colors), "</g>"]
+        for name, q, k in picks:
+            groups += [f'<g class="sel" id="{name}">',
+                       *_svg_lines(lay, head_view_lines(self.arr, self.layer, every, q, k), self.colors), "</g>"]
+        css = [".lm-hv .sel{display:none} .lm-hv .sel:target{display:inline}",
+               ".lm-hv svg:has(.sel:target) .all{display:none} .lm-hv a{cursor:pointer}",
+               ".lm-hv label{font:bold 12px sans-serif;margin-right:.8em;cursor:pointer;user-select:none}"]
+        css += [f"#hv-h{h}:not(:checked)~svg .h{h}{{display:none}} "
+                f"#hv-h{h}:not(:checked)~.heads label[for=hv-h{h}]{{opacity:.35;text-decoration:line-through}}"
+                for h in every]
+        css += [f'.lm-hv svg:has(#{name}:target) a[href="#{name}"] text{{font-weight:bold;fill:#b35900}}'
+                for name, _, _ in picks]
+        boxes = [f'<input type="checkbox" id="hv-h{h}" hidden{" checked" * (h in self.heads)}>' for h in every]
+        names = [f'<label for="hv-h{h}" style="color:{self.colors[h]}">head {h}</label>' for h in every]
+        svg = [lay.svg_open(),
+               f'<a href="#hv-all"><text x="4" y="16" fill="#444">layer {self.layer} · all tokens</text></a>',
+               '<g fill="none" stroke-width="1.2">', *groups, "</g>", *_svg_tokens(lay, None, None, links), "</svg>"]
+        hint = ("<p style=\"font-size:small;color:#666\">Click a token to keep only its lines (what it attends to, "
+                "what attends to it); click a head to hide or show it.</p>")
+        return "\n".join([f"<style>{' '.join(css)}</style>", hint, '<div class="lm-hv">', *boxes,
+                          f'<div class="heads">{"".join(names)}</div>', *svg, "</div>"])
 
     def figure(self, dpi: int = 100) -> Figure:
         """The view as a matplotlib Figure (each line's alpha is exactly its weight). Not kept by pyplot."""
@@ -262,7 +308,9 @@ class HeadView(View):
                                                    style=dict(text_color=self.colors[h], font_weight="bold"),
                                                    layout=widgets.Layout(width="72px"))
                               for h in range(H)]
-        self._image = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="none"))
+        # at its own size: a flex box would otherwise stretch the picture to the output's width
+        self._image = widgets.Image(format="svg+xml", layout=widgets.Layout(width=f"{self.layout.width:.0f}px",
+                                                                            max_width="none"))
         self._syncing = False
 
         def from_widgets(_=None):

@@ -71,6 +71,11 @@ def model_view_grid(arr: np.ndarray, tile: int | None = None, cmap: str = "virid
     return image, th, tw
 
 
+def _check_head(head, n_heads: int) -> None:
+    if not isinstance(head, (int, np.integer)) or not -n_heads <= head < n_heads:
+        raise ValueError(f"head={head!r} out of range: there are {n_heads} heads (0..{n_heads - 1})")
+
+
 class ModelView(View):
     """The model view of weights (layers, heads, Tq, Tk): the grid, and the chosen map open in `head_view`
     (a HeadView). Change the choice with `select(layer=, head=)`."""
@@ -78,6 +83,7 @@ class ModelView(View):
     def __init__(self, arr: np.ndarray, q_labels: Sequence[str], k_labels: Sequence[str], *, layer: int = 0,
                  head: int = 0, title: str | None = None):
         self.arr, self.title = arr, title
+        _check_head(head, arr.shape[1])
         self.grid, self.tile_h, self.tile_w = model_view_grid(arr)
         buf = io.BytesIO()
         matplotlib.image.imsave(buf, self.grid, format="png")
@@ -88,9 +94,9 @@ class ModelView(View):
 
     def select(self, *, layer: int | None = None, head: int | None = None) -> ModelView:
         """Choose the map to open: its frame moves in the grid and the head view shows that layer and head."""
-        L, H = self.arr.shape[:2]
-        if head is not None and (not isinstance(head, (int, np.integer)) or not -H <= head < H):
-            raise ValueError(f"head={head!r} out of range: there are {H} heads (0..{H - 1})")
+        H = self.arr.shape[1]
+        if head is not None:
+            _check_head(head, H)
         self.head_view.select(layer=layer, heads=None if head is None else [head])
         self.layer = self.head_view.layer
         self.head = int(head) % H if head is not None else self.head
@@ -128,7 +134,7 @@ class ModelView(View):
         return "\n".join(parts)
 
     def html_body(self) -> str:
-        return f"<figure>{self.svg()}</figure>\n<figure>{self.head_view.svg()}</figure>"
+        return f"<figure>{self.svg()}</figure>\n<figure>{self.head_view.html_body()}</figure>"
 
     def figure(self, dpi: int = 100) -> Figure:
         """The grid as a matplotlib Figure, the open map framed. Not kept by pyplot."""
@@ -148,7 +154,7 @@ class ModelView(View):
             side.set_visible(False)
         x, y = self.head * (self.tile_w + GAP), self.layer * (self.tile_h + GAP)
         ax.add_patch(Rectangle((x - 2.5, y - 2.5), self.tile_w + 4, self.tile_h + 4, fill=False, edgecolor="#d62728",
-                               linewidth=2))
+                               linewidth=2, clip_on=False))
         fig.suptitle(self.caption(), fontsize=9)
         return fig
 
@@ -160,7 +166,8 @@ class ModelView(View):
                                             layout=widgets.Layout(width="170px"))
         self._head_menu = widgets.Dropdown(options=list(range(H)), value=self.head, description="head",
                                            layout=widgets.Layout(width="150px"))
-        self._image = widgets.Image(format="svg+xml", layout=widgets.Layout(max_width="none"))
+        width = MARGIN_LEFT + self.grid.shape[1] + 8  # at its own size, not stretched to the output's width
+        self._image = widgets.Image(format="svg+xml", layout=widgets.Layout(width=f"{width}px", max_width="none"))
         self._syncing = False
 
         def from_widgets(_=None):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from lmcourse.checks import check_int, check_number
 from lmcourse.generate import generate, top_k_filter, top_p_filter
 from lmcourse.viz.style import model_color
 
@@ -24,12 +25,11 @@ def filtered_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
     """
     if logits.ndim != 1:
         raise ValueError(f"logits must be one distribution of shape (vocab,), got {tuple(logits.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    check_number("temperature", temperature, 0, low_open=True)
+    if top_k is not None:
+        check_int("top_k", top_k, fix="or None for no top-k filter")
+    if top_p is not None:
+        check_number("top_p", top_p, 0, 1, low_open=True)
     scores = logits.detach().float()[None] / temperature  # (1, vocab)
     before = scores.softmax(dim=-1)[0]
     if top_k is not None:
@@ -43,6 +43,9 @@ def filtered_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
 def distribution_table(logits: torch.Tensor, labels: Sequence[str], temperature: float = 1.0,
                        top_k: int | None = None, top_p: float | None = None, n_show: int = 15) -> list[dict]:
     """The `n_show` most likely tokens as rows: token, p (after temperature), p after filtering, kept."""
+    if len(labels) != logits.shape[-1]:
+        raise ValueError(f"labels has {len(labels)} entries but logits has {logits.shape[-1]} tokens; give one label "
+                         "per vocabulary entry")
     before, after, kept = filtered_distribution(logits, temperature, top_k, top_p)
     order = torch.argsort(before, descending=True)[:n_show]
     return [{"token": labels[i], "p": round(float(before[i]), 4), "p_filtered": round(float(after[i]), 4),

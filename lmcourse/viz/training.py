@@ -14,6 +14,9 @@ def plot_history(history: History, title: str = "Learning curve", unit: str = "n
 
     x: "step" or "seconds". Pass `ax` to draw several runs on one axes.
     """
+    if not isinstance(history, History):
+        raise ValueError(f"history must be the History that lmcourse.train.train returns, got "
+                         f"{type(history).__name__}")
     if x not in ("step", "seconds"):
         raise ValueError(f"x must be 'step' or 'seconds', got {x!r}")
     if ax is None:

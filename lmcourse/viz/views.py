@@ -88,9 +88,9 @@ def save_png(view: View, path: str | Path, dpi: int = 150) -> Path:
 
 
 def save_html(view: View, path: str | Path, title: str | None = None) -> Path:
-    """Write the view as it is now to one self-contained HTML file: inline SVG (images inside it as base64
-    PNG), no script, no stylesheet or font from the network; it opens in any browser without a kernel.
-    Returns the path."""
+    """Write the view to one self-contained HTML file: inline SVG (images inside it as base64 PNG), no
+    script, nothing from the network; it opens in any browser without a kernel. A head view stays
+    interactive there (click a token, toggle a head: plain CSS) for the layer shown now. Returns the path."""
     _check_view(view)
     path = Path(path)
     title = html.escape(title or view.caption())

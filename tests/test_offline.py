@@ -1,0 +1,127 @@
+"""Offline means offline: the package's loading paths and a notebook run with the network forbidden.
+
+A `sitecustomize` on PYTHONPATH installs an audit hook in every Python started for the test (a subprocess,
+or a notebook's kernel): any DNS lookup or socket connection to a host other than this machine is logged
+to a file and refused. Libraries that swallow the refusal (the Hub client's agent detection does) still
+leave the log line, so the test fails on any attempt, caught or not.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GUARD = '''
+import os, sys
+
+_LOG = os.environ["LMCOURSE_NETWORK_LOG"]
+_LOCAL = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+def _is_local(address):
+    if isinstance(address, (str, bytes)):  # an AF_UNIX path
+        return True
+    return isinstance(address, tuple) and address[0] in _LOCAL
+
+
+def _guard(event, args):
+    if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
+        host = args[0].decode() if isinstance(args[0], bytes) else args[0]
+        if host in _LOCAL:
+            return
+        what = f"{event} {host}"
+    elif event == "socket.connect":
+        if _is_local(args[1]):
+            return
+        what = f"{event} {args[1]}"
+    else:
+        return
+    import traceback
+    with open(_LOG, "a") as log:
+        log.write(what + "\\n" + "".join(traceback.format_stack(limit=12)) + "\\n")
+    raise OSError(f"network access is forbidden in this test: {what}")
+
+
+sys.addaudithook(_guard)
+'''
+
+
+@pytest.fixture
+def guarded_env(tmp_path):
+    """Environment for a child Python whose every network attempt is logged and refused; and the log."""
+    (tmp_path / "guard").mkdir()
+    (tmp_path / "guard" / "sitecustomize.py").write_text(GUARD)
+    log = tmp_path / "network.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path / "guard"), str(ROOT)]), LMCOURSE_NETWORK_LOG=str(log),
+               HF_HOME=str(tmp_path / "hf"),  # an empty Hugging Face cache: nothing to load, nothing to fetch
+               LMCOURSE_FAST="1", LMCOURSE_PROGRESS="text")
+    return env, log
+
+
+def attempts(log: Path) -> str:
+    return log.read_text() if log.exists() else ""
+
+
+def test_the_guard_catches_a_connection_even_when_it_is_swallowed(guarded_env):
+    env, log = guarded_env
+    code = "import socket\ntry:\n    socket.create_connection(('example.com', 80), timeout=1)\nexcept OSError:\n    pass\n"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert "example.com" in attempts(log)
+
+
+LOADING_PATHS = '''
+import torch, transformers
+from lmcourse import data
+from lmcourse.finetune import load_local_hf
+from lmcourse.gpt import GPT
+
+for name in ("lee", "wiki", "polarity"):
+    data.load_corpus(name, "valid")
+for name in data.SHIPPED:
+    data.shipped_path(name)
+data.load_digits("valid")
+data.load_labelled_sentences("valid")
+data.corpus_tokenizer("wiki", "char")
+from lmcourse.embeddings import evaluate_embeddings  # imports gensim
+for task in ("question-answering", "base", "causal-lm"):
+    model, tok, message = load_local_hf("distilbert-base-cased-distilled-squad", task=task)
+    assert model is None and "not in the local Hugging Face cache" in message, message
+hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1,
+                                                          n_head=2)).eval()
+ids = torch.randint(50, (1, 4))
+hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, pad_token_id=0)
+GPT.from_hf(hf)
+import huggingface_hub.constants as constants
+assert not constants.HF_HUB_OFFLINE, "load_local_hf left the Hub client offline for the rest of the session"
+print("ok")
+'''
+
+
+def test_package_loading_paths_open_no_network_connection(guarded_env):
+    env, log = guarded_env
+    done = subprocess.run([sys.executable, "-c", LOADING_PATHS], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert not attempts(log), f"network attempts:\n{attempts(log)}"
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", ["00_setup", "06_gpt_generation"])
+def test_a_fast_notebook_run_opens_no_network_connection(guarded_env, notebook):
+    from nbclient import NotebookClient
+
+    env, log = guarded_env
+    path = ROOT / "notebooks" / f"{notebook}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}) \
+        .execute(env=env)
+    assert not attempts(log), f"network attempts:\n{attempts(log)}"
+    errors = [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, json.dumps(errors)[:2000]
