@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lmcourse import progress
 from lmcourse.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +42,6 @@ NOTEBOOKS = ROOT / "notebooks"
 RUNTIMES = NOTEBOOKS / "runtimes.json"
 KEY_RESULTS = NOTEBOOKS / "key_results.json"
 README = ROOT / "README.md"
-MODES = ("fast", "full", "gpu")
-PROGRESS_ENV = "LMCOURSE_PROGRESS"  # the runner sets it to "text": see lmcourse.progress
 _MACHINE_PATH = re.compile(r"/(home|root|tmp|work|Users)/")
 
 
@@ -156,6 +155,28 @@ def key_result_problems(nb: dict, name: str) -> list[str]:
     return problems
 
 
+def load_key_results() -> dict:
+    """notebooks/key_results.json: {notebook: {mode: {"machine", "results": {name: {"value", "unit", "note"}}}}}."""
+    return json.loads(KEY_RESULTS.read_text()) if KEY_RESULTS.is_file() else {}
+
+
+def recorded_key_result_problems(nb: dict, name: str, recorded: dict) -> list[str]:
+    """The stored outputs' key results differ from every full-mode (CPU or GPU) entry of key_results.json."""
+    try:
+        shown = {r.name: {"value": r.value, "unit": r.unit, "note": r.note} for r in key_results(nb)}
+    except ValueError:
+        return []  # key_result_problems names the bad line
+    entries = {mode: e["results"] for mode, e in recorded.get(name, {}).items() if mode in ("full", "gpu")}
+    if not entries:
+        return [f"{name}: no full-mode entry in notebooks/key_results.json (run it with the course runner)"]
+    if shown not in entries.values():
+        differ = sorted(k for k in set(shown) | {k for e in entries.values() for k in e}
+                        if any(shown.get(k) != e.get(k) for e in entries.values()))
+        return [f"{name}: the stored outputs' key results differ from notebooks/key_results.json in {differ} "
+                "(outputs and key results must come from the same run: re-run with the course runner)"]
+    return []
+
+
 # ---------------------------------------------------------------------------------------------
 # Runtimes and runtime tables
 # ---------------------------------------------------------------------------------------------
@@ -234,9 +255,10 @@ def set_runtime_table(nb: dict, name: str, table: str) -> bool:
         if "text/markdown" in out.get("data", {}):
             out["data"]["text/markdown"] = table
             return True
-    cell["outputs"] = [{"output_type": "execute_result", "execution_count": cell.get("execution_count"),
-                        "metadata": {}, "data": {"text/markdown": table,
-                                                 "text/plain": "<IPython.core.display.Markdown object>"}}]
+    from nbformat.v4 import new_output
+
+    cell["outputs"] = [new_output("execute_result", execution_count=cell.get("execution_count"), data={
+        "text/markdown": table, "text/plain": "<IPython.core.display.Markdown object>"})]
     return True
 
 
@@ -293,7 +315,7 @@ def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
     """Execute a notebook in place in a fresh kernel (cwd: its folder); return wall-clock seconds."""
     from nbclient import NotebookClient
 
-    env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", PROGRESS_ENV: "text"}
+    env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text"}  # bars stored as text
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
@@ -367,7 +389,7 @@ def _write_run(run: Run, path: Path, save_outputs: bool) -> None:
 
     runtimes = load_runtimes()
     runtimes.setdefault(run.name, {})[run.mode] = {"seconds": round(run.seconds, 1), "machine": _machine()}
-    results = json.loads(KEY_RESULTS.read_text()) if KEY_RESULTS.is_file() else {}
+    results = load_key_results()
     results.setdefault(run.name, {})[run.mode] = {
         "machine": _machine(),
         "results": {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in run.results}}
@@ -461,7 +483,8 @@ def notebook_problems(nb: dict, name: str) -> list[str]:
         counts.append(count)
         if count is None:
             problems.append(f"{name}: code cell {i} was never executed")
-        if not cell.get("outputs"):
+        stub = "exercise" in cell.get("metadata", {}).get("tags", []) and "NotImplementedError" in _joined(cell["source"])
+        if not cell.get("outputs") and not stub:  # an exercise stub defines the learner's function, shows nothing
             problems.append(f"{name}: code cell {i} has no stored output (end it with something to look at)")
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
@@ -594,7 +617,8 @@ ALLOWED_PROSE_NUMBERS = {
     (0.75, ""),    # Kneser-Ney's usual discount
     (0.9, ""), (0.95, ""), (0.999, ""),  # Adam's betas, top-p values, a clip
     (0.15, ""), (15, "%"), (80, "%"), (10, "%"),  # BERT's masking: 15 % picked, 80/10/10
-    (95, "%"), (0.05, ""),  # the confidence level of intervals, the usual significance level
+    (95, "%"), (2.5, ""), (97.5, ""), (0.05, ""),  # 95 % intervals, their percentiles, the usual significance level
+    (1e-5, ""), (1e-6, ""), (1e-8, ""),  # the epsilons of layer norm and Adam
 }
 _PROSE_NUMBER = re.compile(
     r"(?<![\w.\-/])(?P<num>\d+(?:\.\d+)?(?:[eE]-?\d+)?)"
@@ -669,10 +693,15 @@ def prose_number_problems(nb: dict, name: str) -> list[str]:
     return problems
 
 
-def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True) -> dict[str, list[str]]:
-    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, widgets, key results."""
+def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True,
+                   recorded: dict | None = None) -> dict[str, list[str]]:
+    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, widgets, key results.
+
+    runtimes, recorded: the contents of runtimes.json and key_results.json (default: read them).
+    """
     nb = json.loads(path.read_text(encoding="utf-8"))
     runtimes = load_runtimes() if runtimes is None else runtimes
+    recorded = load_key_results() if recorded is None else recorded
     name = path.stem
     found = {
         "health": notebook_problems(nb, path.name),
@@ -681,7 +710,7 @@ def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True) 
         "prose numbers": prose_number_problems(nb, name),
         "progress bars": progress_bar_problems(nb, name) + (html_progress_bar_problems(path) if html else []),
         "widget fallbacks": widget_fallback_problems(nb, name),
-        "key results": key_result_problems(nb, name),
+        "key results": key_result_problems(nb, name) + recorded_key_result_problems(nb, name, recorded),
     }
     return found
 
@@ -714,9 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         print(runtime_table())
         return 0
     if args.command == "check":
-        runtimes = load_runtimes()
+        runtimes, recorded = load_runtimes(), load_key_results()
         problems = [p for path in notebook_paths(args.notebooks)
-                    for kind in check_notebook(path, runtimes, html=not args.no_html).values() for p in kind]
+                    for kind in check_notebook(path, runtimes, not args.no_html, recorded).values() for p in kind]
         print("\n".join(problems) or "all stored notebook outputs are healthy")
         return 1 if problems else 0
     if args.save_fast and args.mode != "fast":

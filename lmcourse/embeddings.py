@@ -212,6 +212,14 @@ def evaluate_embeddings(kv, restrict_vocab: int = 30000) -> dict[str, dict]:
     Spearman correlation between cosine similarity and human scores on the pairs whose both words have vectors;
     analogy accuracy by 3CosAdd over the `restrict_vocab` most frequent words, on questions whose four words
     are all there (as gensim's `evaluate_word_analogies`). `oov` is the share of pairs/questions left out.
+
+    Against gensim's `evaluate_word_pairs` / `evaluate_word_analogies`, which a learner may compare with:
+    - `oov` is a fraction in [0, 1]; gensim reports the OOV ratio in percent (0-100).
+    - `restrict_vocab` applies to the analogies only; the word pairs use every word that has a vector
+      (gensim restricts pairs too, to its default 300,000 most frequent words; ours is 30,000 for analogies).
+    - No case folding: the sets are lower-cased and looked up as they are, so a vector for "Paris" does not
+      answer "paris" (gensim, case_insensitive=True by default, upper-cases both sides and matches the most
+      frequent variant). Lower-case the training text to compare with gensim's numbers.
     """
     if hasattr(kv, "wv"):
         kv = kv.wv

@@ -21,7 +21,7 @@ from lmcourse.hub import load_local_hf
 from lmcourse.tokenizers import split_sentences, split_words
 from lmcourse.transformer import Encoder
 
-__all__ = ["QAExample", "SequenceClassifier", "bigram_shift", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
+__all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
            "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy", "type_baseline_accuracy"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
@@ -49,25 +49,6 @@ def source_sentences(split: str, n_per_class: int | None = None, min_words: int 
         raise ValueError(f"n_per_class must be in [1, {available}] for split {split!r}, got {n_per_class}")
     pairs = [(s, label) for label, pool in enumerate(pools) for s in pool[:n]]
     random.Random(seed + 1).shuffle(pairs)
-    return pairs
-
-
-def bigram_shift(split: str, n_per_class: int | None = None, seed: int = 0) -> list[tuple[str, int]]:
-    """Sentences labelled 1 if two adjacent words were swapped, 0 if left intact: SentEval's "bigram shift"
-    probing task (Conneau et al., 2018), a task about word order that a bag of words cannot see.
-
-    The sentences are `source_sentences(split, n_per_class, seed)` (both corpora); every other one is swapped at
-    a random position, so the labels are balanced.
-    """
-    rng = random.Random(seed + 2)
-    pairs = []
-    for j, (sentence, _) in enumerate(source_sentences(split, n_per_class, seed=seed)):
-        words = sentence.split()
-        swapped = j % 2 == 0
-        if swapped:
-            i = rng.randrange(len(words) - 1)
-            words[i], words[i + 1] = words[i + 1], words[i]
-        pairs.append((" ".join(words), int(swapped)))
     return pairs
 
 

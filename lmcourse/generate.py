@@ -191,13 +191,17 @@ def _check_options(model, idx, max_new_tokens, do_sample, temperature, top_k, to
 @torch.no_grad()
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, do_sample: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, num_beams: int = 1,
-             no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0, early_stopping: bool = False,
+             no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0, early_stopping: bool | str = False,
              use_cache: bool = True, seed: int | None = None, eos_token_id: int | None = None,
              length_penalty: float = 1.0, crop_context: bool = False) -> torch.Tensor:
     """Continue the prompts `idx` (B, T) by up to `max_new_tokens` tokens; returns prompt + new tokens (B, T + n).
 
     do_sample=False: greedy (num_beams=1) or beam search; True: sampling (temperature, top_k, top_p).
     eos_token_id: a token that ends a sequence; rows that finished early are padded with it.
+    early_stopping (beam search, as transformers): True stops once num_beams hypotheses have ended; False
+        stops when the best running beam, scored at the current length, cannot beat the worst ended one;
+        "never" judges that at the longest length still possible, so it stops only when no better
+        hypothesis can exist (the canonical beam search; the same as False when length_penalty <= 0).
     crop_context: when prompt + new tokens exceed the model's block size, condition on the last
         block_size tokens only (otherwise a ValueError says so).
     seed: seeds a private random generator for sampling, so a call repeats exactly.
@@ -258,7 +262,7 @@ def _greedy_or_sample(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, op
 
 
 def _beam_search(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, options: dict, num_beams: int,
-                 eos_token_id: int | None, early_stopping: bool, length_penalty: float,
+                 eos_token_id: int | None, early_stopping: bool | str, length_penalty: float,
                  generator: torch.Generator | None) -> torch.Tensor:
     """Beam search as transformers does it (vectorised over the batch): B prompts, each with num_beams beams.
 
@@ -317,7 +321,7 @@ def _beam_search(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, options
         # offer the candidates that ended to the pool of finished hypotheses
         new_len = cur_len + 1 - prompt_len
         offered = top_scores / new_len ** length_penalty
-        pool_full = is_finished.all(dim=-1, keepdim=True) & early_stopping
+        pool_full = is_finished.all(dim=-1, keepdim=True) & (early_stopping is True)
         just_ended = ends & top_mask
         offered = offered - 1e9 * (pool_full | ~can_improve | ~just_ended).float()
         merged = torch.cat([finished, candidates], dim=1)
@@ -331,11 +335,13 @@ def _beam_search(step: _Stepper, ids: torch.Tensor, max_new_tokens: int, options
         is_finished = merged_is_finished.gather(1, pick)
 
         cur_len += 1
-        # can a running beam still beat the worst finished one? (transformers' heuristic: judge it at this length)
-        best_possible = running_scores[:, :1] / (cur_len - prompt_len) ** length_penalty
+        # can a running beam still beat the worst finished one? transformers' heuristic judges it at this length;
+        # early_stopping="never" at the longest length still possible (exact when length_penalty > 0)
+        judged_len = max_len if early_stopping == "never" and length_penalty > 0 else cur_len
+        best_possible = running_scores[:, :1] / (judged_len - prompt_len) ** length_penalty
         worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, -1e9)
         can_improve &= (best_possible > worst_finished).any(dim=-1, keepdim=True)
-        all_done = bool(is_finished.all()) and early_stopping
+        all_done = bool(is_finished.all()) and early_stopping is True
         if not can_improve.any() or all_done or bool(ends.all()):
             break
 

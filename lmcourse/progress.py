@@ -34,7 +34,7 @@ def _in_notebook_kernel() -> bool:
 
 
 def progress_style() -> str:
-    """"text", "widget" or "off": from LMCOURSE_PROGRESS, else widget inside a notebook kernel, else text."""
+    """The bar style, "text", "widget" or "off": LMCOURSE_PROGRESS, else a widget in a notebook kernel, else text."""
     style = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if style not in _MODES:
         raise ValueError(f"{ENV} must be one of {', '.join(_MODES)}, got {style!r}")
@@ -49,9 +49,10 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
     style = "off" if disable else progress_style()
     if style == "widget":
         return _widget_bar()(iterable, total=total, desc=desc, leave=True)
-    # mininterval: a headless run stores every frame until the runner coalesces them; fewer is lighter
+    # stdout, not tqdm's stderr: a notebook shows stderr as a warning box. mininterval: a headless run
+    # sends every redraw to the notebook until the runner keeps the last; half a second is enough to watch
     return text_tqdm(iterable, total=total, desc=desc, leave=True, disable=style == "off", file=sys.stdout,
-                     mininterval=1.0 if style == "text" else 0.1)
+                     mininterval=0.5)
 
 
 def stop_early(bar: text_tqdm, reason: str) -> None:

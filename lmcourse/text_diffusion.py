@@ -24,9 +24,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import causal_mask
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids
 from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding
+
+
+def alibi_bias(T: int, n_head: int, causal: bool) -> torch.Tensor:
+    """Additive attention scores (n_head, T, T) that penalise distance, ALiBi-style (Press et al. 2022).
+
+    Heads come in pairs; pair k pays 4^-k per position of distance (1, 1/4, 1/16, ...): the first pair
+    reads the nearest characters, later pairs further. Bidirectional (causal=False): the first head of a
+    pair looks left (keys j <= i), the second right (j >= i), so a masked position tells its left
+    neighbour from its right one from the first step. Causal: every head looks left, as it must.
+    """
+    i = torch.arange(T)
+    offset = i[:, None] - i[None, :]                                   # (T, T): i - j, > 0 for keys on the left
+    slopes = 4.0 ** -(torch.arange(n_head) // 2).float()               # (n_head,): 1, 1, 1/4, 1/4, ...
+    bias = -slopes[:, None, None] * offset.abs()                       # (n_head, T, T)
+    if causal:
+        allowed = (offset >= 0).expand(n_head, T, T)
+    else:
+        looks_left = (torch.arange(n_head) % 2 == 0)[:, None, None]
+        allowed = torch.where(looks_left, offset >= 0, offset <= 0)
+    return bias.masked_fill(~allowed, float("-inf"))
 
 
 class TextDenoiser(nn.Module):
@@ -35,6 +54,8 @@ class TextDenoiser(nn.Module):
 
     causal=False: the masked-diffusion denoiser; its input vocabulary has one extra id, `mask_id`.
     causal=True: the same network with a causal mask, a next-token language model (the AR twin).
+    Positions enter twice: learned absolute embeddings, and a distance penalty on the attention scores
+    (`alibi_bias`), without which a bidirectional model first has to discover where its neighbours are.
     """
 
     def __init__(self, vocab_size: int, block_size: int = 128, n_layer: int = 4, n_head: int = 4,
@@ -52,6 +73,7 @@ class TextDenoiser(nn.Module):
                                     for _ in range(n_layer))
         self.norm = nn.LayerNorm(n_embd)                            # pre-norm: normalise the stream once at the end
         self.head = nn.Linear(n_embd, vocab_size)
+        self.register_buffer("attn_bias", alibi_bias(block_size, n_head, causal), persistent=False)
         self.apply(_init_weights)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
@@ -60,7 +82,7 @@ class TextDenoiser(nn.Module):
         if T > self.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size={self.block_size}; crop the input")
         x = self.pos(self.tok(idx))                                             # (B, T, n_embd)
-        mask = causal_mask(T, device=idx.device) if self.causal else None       # None: every position sees all
+        mask = self.attn_bias[None, :, :T, :T]                                  # (1, n_head, T, T), additive
         for layer in self.layers:
             x, _ = layer(x, mask=mask)
         return self.head(self.norm(x))                                          # (B, T, vocab_size)

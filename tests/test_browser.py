@@ -142,6 +142,11 @@ weights = list(torch.randn(3, 1, 4, 6, 6).mul(2).softmax(-1))  # 3 layers of (B=
 tokens = ["The", "Ġcat", "Ġsat", "Ġon", "Ġthe", "Ġmat"]
 head_view(weights, tokens, layer=1)
 """
+BIG_VIEW = """\
+# GPT-2-small-sized: 12 layers x 12 heads x 128 tokens, causal
+scores = torch.randn(12, 1, 12, 128, 128).masked_fill(torch.ones(128, 128).triu(1).bool(), float("-inf"))
+head_view(list(scores.softmax(-1)), [f"t{i}" for i in range(128)])
+"""
 
 
 def _view_image(page, output):
@@ -154,10 +159,10 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     url, token, folder = lab
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "lmcourse", "display_name": "lmcourse", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(VIEWS_NOTEBOOK)]
+    nb.cells = [nbformat.v4.new_code_cell(VIEWS_NOTEBOOK), nbformat.v4.new_code_cell(BIG_VIEW)]
     nbformat.write(nb, folder / "viz_views.ipynb")
     page, blocked = open_and_run_all(browser, url, token, "viz_views.ipynb")
-    view = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").last
+    view = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").first
     view.locator("img").first.wait_for(timeout=60_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "head_view-before.png")
@@ -175,6 +180,25 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     assert _view_image(page, view) not in (before, after_head)
     assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
     assert not blocked, f"requests to the network: {blocked}"
+
+    # The time a learner waits, measured in the browser: choose a layer of the big view until its new
+    # picture is decoded and painted (kernel round trip + SVG render). Recorded, not asserted.
+    big = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").nth(1)
+    big.scroll_into_view_if_needed()
+    old = big.locator("img").first.get_attribute("src")
+    start = page.evaluate("performance.now()")
+    big.locator("select").first.select_option(label="3")
+    page.wait_for_function(
+        "(old) => { const img = [...document.querySelectorAll('.jp-OutputArea-output img')].find(i => i.src === old);"
+        " return !img; }", arg=old, timeout=60_000)
+    seconds = page.evaluate("""(start) => new Promise(done => {
+        const imgs = [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox img')];
+        Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() =>
+            requestAnimationFrame(() => requestAnimationFrame(() => done((performance.now() - start) / 1000))));
+    })""", start)
+    (ARTIFACTS / "head_view_redraw_seconds.txt").write_text(
+        f"12 layers x 12 heads x 128 tokens, choose a layer -> new picture painted: {seconds:.2f} s\n")
+    page.screenshot(path=ARTIFACTS / "head_view-big.png")
     page.close()
 
 

@@ -73,3 +73,19 @@ def test_lm_loss_is_mean_next_char_cross_entropy():
     x, y = torch.randint(0, 6, (2, 5)), torch.randint(0, 6, (2, 5))
     expected = -torch.log_softmax(m(x), -1).gather(-1, y[..., None]).mean()
     torch.testing.assert_close(charlm.lm_loss(m, (x, y)), expected)
+
+
+def test_tbptt_loss_carries_the_state_detached_and_resets_on_first():
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(7, 4, 8)
+    x = torch.randint(0, 7, (2, 12))
+    y = torch.randint(0, 7, (2, 12))
+    loss_fn = charlm.TBPTTLoss()
+    first = loss_fn(m, (x[:, :6], y[:, :6], torch.tensor(True)))
+    second = loss_fn(m, (x[:, 6:], y[:, 6:], torch.tensor(False)))
+    logits = m(x)  # one pass over all 12 steps: the second window must see the first's state
+    full = torch.nn.functional.cross_entropy(logits[:, 6:].flatten(0, 1), y[:, 6:].flatten())
+    torch.testing.assert_close(second, full)
+    assert not loss_fn.state[0].requires_grad
+    again = loss_fn(m, (x[:, :6], y[:, :6], torch.tensor(True)))  # a restart forgets the carried state
+    torch.testing.assert_close(again, first)

@@ -53,6 +53,14 @@ def test_cell_without_output_is_reported():
     assert any("no stored output" in p for p in course.notebook_problems(notebook(code("x = 1", 1, [])), "nb"))
 
 
+def test_an_exercise_stub_may_have_no_output():
+    stub = code("def f(x):\n    raise NotImplementedError  # your code", 1, [])
+    stub.metadata["tags"] = ["exercise"]
+    assert course.notebook_problems(notebook(stub), "nb") == []
+    stub.metadata["tags"] = []
+    assert "no stored output" in course.notebook_problems(notebook(stub), "nb")[0]
+
+
 def test_stored_error_is_reported():
     error = {"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []}
     assert any("stored an error" in p for p in course.notebook_problems(notebook(code("1", 1, [error])), "nb"))
@@ -159,6 +167,15 @@ def test_stale_runtime_table_and_slow_fast_mode_are_reported():
     assert course.runtime_table_problems(nb, "nb", runtimes)[:1] == problems[1:]
 
 
+def test_a_runtime_table_cell_without_output_gets_one_that_nbformat_accepts():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('Markdown(lmcourse.course.runtime_table("nb"))', execution_count=1)]
+    assert course.set_runtime_table(nb, "nb", "| table |")
+    stored = nbformat.reads(nbformat.writes(nb), as_version=4)
+    nbformat.validate(stored)
+    assert course.runtime_table_problems(stored, "nb", {})[0].startswith("nb: cell 0 stores a stale runtime table")
+
+
 def test_a_notebook_without_a_runtime_table_cell_is_reported():
     assert "no cell shows" in course.runtime_table_problems(notebook(code("1", 1, [OK])), "nb", {})[0]
 
@@ -228,6 +245,7 @@ def test_a_full_run_stores_outputs_with_the_runtime_table_of_that_run(tree, monk
     assert "full run" in "".join(nb["cells"][2]["outputs"][0]["text"])
     # the table stored in the notebook includes this run's 30 s (before: the previous run's 50 s)
     assert course.runtime_table_problems(nb, "01_tiny", runtimes) == []
+    assert course.recorded_key_result_problems(nb, "01_tiny", course.load_key_results()) == []
     assert "| 01_tiny | not measured | 30 s |" in (tree / "README.md").read_text()
     assert json.loads((tree / "notebooks" / "key_results.json").read_text()) == {
         "01_tiny": {"full": {"machine": "test machine",
@@ -426,3 +444,12 @@ def test_unfinished_bars_in_the_stored_widget_state_are_reported():
     nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": tqdm_widget_state(150, 150, "150/150", "fine-tuning: 100%")}
     nb["cells"][0]["outputs"][0]["text"] = "fine-tuning: 100%|#| 150/150\n"
     assert course.progress_bar_problems(nb, "nb") == []
+
+
+def test_key_results_json_must_match_the_stored_outputs():
+    nb = notebook(code("x", 1, [stream("key result: loss = 1.5 nats\n")]))
+    same = {"nb": {"full": {"machine": "m", "results": {"loss": {"value": 1.5, "unit": "nats", "note": ""}}}}}
+    other = {"nb": {"full": {"machine": "m", "results": {"loss": {"value": 1.6, "unit": "nats", "note": ""}}}}}
+    assert course.recorded_key_result_problems(nb, "nb", same) == []
+    assert "differ from notebooks/key_results.json in ['loss']" in course.recorded_key_result_problems(nb, "nb", other)[0]
+    assert "no full-mode entry" in course.recorded_key_result_problems(nb, "nb", {})[0]

@@ -165,7 +165,7 @@ def test_digits_match_scikit_learn_and_split_fixed():
 def fresh_cache(monkeypatch, tmp_path):
     """An empty course cache, no remembered corpora, and the once-only cache warnings re-armed."""
     monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "_cache_warnings", set())
+    monkeypatch.setattr(data, "_cache_warnings", set(), raising=False)
     data._corpus_text.cache_clear()
     yield tmp_path / "cache"
     data._corpus_text.cache_clear()
@@ -202,7 +202,7 @@ def test_an_unwritable_cache_works_without_it_with_one_warning(monkeypatch, tmp_
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")  # a cache under a file cannot be created, even by root
     monkeypatch.setenv("LMCOURSE_CACHE", str(blocker / "cache"))
-    monkeypatch.setattr(data, "_cache_warnings", set())
+    monkeypatch.setattr(data, "_cache_warnings", set(), raising=False)
     calls = []
     with pytest.warns(UserWarning, match="cannot be written.*working without it") as caught:
         for _ in range(3):

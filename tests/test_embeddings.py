@@ -220,3 +220,30 @@ def test_plot_word_groups_and_explorer_build():
     assert len(fig.axes[0].collections) == 2
     box = explore_embeddings(kv, initial="a")
     assert box.children[0].value == "a"
+
+
+def test_pair_similarities_and_analogy_results_give_the_evaluation_item_by_item(random_kv):
+    from scipy.stats import spearmanr
+
+    from lmcourse.embeddings import analogy_results, pair_similarities
+    pairs, model, human = pair_similarities(random_kv, "wordsim353")
+    assert len(pairs) == len(model) == len(human) == evaluate_embeddings(random_kv)["ws353"]["pairs"]
+    assert spearmanr(model, human).statistic == pytest.approx(evaluate_embeddings(random_kv)["ws353"]["spearman"])
+    questions, right = analogy_results(random_kv)
+    assert len(questions) == len(right) and right.dtype == bool
+    sub, sub_right = analogy_results(random_kv, questions=questions[:5])
+    assert sub == questions[:5] and np.array_equal(sub_right, right[:5])
+
+
+def test_download_text8_offline_says_so(monkeypatch, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from lmcourse.embeddings import download_text8
+    monkeypatch.setenv("LMCOURSE_CACHE", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(ConnectionError, match="offline"):
+        download_text8()

@@ -56,6 +56,8 @@ CASES = {
     "beam_3": dict(max_new_tokens=12, num_beams=3),
     "beam_5_classic": dict(max_new_tokens=15, num_beams=5, no_repeat_ngram_size=2, early_stopping=True),
     "beam_4_length_penalty": dict(max_new_tokens=12, num_beams=4, length_penalty=0.5),
+    "beam_5_never": dict(max_new_tokens=15, num_beams=5, early_stopping="never"),
+    "beam_4_never_length_penalty": dict(max_new_tokens=12, num_beams=4, length_penalty=2.0, early_stopping="never"),
 }
 
 
@@ -84,6 +86,14 @@ def test_early_stopping_changes_the_beam_search_result_here(hf_model):
     options = dict(max_new_tokens=15, num_beams=5, no_repeat_ngram_size=2, eos_token_id=EOS)
     assert not torch.equal(generate(hf_model, PROMPT, early_stopping=True, **options)[:, :18],
                            generate(hf_model, PROMPT, early_stopping=False, **options)[:, :18])
+
+
+def test_early_stopping_never_matches_transformers_where_it_differs_from_false(hf_model):
+    options = dict(max_new_tokens=12, num_beams=4, eos_token_id=39)  # here "never" searches on where False stops
+    never = generate(hf_model, PROMPT, early_stopping="never", **options)
+    assert torch.equal(never, hf_generate(hf_model, PROMPT, early_stopping="never", **options))
+    heuristic = generate(hf_model, PROMPT, early_stopping=False, **options)
+    assert never.shape != heuristic.shape or not torch.equal(never, heuristic)
 
 
 def test_kv_cache_gives_identical_tokens_when_sampling(ours):

@@ -10,6 +10,7 @@ from lmcourse.course import NOTEBOOKS, notebook_paths, notebook_problems
 
 PATHS = notebook_paths()
 RUNTIMES = course.load_runtimes()
+KEY_RESULTS = course.load_key_results()
 
 
 def load(path):
@@ -128,4 +129,10 @@ def test_widgets_store_a_meaningful_static_fallback(path):
 def test_key_result_lines_parse(path):
     nb = load(path)
     problems = course.key_result_problems(nb, path.stem)
+    assert problems == [], fix_list(problems)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_key_results_json_comes_from_the_run_that_stored_the_outputs(path):
+    problems = course.recorded_key_result_problems(load(path), path.stem, KEY_RESULTS)
     assert problems == [], fix_list(problems)

@@ -44,7 +44,7 @@ def _guard(event, args):
         return
     import traceback
     with open(_LOG, "a") as log:
-        log.write(what + "\\n" + "".join(traceback.format_stack(limit=12)) + "\\n")
+        log.write(what + "\\n" + "".join(traceback.format_stack(limit=40)) + "\\n")
     raise OSError(f"network access is forbidden in this test: {what}")
 
 
@@ -90,6 +90,24 @@ data.load_digits("valid")
 data.load_labelled_sentences("valid")
 data.corpus_tokenizer("wiki", "char")
 from lmcourse.embeddings import evaluate_embeddings  # imports gensim
+# a model that is in the local cache (a tiny GPT-2 and a word-level tokenizer, in the Hub cache layout)
+import os
+from pathlib import Path
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import Whitespace
+
+snapshot = Path(os.environ["HF_HOME"]) / "hub" / "models--local--tiny-gpt2" / "snapshots" / ("0" * 40)
+transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=3, n_positions=8, n_embd=8, n_layer=1, n_head=2,
+                                                     bos_token_id=None, eos_token_id=None)).save_pretrained(snapshot)
+words = Tokenizer(WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]"))
+words.pre_tokenizer = Whitespace()
+transformers.PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]").save_pretrained(snapshot)
+(snapshot.parents[1] / "refs").mkdir()
+(snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+model, tok, message = load_local_hf("local/tiny-gpt2", task="causal-lm")
+assert type(model).__name__ == "GPT2LMHeadModel" and tok("a b")["input_ids"] == [0, 1], message
+# and models that are not
 for task in ("question-answering", "base", "causal-lm"):
     model, tok, message = load_local_hf("distilbert-base-cased-distilled-squad", task=task)
     assert model is None and "not in the local Hugging Face cache" in message, message

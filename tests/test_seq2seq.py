@@ -105,3 +105,24 @@ def test_seq2seq_rejects_bad_input():
         model(torch.ones(2, 3, dtype=torch.long), torch.tensor([3, 4]), torch.ones(2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="max_len"):
         model.greedy_decode(torch.ones(1, 3, dtype=torch.long), torch.tensor([3]), 0)
+
+
+def test_order_task_labels_say_which_marker_comes_first_and_classes_share_their_words():
+    from collections import Counter
+
+    from lmcourse.tasks import OrderTask
+    task = OrderTask(min_len=4, max_len=9)
+    examples = task.sample(400, seed=0)
+    for sentence, label in examples:
+        words = sentence.split()
+        assert 4 <= len(words) <= 9 and words.count("cat") == words.count("dog") == 1
+        assert label == int(words.index("cat") < words.index("dog"))
+    assert 150 < sum(y for _, y in examples) < 250
+    bags = {y: Counter(w for s, lab in examples if lab == y for w in s.split()) for y in (0, 1)}
+    assert bags[0]["cat"] == sum(1 for _, y in examples if y == 0)  # every sentence holds each marker once
+    ids, lengths, labels = task.batch(examples[:3])
+    assert ids.shape == (3, int(lengths.max())) and labels.tolist() == [y for _, y in examples[:3]]
+    with pytest.raises(ValueError, match="min_len"):
+        OrderTask(min_len=1)
+    with pytest.raises(ValueError, match="markers"):
+        OrderTask(markers=("cat", "cat"))

@@ -53,3 +53,20 @@ def test_windows_cover_the_stream_without_overlap():
 def test_windows_reject_a_block_longer_than_the_stream():
     with pytest.raises(ValueError, match="block_size"):
         Windows(torch.arange(5), block_size=5)
+
+
+def test_consecutive_windows_continue_each_row_and_flag_restarts():
+    from lmcourse.sequences import consecutive_windows
+    ids = torch.arange(1001)
+    stream = consecutive_windows(ids, block_size=10, batch_size=4)  # 4 parts of 250 tokens, 25 windows each
+    batches = [next(stream) for _ in range(26)]
+    (x0, y0, f0), (x1, _, f1) = batches[0], batches[1]
+    assert torch.equal(y0, x0 + 1) and torch.equal(x1[:, 0], x0[:, -1] + 1)  # row b of window 1 continues window 0
+    assert torch.equal(x0[:, 0], torch.arange(4) * 250)
+    assert bool(f0) and not bool(f1) and bool(batches[25][2]) and torch.equal(batches[25][0], x0)
+
+
+def test_consecutive_windows_need_enough_tokens():
+    from lmcourse.sequences import consecutive_windows
+    with pytest.raises(ValueError, match="too few"):
+        next(consecutive_windows(range(30), block_size=10, batch_size=4))

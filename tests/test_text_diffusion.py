@@ -7,10 +7,13 @@ import torch
 
 from lmcourse.text_diffusion import (
     TextDenoiser,
+    alibi_bias,
     ar_loss,
     diffusion_bound,
+    infill,
     mask_tokens,
     masked_diffusion_loss,
+    masking_times,
     sample_text,
 )
 
@@ -92,3 +95,29 @@ def test_text_denoiser_rejects_bad_input():
         model(torch.zeros(9, dtype=torch.long))
     with pytest.raises(ValueError, match="temperature"):
         sample_text(model, 1, temperature=0)
+
+
+def test_masking_times_are_one_per_stratum():
+    t = masking_times(8, t_min=1e-9, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.floor(t * 8), torch.arange(8.0))
+
+
+def test_alibi_bias_heads_look_one_way_and_penalise_distance():
+    bias = alibi_bias(5, 4, causal=False)
+    assert torch.isinf(bias[0, 2, 3]) and torch.isinf(bias[1, 2, 1])          # head 0 looks left, head 1 right
+    assert bias[0, 2, 1] == bias[1, 2, 3] == -1.0 and bias[2, 2, 0] == -2 / 4 and bias[0, 2, 2] == 0
+    causal = alibi_bias(5, 4, causal=True)
+    assert torch.isinf(causal[1, 2, 3]) and causal[1, 2, 1] == -1.0 and causal[3, 2, 1] == -0.25
+
+
+def test_infill_uses_the_right_context_only_when_bidirectional():
+    windows = torch.randint(0, 10, (3, 16))
+    changed = windows.clone()
+    changed[:, 12:] = (changed[:, 12:] + 1) % 10                                 # text after the span differs
+    for causal in (True, False):
+        torch.manual_seed(0)
+        model = TextDenoiser(10, block_size=16, n_layer=1, n_head=2, n_embd=16, causal=causal).eval()
+        nats, guess = infill(model, windows, 6, 4)
+        nats2, _ = infill(model, changed, 6, 4)
+        assert nats.shape == guess.shape == (3, 4) and int(guess.max()) < 10
+        assert torch.allclose(nats, nats2, atol=1e-5) == causal

@@ -81,3 +81,16 @@ def test_explore_sampling_builds_a_widget_for_a_gpt(capsys):
     assert greedy not in capsys.readouterr().out  # top_k off: a sampled continuation
     ui.children[1].children[1].value = 1  # top_k = 1: the redrawn continuation must be the greedy one
     assert greedy in capsys.readouterr().out
+
+
+def test_explore_sampling_stores_a_caption_not_the_widget_repr():
+    from IPython.core.formatters import DisplayFormatter
+
+    from lmcourse.gpt import GPT, GPTConfig
+    from lmcourse.viz import explore_sampling
+
+    model = GPT(GPTConfig(20, 16, 1, 2, 8))
+    ui = explore_sampling(model, lambda s: [ord(c) % 20 for c in s], lambda ids: "".join(chr(97 + i) for i in ids),
+                          max_new_tokens=5)
+    text = DisplayFormatter().format(ui)[0]["text/plain"]
+    assert text.startswith("sampling explorer") and "VBox" not in text

@@ -25,6 +25,9 @@ _status: dict[str, str] = {}  # id -> "done" | "not yet right" | "not answered"
 
 
 def _exercise(exercise_id: str):
+    if not isinstance(exercise_id, str):
+        raise ValueError(f"exercise_id must be a string like '04.masked_softmax', got {exercise_id!r}; "
+                         f"call check(\"NN.name\", your_function)")
     if exercise_id not in REGISTRY:
         chapter = exercise_id.split(".", 1)[0]
         same = sorted(i for i in REGISTRY if i.startswith(chapter + "."))
@@ -40,9 +43,10 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
     returns None reads "not answered yet". `hints=True` shows every hint; otherwise the n-th wrong
     answer shows the n-th hint. `context`: what a checker needs from the notebook (see its task).
     """
-    if not isinstance(exercise_id, str):  # the notebooks' old exercises, until every chapter uses ids
-        return _legacy_check(exercise_id, answer, **context)
     ex = _exercise(exercise_id)
+    if not callable(answer):
+        print(f"✗ {exercise_id}: pass your function itself, check(\"{exercise_id}\", my_function), not a value.")
+        return False
     try:
         note = ex.checker(answer, **context)
     except NotAnswered:
@@ -59,33 +63,6 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
     _status[exercise_id] = "done"
     print(f"✓ {exercise_id}: right! ({ex.title})" + (f"\n{note}" if note else ""))
     return True
-
-
-def _legacy_check(answer: Any, expected: Any, hint: str = "", atol: float = 1e-6) -> bool:
-    """The old check(answer_or_thunk, expected, hint): one fixed comparison."""
-    if callable(answer):
-        try:
-            answer = answer()
-        except NotImplementedError:
-            answer = None
-        except Exception as exc:
-            print(f"✗ your code raised {type(exc).__name__}: {exc}. Hint: {hint}")
-            return False
-    if answer is None:
-        print("… not answered yet.")
-        return False
-    import numpy as np
-    import torch
-    if isinstance(expected, (torch.Tensor, np.ndarray, float, int)) and not isinstance(expected, bool):
-        try:
-            a, e = np.asarray(torch.as_tensor(answer).double()), np.asarray(torch.as_tensor(expected).double())
-            right = a.shape == e.shape and bool(np.allclose(a, e, atol=atol, rtol=0))
-        except (TypeError, ValueError, RuntimeError):
-            right = False
-    else:
-        right = answer == expected
-    print("✓ right!" if right else f"✗ not quite. Hint: {hint}")
-    return right
 
 
 def _hint_lines(ex, n: int) -> str:

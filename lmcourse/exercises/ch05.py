@@ -41,7 +41,7 @@ def check_pre_norm_block(pre_norm_block) -> None:
              ("d_model=16, 2 heads, causal mask", 16, 2, 3, 5, torch.ones(5, 5, dtype=torch.bool).tril()),
              ("d_model=24, 3 heads, padding mask", 24, 3, 2, 4,
               torch.tensor([[True] * 4, [True, True, False, False]])[:, None, None, :])]
-    for i, (name, d, heads, B, T, mask) in enumerate(cases):
+    for name, d, heads, B, T, mask in cases:
         with torch.random.fork_rng():
             torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
             layer = EncoderLayer(d, heads, 4 * d, dropout=0.0, norm_first=True).eval()
@@ -73,7 +73,7 @@ def check_bert_mask(bert_mask) -> None:
              ("with special tokens (ids >= n_regular) that are never picked", (3, 10), 0.5, True),
              ("p = 0.15, 8 x 64", (8, 64), 0.15, False),
              ("p = 0.99: nearly everything picked", (2, 30), 0.99, True)]
-    for i, (name, shape, p, specials) in enumerate(cases):
+    for name, shape, p, specials in cases:
         ids = torch.randint(n_regular, shape, generator=g)
         if specials:
             ids[:, 0], ids[:, -2:] = n_regular, n_regular + 1  # [CLS] in front, padding at the end

@@ -94,10 +94,6 @@ def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
 # ------------------------------------------------------------------------------------------------
 # Comparing an answer with the reference
 
-def _index(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
-
-
 def _as_array(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double().numpy()
@@ -115,37 +111,40 @@ def same_tensor(case: str, got: Any, want: torch.Tensor, atol: float = 1e-5, rto
     if dtype and got.dtype != want.dtype:
         raise Wrong(case, f"{what} has dtype {got.dtype}, but it should keep dtype {want.dtype}")
     if want.dtype == torch.bool or not (want.dtype.is_floating_point or got.dtype.is_floating_point):
-        differ = (got.cpu() != want.cpu()).flatten()
+        differ = (got.cpu() != want.cpu()).numpy()
         if differ.any():
-            first = _index(int(differ.nonzero()[0]), tuple(want.shape))
-            raise Wrong(case, f"{what}: {int(differ.sum())} of {differ.numel()} entries are wrong, e.g. at index {first}")
+            raise Wrong(case, f"{what} is wrong at {_where(differ)}")
         return
     same_array(case, _as_array(got), _as_array(want), atol, rtol, what)
 
 
-def same_array(case: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: float, what: str = "the output") -> None:
-    """The value part of `same_tensor` for float arrays of equal shape."""
+def _where(bad: np.ndarray) -> str:
+    """'N of M entries, e.g. at index (i, j)' for a boolean array of the entries that are wrong."""
+    first = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape))
+    return f"{int(bad.sum())} of {bad.size} entries, e.g. at index {first}"
+
+
+def same_array(case: str, got: np.ndarray, want: np.ndarray, atol: float, rtol: float,
+               what: str = "the output") -> None:
+    """The value part of `same_tensor` for float arrays: NaN, infinities, then values within atol + rtol |want|."""
     if got.shape != want.shape:
         raise Wrong(case, f"{what} has shape {got.shape}, but it should have shape {want.shape}")
     nan = np.isnan(got) & ~np.isnan(want)
     if nan.any():
-        raise Wrong(case, f"{what} has NaN at {int(nan.sum())} entries, e.g. at index {_index(int(np.flatnonzero(nan)[0]), got.shape)}")
+        raise Wrong(case, f"{what} is NaN at {_where(nan)}")
     inf_got, inf_want = np.isinf(got), np.isinf(want)
-    bad_inf = (inf_got != inf_want) | (inf_got & inf_want & (np.sign(got) != np.sign(want)))
-    if bad_inf.any():
-        where = _index(int(np.flatnonzero(bad_inf)[0]), got.shape)
-        kind = "is infinite where a finite value belongs" if inf_got.flat[np.flatnonzero(bad_inf)[0]] else \
-            "is finite where -inf (or inf) belongs"
-        raise Wrong(case, f"{what} {kind} at {int(bad_inf.sum())} entries, e.g. at index {where}")
+    if (inf_got & ~inf_want).any():
+        raise Wrong(case, f"{what} is infinite where a finite value belongs, at {_where(inf_got & ~inf_want)}")
+    wrong_inf = inf_want & ((got != want) | ~inf_got)
+    if wrong_inf.any():
+        raise Wrong(case, f"{what} should be {'-inf' if want[wrong_inf].flat[0] < 0 else 'inf'} at {_where(wrong_inf)}")
     finite = ~inf_want & ~np.isnan(want)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are -inf: those entries are not compared
-        off = finite & ~(np.abs(got - want) <= atol + rtol * np.abs(want))
+    error, tolerance = np.abs(got - np.where(finite, want, 0)), atol + rtol * np.abs(np.where(finite, want, 0))
+    off = finite & ~(error <= tolerance)
     if off.any():
-        first = int(np.flatnonzero(off)[0])
-        close = bool(np.all(np.abs(got - want)[finite] <= 10 * (atol + rtol * np.abs(want[finite])) + 1e-2 * np.abs(want[finite])))
+        close = bool(np.all(error[finite] <= 10 * tolerance[finite] + 1e-2 * np.abs(want[finite])))
         near = " (close: check precision, or a small term you left out)" if close else ""
-        raise Wrong(case, f"{what} has wrong values at {int(off.sum())} of {off.size} entries, "
-                          f"e.g. at index {_index(first, got.shape)}{near}")
+        raise Wrong(case, f"{what} has wrong values at {_where(off)}{near}")
 
 
 def real_number(case: str, got: Any, what: str = "the result") -> float:

@@ -90,6 +90,7 @@ def explore_sampling(model: torch.nn.Module, encode: Callable[[str], list[int]],
     top_k = widgets.IntSlider(value=0, min=0, max=min(vocab, 100), description="top_k (0=off)")
     top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top_p")
     out = widgets.Output()
+    shown = []  # the continuations drawn so far; the first one becomes the static caption
 
     def redraw(_=None) -> None:
         ids = torch.tensor([encode(prompt_box.value) or [0]], device=device)
@@ -103,9 +104,15 @@ def explore_sampling(model: torch.nn.Module, encode: Callable[[str], list[int]],
             fig = plot_next_token_distribution(logits.cpu(), labels, temperature.value, k, p)
             display(fig)
             plt.close(fig)  # shown once, in the widget, not again below the cell
-            print(f"continuation (seed {seed}): {prompt_box.value}|{decode(continuation.tolist())}")
+            shown.append(f"{prompt_box.value}|{decode(continuation.tolist())}")
+            print(f"continuation (seed {seed}): {shown[-1]}")
 
     for w in (prompt_box, temperature, top_k, top_p):
         w.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([prompt_box, widgets.HBox([temperature, top_k, top_p]), out])
+    ui = widgets.VBox([prompt_box, widgets.HBox([temperature, top_k, top_p]), out])
+    live_bundle = ui._repr_mimebundle_
+    # Static views (GitHub, nbconvert) show text/plain: say what the widget is, not `VBox(children=(...`.
+    ui._repr_mimebundle_ = lambda **kwargs: {**live_bundle(**kwargs), "text/plain":
+                                             f"sampling explorer (live in Jupyter); first continuation: {shown[0]!r}"}
+    return ui
