@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found: `apt-get install chromium` (CI does)")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # a fresh JupyterLab per test: a second notebook opened in one lab did not run reliably
 def lab(tmp_path_factory):
     """A JupyterLab server from this environment on a free loopback port, serving a copy of notebooks/."""
     folder = tmp_path_factory.mktemp("lab")
@@ -100,40 +100,6 @@ def open_and_run_all(browser, url: str, token: str, notebook: str):
     return page, blocked
 
 
-def test_chapter_runs_in_jupyterlab_with_figures_and_working_widgets(lab, browser):
-    url, token, _ = lab
-    notebook = WIDGET_NOTEBOOK if (ROOT / "notebooks" / WIDGET_NOTEBOOK).is_file() else "00_setup.ipynb"
-    page, blocked = open_and_run_all(browser, url, token, notebook)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{Path(notebook).stem}-top.png")
-
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
-    assert errors.count() == 0, errors.first.inner_text()
-    assert page.locator(".jp-RenderedImage img").count() >= 1, "no matplotlib figure was rendered"
-    assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
-    assert not [u for u in blocked if u.endswith(".js")], f"JavaScript requested from outside: {blocked}"
-
-    if notebook == WIDGET_NOTEBOOK:  # the attention explorer: rendered offline, and it responds
-        assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= 1, "no ipywidget was rendered"
-        explorer = page.locator(".jp-OutputArea-output .widget-vbox:has(select), .jp-OutputArea-output .widget-vbox:has(.widget-slider)").last
-        explorer.scroll_into_view_if_needed()
-        page.screenshot(path=ARTIFACTS / "explore_attention-before.png")
-        before = explorer.inner_html()
-        menus = [m for m in explorer.locator("select").all() if m.locator("option").count() >= 2]
-        if menus:  # a choice of head (or layer): pick the last option
-            menus[-1].select_option(label=menus[-1].locator("option").all_inner_texts()[-1])
-        else:  # one head only: move the query-token slider instead
-            handle = explorer.locator(".widget-slider .noUi-handle, .widget-slider [role=slider]").first
-            handle.focus()
-            for _ in range(3):
-                page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(2000)
-        page.screenshot(path=ARTIFACTS / "explore_attention-after.png")
-        assert explorer.inner_html() != before, "changing the head or query did not change the attention view"
-    page.close()
-
-
-
 VIEWS_NOTEBOOK = """\
 import torch
 from lmcourse.viz import head_view, model_view
@@ -200,6 +166,40 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
         f"12 layers x 12 heads x 128 tokens, choose a layer -> new picture painted: {seconds:.2f} s\n")
     page.screenshot(path=ARTIFACTS / "head_view-big.png")
     page.close()
+
+
+def test_chapter_runs_in_jupyterlab_with_figures_and_working_widgets(lab, browser):
+    url, token, _ = lab
+    notebook = WIDGET_NOTEBOOK if (ROOT / "notebooks" / WIDGET_NOTEBOOK).is_file() else "00_setup.ipynb"
+    page, blocked = open_and_run_all(browser, url, token, notebook)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{Path(notebook).stem}-top.png")
+
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')")
+    assert errors.count() == 0, errors.first.inner_text()
+    assert page.locator(".jp-RenderedImage img").count() >= 1, "no matplotlib figure was rendered"
+    assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
+    assert not [u for u in blocked if u.endswith(".js")], f"JavaScript requested from outside: {blocked}"
+
+    if notebook == WIDGET_NOTEBOOK:  # the attention explorer: rendered offline, and it responds
+        assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= 1, "no ipywidget was rendered"
+        explorer = page.locator(".jp-OutputArea-output .widget-vbox:has(select), .jp-OutputArea-output .widget-vbox:has(.widget-slider)").last
+        explorer.scroll_into_view_if_needed()
+        page.screenshot(path=ARTIFACTS / "explore_attention-before.png")
+        before = explorer.inner_html()
+        menus = [m for m in explorer.locator("select").all() if m.locator("option").count() >= 2]
+        if menus:  # a choice of head (or layer): pick the last option
+            menus[-1].select_option(label=menus[-1].locator("option").all_inner_texts()[-1])
+        else:  # one head only: move the query-token slider instead
+            handle = explorer.locator(".widget-slider .noUi-handle, .widget-slider [role=slider]").first
+            handle.focus()
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(2000)
+        page.screenshot(path=ARTIFACTS / "explore_attention-after.png")
+        assert explorer.inner_html() != before, "changing the head or query did not change the attention view"
+    page.close()
+
 
 
 def test_exported_html_renders_in_chromium_with_the_network_off(browser, tmp_path):

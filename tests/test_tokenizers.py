@@ -46,7 +46,7 @@ def test_min_count_must_be_positive():
 
 def test_bpe_tokenizer_round_trips_any_text_and_reserves_id_zero_for_unk():
     tok = BPETokenizer.from_text("the cat sat on the mat\nthe cat ate the rat\n" * 20, vocab_size=280)
-    assert tok.vocab_size == 280
+    assert 256 < tok.vocab_size <= 280  # the bytes, <unk>, and as many merges as the text offers up to 280
     assert tok.tokenizer.id_to_token(0) == UNK
     for text in ("the cat sat", "zebra, 1999 – ünïcode!"):
         ids = tok.encode(text)
