@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_tensor
+from lmcourse.exercises.grading import Wrong, call, exercise, expect_pair, generator, same_tensor
 
 ID_GRU, ID_LSTM, ID_CLIP, ID_TBPTT = "03.gru_step", "03.lstm_step", "03.clip_grad_norm", "03.truncated_bptt"
 
@@ -64,8 +64,7 @@ def check_lstm_step(lstm_step) -> None:
         with torch.no_grad():
             want_h, want_c = cell(x, (h, c))
             got = call(name, lstm_step, x.clone(), h.clone(), c.clone(), *_weights(cell))
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise Wrong(name, f"return a tuple (h_new, c_new), got {type(got).__name__}")
+        got = expect_pair(name, got, "(h_new, c_new)")
         same_tensor(name, got[1], want_c, atol=1e-5, what="c_new")
         same_tensor(name, got[0], want_h, atol=1e-5, what="h_new")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_tensor
+from lmcourse.exercises.grading import Wrong, call, exercise, expect_pair, generator, same_tensor
 
 ID_SOFTMAX, ID_SDPA, ID_MHA = "04.masked_softmax", "04.scaled_dot_product_attention", "04.multi_head_attention"
 
@@ -67,8 +67,7 @@ def check_scaled_dot_product_attention(attention) -> None:
         q, k, v = (torch.randn(s, generator=g) for s in (sq, sk, sv))
         want_out, want_weights = scaled_dot_product_attention(q, k, v, mask)
         got = call(name, attention, q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone())
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise Wrong(name, f"return a tuple (out, weights), got {type(got).__name__}")
+        got = expect_pair(name, got, "(out, weights)")
         same_tensor(name, got[1], want_weights, atol=1e-5, what="weights")
         same_tensor(name, got[0], want_out, atol=1e-5, what="out")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_tensor
+from lmcourse.exercises.grading import call, exercise, expect_pair, generator, same_tensor
 
 ID_PE, ID_PRE_NORM, ID_MLM = "05.sinusoidal_positions", "05.pre_norm_block", "05.bert_mask"
 
@@ -83,7 +83,6 @@ def check_bert_mask(bert_mask) -> None:
         u_pick, u_split = torch.rand(shape, generator=draws), torch.rand(shape, generator=draws)
         random_ids = torch.randint(n_regular, shape, generator=draws)
         got = call(name, bert_mask, ids.clone(), u_pick, u_split, random_ids, mask_id, n_regular, p)
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise Wrong(name, f"return a tuple (inputs, labels), got {type(got).__name__}")
+        got = expect_pair(name, got, "(inputs, labels)")
         same_tensor(name, got[1], want[1], what="labels")
         same_tensor(name, got[0], want[0], what="inputs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_tensor
+from lmcourse.exercises.grading import call, exercise, expect_pair, generator, same_tensor
 
 ID_TOP_P, ID_BEAM, ID_PENALTY = "06.top_p_filter", "06.beam_search_step", "06.repetition_penalty"
 
@@ -72,8 +72,7 @@ def check_beam_search_step(beam_step) -> None:
         beam_scores = -torch.rand(beams, generator=g) * 3
         want_seq, want_scores = _reference_beam_step(sequences, beam_scores, log_probs, num_beams, n)
         got = call(name, beam_step, sequences.clone(), beam_scores.clone(), log_probs.clone(), num_beams, n)
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise Wrong(name, f"return a tuple (sequences, scores), got {type(got).__name__}")
+        got = expect_pair(name, got, "(sequences, scores)")
         same_tensor(name, got[0], want_seq, what="the new sequences")
         same_tensor(name, got[1], want_scores, atol=1e-6, what="the new scores")
 

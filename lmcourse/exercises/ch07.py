@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_number, same_tensor
+from lmcourse.exercises.grading import call, exercise, expect_pair, generator, same_number, same_tensor
 
 ID_Q_SAMPLE, ID_POSTERIOR, ID_MASKED = "07.q_sample", "07.ddpm_posterior", "07.masked_diffusion_loss"
 
@@ -54,8 +54,7 @@ def check_ddpm_posterior(ddpm_posterior) -> None:
         want_mean = (schedule.gather(schedule.posterior_mean_coef1, t, x0) * x0 +
                      schedule.gather(schedule.posterior_mean_coef2, t, x_t) * x_t)
         got = call(name, ddpm_posterior, schedule, x0.clone(), x_t.clone(), t.clone())
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise Wrong(name, f"return a tuple (mean, variance), got {type(got).__name__}")
+        got = expect_pair(name, got, "(mean, variance)")
         same_tensor(name, got[0], want_mean, atol=1e-5, dtype=False, what="the mean")
         same_tensor(name, got[1], schedule.posterior_variance[t], atol=1e-7, rtol=1e-4, dtype=False,
                     what="the variance")

@@ -100,6 +100,13 @@ def _as_array(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def expect_pair(case: str, got: Any, names: str) -> tuple:
+    """`got` if it is a 2-tuple, else Wrong saying what to return: names like "(out, weights)"."""
+    if not isinstance(got, tuple) or len(got) != 2:
+        raise Wrong(case, f"return a tuple {names}, got {type(got).__name__}")
+    return got
+
+
 def same_tensor(case: str, got: Any, want: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4,
                 dtype: bool = True, what: str = "the output") -> None:
     """Raise Wrong unless `got` is a tensor like `want`: type, shape, dtype (if `dtype`), NaN and inf
