@@ -84,17 +84,17 @@ def open_and_run_all(browser, url: str, token: str, notebook: str):
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel", timeout=120_000)
-    kernel = page.evaluate("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
+                           "&& window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel", timeout=120_000)
+    kernel = page.evaluate("window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel.name")
     assert kernel == "lmcourse", f"the notebook opened with {kernel!r}: register the course kernel with `make install`"
-    page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+    page.wait_for_function("window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel.status === 'idle'",
                            timeout=120_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     # Done when the kernel is idle again and no cell still shows the busy prompt [*].
     page.wait_for_timeout(2000)
     page.wait_for_function(
-        "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle' && "
+        "window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel.status === 'idle' && "
         "![...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'))",
         timeout=300_000, polling=1000)
     return page, blocked
