@@ -80,11 +80,11 @@ class Windows(Dataset):
 
 
 @torch.no_grad()
-def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
-                  batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> float:
-    """Average -log p(next token) in nats over held-out `ids`, in consecutive windows of `block_size`.
+def token_log_probs(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
+                    batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> torch.Tensor:
+    """ln p(token | the tokens before it in its window) for every token of held-out `ids` after the first: (N - 1,).
 
-    logits_fn: x (B, T) -> logits (B, T, vocab). Every token after the first is scored once;
+    logits_fn: x (B, T) -> logits (B, T, vocab). `ids` is cut into consecutive windows of `block_size`;
     a token at position t of a window sees the t tokens before it in that window.
     max_tokens: score only the first max_tokens tokens (fast mode).
     """
@@ -95,7 +95,7 @@ def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_
     n_windows = math.ceil((len(ids) - 1) / block_size)
     if n_windows < 1:
         raise ValueError("ids needs at least two tokens to score")
-    total, count = 0.0, 0
+    scores = []
     for first in range(0, n_windows, batch_size):
         xs, ys = [], []
         for w in range(first, min(first + batch_size, n_windows)):
@@ -105,16 +105,24 @@ def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_
             ys.append(ids[start + 1:end + 1])
         length = max(len(x) for x in xs)
         x = torch.stack([torch.nn.functional.pad(t, (0, length - len(t))) for t in xs]).to(device)
-        y = torch.stack([torch.nn.functional.pad(t, (0, length - len(t)), value=-100) for t in ys]).to(device)
         logits = logits_fn(x).float()
         if logits.ndim != 3 or logits.shape[:2] != x.shape:
             raise ValueError(f"logits_fn must return logits of shape (batch, T, vocab) = ({x.shape[0]}, {x.shape[1]}, "
                              f"vocab), got {tuple(logits.shape)}")
-        try:
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
-                                                       ignore_index=-100, reduction="sum").item()
-        except IndexError as exc:
-            raise ValueError(f"ids hold token ids outside the vocabulary of the logits ({logits.size(-1)}): "
-                             f"{exc}") from exc
-        count += int((y != -100).sum())
-    return total / count
+        largest = max(int(y.max()) for y in ys)
+        if largest >= logits.size(-1):
+            raise ValueError(f"ids hold token id {largest}, outside the vocabulary of the logits ({logits.size(-1)} "
+                             "tokens): score with the tokenizer the model was trained with")
+        log_p = torch.log_softmax(logits, dim=-1).cpu()                                   # (B, T, vocab)
+        scores += [log_p[b, :len(y)].gather(1, y[:, None])[:, 0] for b, y in enumerate(ys)]
+    return torch.cat(scores)
+
+
+def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
+                  batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> float:
+    """Average -log p(next token) in nats over held-out `ids`: the mean of -`token_log_probs` (same arguments).
+
+    Every token after the first is scored once; a token at position t of a window sees the t tokens
+    before it in that window.
+    """
+    return -token_log_probs(logits_fn, ids, block_size, batch_size, device, max_tokens).double().mean().item()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lmcourse.sequences import Windows, cross_entropy, random_windows
+from lmcourse.sequences import Windows, cross_entropy, random_windows, token_log_probs
 
 
 def test_random_windows_give_targets_shifted_by_one():
@@ -36,6 +36,18 @@ def test_cross_entropy_scores_every_next_token_once():
     direct = torch.nn.functional.cross_entropy(table[ids[:-1]], ids[1:]).item()
     for block_size in (1, 7, 100, 500):
         assert cross_entropy(lambda x: table[x], ids, block_size, batch_size=3) == pytest.approx(direct, rel=1e-6)
+
+
+def test_token_log_probs_restart_the_context_at_every_window():
+    """A model that reads only how far into its window a token is: the scores show the window boundaries."""
+    ids = torch.randint(4, (11,))
+    position_model = lambda x: torch.arange(x.shape[1]).float()[None, :, None].expand(*x.shape, 4) * torch.tensor([1., 0, 0, 0])
+    log_p = token_log_probs(position_model, ids, block_size=4)
+    assert log_p.shape == (10,)
+    expected = torch.log_softmax(torch.arange(4).float()[:, None] * torch.tensor([1., 0, 0, 0]), -1)   # (position, token)
+    positions = torch.arange(10) % 4
+    assert torch.allclose(log_p, expected[positions, ids[1:]])
+    assert cross_entropy(position_model, ids, 4) == pytest.approx(-log_p.double().mean().item())
 
 
 def test_cross_entropy_rejects_2d_ids():
