@@ -1,14 +1,15 @@
 """Fine-tuning an encoder: a sentence classifier and an extractive question-answering head, with their data.
 
 Read top to bottom: the tasks (`source_sentences`: which corpus, news or Wikipedia, a sentence comes
-from; `reading_comprehension`: generated who-lives-where contexts with questions whose answer is a
-span of the context), the heads (`SequenceClassifier` on the [CLS] vector, `SpanQA` with a start and
+from; `person_or_place`: is the masked word of a sentence a place or a person?; `reading_comprehension`:
+generated who-lives-where contexts with questions whose answer is a span of the context), the heads (`SequenceClassifier` on the [CLS] vector, `SpanQA` with a start and
 an end score per token), and the scores (`accuracy`, `best_span`, `span_accuracy`, `bag_of_words_accuracy`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,8 @@ from lmcourse.tokenizers import split_sentences, split_words
 from lmcourse.transformer import Encoder
 
 __all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
-           "encode_qa", "reading_comprehension", "source_sentences", "span_accuracy", "type_baseline_accuracy"]
+           "encode_masked", "encode_qa", "person_or_place", "reading_comprehension", "source_sentences", "span_accuracy",
+           "type_baseline_accuracy"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
 
@@ -52,24 +54,98 @@ def source_sentences(split: str, n_per_class: int | None = None, min_words: int 
     return pairs
 
 
+# person or place: capitalised words that name a place or a person in the course's corpora; words that name
+# both (Darwin, Victoria, Jordan, Washington) are left out
+PLACE_WORDS = """
+    Australia Sydney Melbourne Canberra Brisbane Adelaide Perth Tasmania Queensland London Paris Berlin Rome
+    Moscow Athens Chicago Egypt China India Japan France Germany Italy Spain Russia Canada Texas Ireland Greece
+    Afghanistan Pakistan Israel Iraq Iran Kabul Kandahar Jerusalem Indonesia Jakarta Fiji Europe Asia Africa
+    America Britain England Scotland Zealand Korea Vietnam Mexico Brazil Argentina Poland Sweden Norway Denmark
+    Austria Switzerland Portugal Turkey Syria Lebanon Palestine Gaza Bethlehem Tokyo Beijing Boston Florida
+    California York Oxford Cambridge Vienna Madrid Prague Cairo Baghdad Tehran Manila Singapore Malaysia
+    Thailand Nepal Kenya Nigeria Ethiopia Babylon Persia Sparta Carthage Venice Florence Naples Sicily Holland
+    Belgium Hungary Ukraine Finland Iceland Cuba Chile Peru Bangladesh
+""".split()
+PERSON_WORDS = """
+    John Mary Peter Anna David Maria Paul James Thomas George Robert Michael Henry William Charles Edward
+    Richard Louis Arthur Joseph Howard Bush Arafat Sharon Osama Laden Yasser Ariel Tony Simon Mark Andrew
+    Stephen Ian Kevin Bob Jim Jack Alexander Napoleon Caesar Plato Aristotle Newton Einstein Marx Lenin Stalin
+    Hitler Churchill Lincoln Jefferson Shakespeare Homer Socrates Augustine Luther Calvin Kant Hegel Nietzsche
+    Freud Mozart Beethoven Bach Jesus Moses Abraham Muhammad Buddha Elizabeth Anne Margaret Sarah Susan Jane
+    Helen Ruth Alice Emily Grace Kate Lisa Philip Harry Frank Fred Martin Karl Albert Isaac Francis Hugh Ralph
+    Roger Bill Tom Steve Chris Matthew Daniel Samuel Adam Jonathan
+""".split()
+
+
+def person_or_place(split: str, n_per_class: int | None = None, max_words: int = 30, max_chars: int = 200,
+                    seed: int = 0) -> list[tuple[str, int]]:
+    """Cloze sentences: a place or a person's name in a sentence of the corpora is replaced by "[MASK]"; label 0 if it
+    was a place (`PLACE_WORDS`), 1 if a person (`PERSON_WORDS`). Only the context tells which, as in named-entity
+    recognition, and guessing a hidden word from its context is exactly what masked-LM pretraining practised.
+
+    Sentences of 4..max_words words (counted at spaces), at most max_chars characters, from both corpora's fixed
+    train or valid split (so held-out sentences are never seen in training or pretraining); a sentence with
+    several such words gives one example per word (the others stay visible). Balanced: n_per_class of each label
+    (default: as many as the rarer label has), drawn with `seed`, shuffled. Encode with `encode_masked`.
+    """
+    if split not in ("train", "valid"):
+        raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+    kind = {w: 0 for w in PLACE_WORDS} | {w: 1 for w in PERSON_WORDS}
+    pools = ([], [])
+    for sentence in (s for name in SOURCES for s in split_sentences(load_corpus(name, split))):
+        words = sentence.split()
+        if not 4 <= len(words) <= max_words or len(sentence) > max_chars:
+            continue
+        for i, word in enumerate(words):
+            m = re.fullmatch(r"([A-Za-z]+)((?:'s)?[^A-Za-z]*)", word)  # the name and what follows it: 's , . ) ...
+            if m and m.group(1) in kind:
+                pools[kind[m.group(1)]].append(" ".join(words[:i] + ["[MASK]" + m.group(2)] + words[i + 1:]))
+    available = min(len(p) for p in pools)
+    n = available if n_per_class is None else n_per_class
+    if not 1 <= n <= available:
+        raise ValueError(f"n_per_class must be in [1, {available}] for split {split!r}, got {n_per_class}")
+    rng = random.Random(seed)
+    pairs = [(s, label) for label, pool in enumerate(pools) for s in rng.sample(pool, n)]
+    rng.shuffle(pairs)
+    return pairs
+
+
+def encode_masked(specials, text: str) -> list[int]:
+    """Token ids of `text` (no [CLS]) with each literal "[MASK]" as the mask token's id."""
+    ids = []
+    for j, piece in enumerate(text.split("[MASK]")):
+        ids += [specials.mask_id] if j else []
+        ids += specials.encode(piece) if piece else []
+    return ids
+
+
 class SequenceClassifier(nn.Module):
-    """An `Encoder` + a linear layer on the first ([CLS]) position's vector.
+    """An `Encoder` + a linear layer on the first ([CLS]) position's vector, or, with `read_id`, on the vector at the
+    first position holding that token (e.g. the [MASK] of `person_or_place`: the classifier reads the hidden word's slot).
 
     forward(ids (B, T), key_padding (B, T) bool, labels (B,) or None) -> (logits (B, n_classes), loss or None).
     """
 
-    def __init__(self, encoder: Encoder, n_classes: int, dropout: float = 0.1):
+    def __init__(self, encoder: Encoder, n_classes: int, dropout: float = 0.1, read_id: int | None = None):
         super().__init__()
         check_int("n_classes", n_classes, minimum=2)
         check_number("dropout", dropout, 0, 1, high_open=True)
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.d_model, n_classes)
+        self.read_id = read_id
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, d_model)
-        logits = self.classifier(self.dropout(h[:, 0]))  # (B, n_classes): [CLS] sees every token through attention
+        if self.read_id is None:
+            vector = h[:, 0]  # [CLS] sees every token through attention
+        else:
+            hit = ids == self.read_id
+            if not hit.any(1).all():
+                raise ValueError(f"read_id={self.read_id}: some rows of ids do not hold that token")
+            vector = h[torch.arange(len(ids)), hit.int().argmax(1)]  # (B, d_model) at the first position holding it
+        logits = self.classifier(self.dropout(vector))  # (B, n_classes)
         if labels is None:
             return logits, None
         return logits, F.cross_entropy(logits, check_targets("labels", labels, logits.shape[:1]))

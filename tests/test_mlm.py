@@ -9,7 +9,9 @@ from lmcourse.finetune import (
     accuracy,
     bag_of_words_accuracy,
     best_span,
+    encode_masked,
     encode_qa,
+    person_or_place,
     reading_comprehension,
     source_sentences,
     span_accuracy,
@@ -139,6 +141,44 @@ def test_source_sentences_are_balanced_and_disjoint_between_splits():
 
 def test_bag_of_words_baseline_beats_chance_on_the_source_task():
     assert bag_of_words_accuracy(source_sentences("train", 200), source_sentences("valid")) > 0.65
+
+
+def test_person_or_place_hides_one_listed_name_per_example_balanced_and_seeded():
+    from lmcourse.finetune import PERSON_WORDS, PLACE_WORDS
+
+    assert not set(PERSON_WORDS) & set(PLACE_WORDS)
+    train_set, valid_set = person_or_place("train", 20, seed=3), person_or_place("valid")
+    assert len(train_set) == 40 and sum(label for _, label in train_set) == 20
+    assert sum(label for _, label in valid_set) * 2 == len(valid_set) > 100
+    assert all(s.count("[MASK]") == 1 for s, _ in train_set + valid_set)
+    assert person_or_place("train", 20, seed=3) == train_set and person_or_place("train", 20, seed=4) != train_set
+    assert not {s for s, _ in train_set} & {s for s, _ in valid_set}
+    with pytest.raises(ValueError, match="n_per_class"):
+        person_or_place("valid", 10 ** 6)
+
+
+def test_encode_masked_puts_the_mask_id_in_place_of_each_literal_mask():
+    tok = BPETokenizer.from_text("In Paris the rain fell. John said so. " * 20, 300)
+    specials = SpecialTokens(tok)
+    ids = encode_masked(specials, "In [MASK] the rain fell.")
+    assert ids.count(specials.mask_id) == 1
+    assert ids[:ids.index(specials.mask_id)] == specials.encode("In ")
+    assert ids[ids.index(specials.mask_id) + 1:] == specials.encode(" the rain fell.")
+    assert encode_masked(specials, "[MASK] said so.")[0] == specials.mask_id
+
+
+def test_classifier_with_read_id_reads_the_vector_at_that_token(chars):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0)
+    clf = SequenceClassifier(Encoder(cfg), 2, dropout=0.0, read_id=chars.mask_id).eval()
+    ids = torch.tensor([[chars.cls_id, 5, chars.mask_id, 6], [chars.cls_id, chars.mask_id, 7, 8]])
+    with torch.no_grad():
+        logits, _ = clf(ids)
+        h, _ = clf.encoder(ids)
+        expected = clf.classifier(torch.stack([h[0, 2], h[1, 1]]))
+    assert torch.allclose(logits, expected)
+    with pytest.raises(ValueError, match="read_id"):
+        clf(torch.tensor([[chars.cls_id, 5, 6]]))
 
 
 def test_classifier_reads_the_cls_position(chars):
