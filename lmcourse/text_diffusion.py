@@ -11,7 +11,8 @@ MD4: Shi et al. 2024) is a weighted masked cross-entropy:
     -log p(x) <= integral_0^1 (1/t) E_{x_t ~ q(.|x, t)} [ sum_{i masked} -log p_theta(x_i | x_t) ] dt
 
 which is chapter 05's masked-LM loss with a random masking rate t instead of 15 % and a 1/t weight.
-`masked_diffusion_loss` estimates it without bias, so it upper-bounds nats per token. Sampling runs
+`masked_diffusion_loss` estimates it without bias, so it upper-bounds nats per token. We train with
+`masked_lm_loss` (the same minimiser, faster on a small budget) and score with the ELBO. Sampling runs
 the process backwards: start all-masked, and on the way from t to s < t reveal each still-masked
 token with probability (t - s) / t, drawing it from the model's prediction.
 """
@@ -31,20 +32,24 @@ from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding
 def alibi_bias(T: int, n_head: int, causal: bool) -> torch.Tensor:
     """Additive attention scores (n_head, T, T) that penalise distance, ALiBi-style (Press et al. 2022).
 
-    Heads come in pairs; pair k pays 4^-k per position of distance (1, 1/4, 1/16, ...): the first pair
-    reads the nearest characters, later pairs further. Bidirectional (causal=False): the first head of a
-    pair looks left (keys j <= i), the second right (j >= i), so a masked position tells its left
-    neighbour from its right one from the first step. Causal: every head looks left, as it must.
+    Heads come in pairs; pair k pays 4^-k per position of distance beyond the nearest key the head may
+    read (1, 1/4, 1/16, ...): the first pair reads the nearest characters, later pairs further.
+    Bidirectional (causal=False): the first head of a pair looks strictly left (keys j < i), the second
+    strictly right (j > i). A position's own token is already in its residual stream, and is [MASK]
+    exactly where it must be predicted, so from the first step each head puts its largest weight on the
+    nearest neighbour on its side. (The left heads of position 0 and the right heads of position T - 1
+    read nothing: their output is zero.) Causal: every head looks left, the position itself included
+    (j <= i), as a next-token model must.
     """
     i = torch.arange(T)
     offset = i[:, None] - i[None, :]                                   # (T, T): i - j, > 0 for keys on the left
     slopes = 4.0 ** -(torch.arange(n_head) // 2).float()               # (n_head,): 1, 1, 1/4, 1/4, ...
-    bias = -slopes[:, None, None] * offset.abs()                       # (n_head, T, T)
     if causal:
-        allowed = (offset >= 0).expand(n_head, T, T)
+        allowed, distance = (offset >= 0).expand(n_head, T, T), offset.abs()
     else:
         looks_left = (torch.arange(n_head) % 2 == 0)[:, None, None]
-        allowed = torch.where(looks_left, offset >= 0, offset <= 0)
+        allowed, distance = torch.where(looks_left, offset > 0, offset < 0), offset.abs() - 1
+    bias = -slopes[:, None, None] * distance                           # (n_head, T, T)
     return bias.masked_fill(~allowed, float("-inf"))
 
 
@@ -143,6 +148,26 @@ def masked_diffusion_loss(model: TextDenoiser, x0: torch.Tensor, t: torch.Tensor
     return (masked_nll / t).mean() / L                                        # weighted by 1/t: the ELBO
 
 
+def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The loss we train the masked diffusion LM with: chapter 05's masked-LM loss at random masking rates.
+
+    Each clean window of x0 (B, L) is masked at its own rate t, stratified over (0, t_max] (`masking_times`);
+    the loss is the mean cross-entropy over all masked tokens of the batch (a scalar, nats per masked token).
+    Every mask pattern keeps a positive probability, so its minimiser is the ELBO's (the true conditional of
+    each masked token given the visible ones), and the ELBO (`masked_diffusion_loss`, `diffusion_bound`)
+    still scores the model. On a small budget it learns faster: every masked token counts the same (the 1/t
+    weight gives the few masked tokens of a lightly masked window a large, noisy weight), and the rates stay
+    where the visible context says something about the hidden tokens.
+    """
+    x0 = check_token_ids("x0", x0, model.vocab_size, ndim=2)
+    check_number("t_max", t_max, 0, 1, low_open=True)
+    t = t_max * masking_times(len(x0), device=x0.device, generator=generator)          # (B,)
+    x_t, masked = mask_tokens(x0, t, model.mask_id, generator=generator)
+    nll = F.cross_entropy(model(x_t).transpose(1, 2), x0, reduction="none")            # (B, L)
+    return (nll * masked).sum() / masked.sum().clamp(min=1)
+
+
 @torch.no_grad()
 def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_times: int = 8,
                     batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None,
@@ -220,10 +245,36 @@ def infill(model: TextDenoiser, windows: torch.Tensor, start: int, length: int) 
     truth[:, span] = guess[:, span] = model.mask_id
     nats = torch.empty(len(windows), length, device=windows.device)
     for j, i in enumerate(span):
-        nats[:, j] = F.cross_entropy(model(truth)[:, i].float(), windows[:, i], reduction="none")
+        logits = model(truth)[:, i]
+        nats[:, j] = F.cross_entropy(logits.float(), windows[:, i], reduction="none")
         truth[:, i] = windows[:, i]                                                      # teacher forcing
-        guess[:, i] = model(guess)[:, i].argmax(-1)
+        guess[:, i] = (logits if j == 0 else model(guess)[:, i]).argmax(-1)              # j = 0: the same input
     return nats, guess[:, start:start + length]
+
+
+def infill_by_span(model: TextDenoiser, ids, spans, hidden: int, block_size: int | None = None,
+                   device: torch.device | str = "cpu") -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """`infill` at several span lengths with the same number of hidden tokens for each.
+
+    ids: held-out tokens (1-D), cut into consecutive windows of block_size. For each span length s in
+    `spans`, the first hidden // s windows get s tokens hidden in their middle and filled left to right.
+    Returns {s: (nats (hidden // s, s), correct (hidden // s, s) bool: the greedy fill equals the truth)}.
+    """
+    ids = check_token_ids("ids", torch.as_tensor(ids), model.vocab_size, ndim=1)
+    block_size = model.block_size if block_size is None else check_int("block_size", block_size, 1, model.block_size)
+    check_int("hidden", hidden)
+    windows = ids[: len(ids) // block_size * block_size].view(-1, block_size)
+    out = {}
+    for s in spans:
+        n = hidden // check_int("span", s, 1, block_size - 2)
+        if not 0 < n <= len(windows):
+            raise ValueError(f"span {s}: need 1 to {len(windows)} windows of {block_size} tokens, "
+                             f"hidden={hidden} asks for {n}")
+        batch = windows[:n].to(device)
+        start = (block_size - s) // 2
+        nats, guess = infill(model, batch, start, s)
+        out[s] = (nats.cpu(), (guess == batch[:, start:start + s]).cpu())
+    return out
 
 
 def ar_loss(model: TextDenoiser, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

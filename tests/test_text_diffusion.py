@@ -11,8 +11,10 @@ from lmcourse.text_diffusion import (
     ar_loss,
     diffusion_bound,
     infill,
+    infill_by_span,
     mask_tokens,
     masked_diffusion_loss,
+    masked_lm_loss,
     masking_times,
     sample_text,
 )
@@ -105,9 +107,38 @@ def test_masking_times_are_one_per_stratum():
 def test_alibi_bias_heads_look_one_way_and_penalise_distance():
     bias = alibi_bias(5, 4, causal=False)
     assert torch.isinf(bias[0, 2, 3]) and torch.isinf(bias[1, 2, 1])          # head 0 looks left, head 1 right
-    assert bias[0, 2, 1] == bias[1, 2, 3] == -1.0 and bias[2, 2, 0] == -2 / 4 and bias[0, 2, 2] == 0
+    assert torch.isinf(bias[0, 2, 2]) and torch.isinf(bias[1, 2, 2])          # ... strictly: not at itself
+    assert bias[0, 2, 1] == bias[1, 2, 3] == 0 and bias[0, 2, 0] == -1.0 and bias[2, 2, 0] == -1 / 4
     causal = alibi_bias(5, 4, causal=True)
-    assert torch.isinf(causal[1, 2, 3]) and causal[1, 2, 1] == -1.0 and causal[3, 2, 1] == -0.25
+    assert torch.isinf(causal[1, 2, 3]) and causal[1, 2, 2] == 0 and causal[1, 2, 1] == -1.0 and causal[3, 2, 1] == -0.25
+
+
+def test_bidirectional_edges_with_nothing_on_one_side_stay_finite():
+    model = TextDenoiser(10, block_size=8, n_layer=2, n_head=2, n_embd=16).eval()
+    assert torch.isfinite(model(torch.randint(0, 11, (2, 8)))).all()
+
+
+def test_masked_lm_loss_is_the_mean_masked_cross_entropy():
+    x0 = torch.randint(0, 7, (6, 40))
+    assert masked_lm_loss(Uniform(7, 40), x0, generator=torch.Generator().manual_seed(0)).item() == pytest.approx(math.log(7))
+    model = TextDenoiser(7, block_size=40, n_layer=1, n_head=2, n_embd=16)
+    loss = masked_lm_loss(model, x0, t_max=0.3, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    t = 0.3 * masking_times(6, generator=g)
+    x_t, masked = mask_tokens(x0, t, 7, generator=g)
+    expected = torch.nn.functional.cross_entropy(model(x_t)[masked], x0[masked])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6) and float(t.max()) <= 0.3
+
+
+def test_infill_by_span_hides_the_same_number_of_tokens_per_length():
+    ids = torch.randint(0, 10, (16 * 12,))
+    model = TextDenoiser(10, block_size=16, n_layer=1, n_head=2, n_embd=16).eval()
+    out = infill_by_span(model, ids, (1, 2, 4), hidden=8)
+    assert {s: tuple(nats.shape) for s, (nats, _) in out.items()} == {1: (8, 1), 2: (4, 2), 4: (2, 4)}
+    nats, guess = infill(model, ids[:32].view(2, 16), 6, 4)
+    assert torch.equal(out[4][0], nats) and torch.equal(out[4][1], guess == ids[:32].view(2, 16)[:, 6:10])
+    with pytest.raises(ValueError, match="windows"):
+        infill_by_span(model, ids, (1,), hidden=100)
 
 
 def test_infill_uses_the_right_context_only_when_bidirectional():
