@@ -39,7 +39,9 @@ def lab(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder / 'notebooks'}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root"],
+         "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root",
+         # a workspace of its own: a shared one reopens the tabs of earlier runs over the notebook under test
+         f"--LabApp.workspaces_dir={folder / 'workspaces'}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -115,6 +117,22 @@ head_view(list(scores.softmax(-1)), [f"t{i}" for i in range(128)])
 """
 
 
+def show_cell(page, index: int, locator, timeout_s: float = 60) -> None:
+    """Scroll the notebook to cell `index` until `locator` is visible: "run all" leaves the notebook scrolled to its
+    last cell, and JupyterLab's windowed notebook hides cells outside the window (sometimes after a first scroll)."""
+    locator.wait_for(state="attached", timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while not locator.is_visible():
+        if time.monotonic() > deadline:
+            state = locator.evaluate("""(img) => { const r = img.getBoundingClientRect();
+                const hidden = []; for (let e = img; e; e = e.parentElement) {
+                    const c = getComputedStyle(e); if (c.display === 'none' || c.visibility === 'hidden') hidden.push(e.className); }
+                return {w: r.width, h: r.height, natural: img.naturalWidth, complete: img.complete, hidden}; }""")
+            pytest.fail(f"cell {index}'s output stayed hidden for {timeout_s:.0f} s after scrolling to it: {state}")
+        page.evaluate("(i) => window.jupyterapp.shell.currentWidget.content.scrollToItem(i, 'start')", index)
+        page.wait_for_timeout(1000)
+
+
 def _view_image(page, output):
     """The data URL or blob URL of the image a view widget shows (changes on every redraw)."""
     return output.locator("img").first.get_attribute("src")
@@ -129,7 +147,7 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     nbformat.write(nb, folder / "viz_views.ipynb")
     page, blocked = open_and_run_all(browser, url, token, "viz_views.ipynb")
     view = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").first
-    view.locator("img").first.wait_for(timeout=60_000)
+    show_cell(page, 0, view.locator("img").first)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "head_view-before.png")
     before = _view_image(page, view)
@@ -150,7 +168,7 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     # The time a learner waits, measured in the browser: choose a layer of the big view until its new
     # picture is decoded and painted (kernel round trip + SVG render). Recorded, not asserted.
     big = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").nth(1)
-    big.scroll_into_view_if_needed()
+    show_cell(page, 1, big.locator("img").first)
     old = big.locator("img").first.get_attribute("src")
     start = page.evaluate("performance.now()")
     big.locator("select").first.select_option(label="3")
