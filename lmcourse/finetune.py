@@ -24,7 +24,7 @@ from lmcourse.transformer import Encoder
 
 __all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
            "encode_masked", "encode_qa", "person_or_place", "reading_comprehension", "source_sentences", "span_accuracy",
-           "type_baseline_accuracy"]
+           "type_baseline_accuracy", "vectors_at"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
 
@@ -119,6 +119,15 @@ def encode_masked(specials, text: str) -> list[int]:
     return ids
 
 
+def vectors_at(h: torch.Tensor, ids: torch.Tensor, token_id: int, name: str = "token_id") -> torch.Tensor:
+    """(B, d_model): each row's vector of h (B, T, d_model) at the first position where ids (B, T) hold token_id.
+    `name`: the caller's name for token_id, for the error message."""
+    hit = ids == token_id
+    if not hit.any(1).all():
+        raise ValueError(f"{name}={token_id}: some rows of ids do not hold that token; put it in every row")
+    return h[torch.arange(len(ids), device=h.device), hit.int().argmax(1).to(h.device)]
+
+
 class SequenceClassifier(nn.Module):
     """An `Encoder` + a linear layer on the first ([CLS]) position's vector, or, with `read_id`, on the vector at the
     first position holding that token (e.g. the [MASK] of `person_or_place`: the classifier reads the hidden word's slot).
@@ -138,13 +147,7 @@ class SequenceClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, d_model)
-        if self.read_id is None:
-            vector = h[:, 0]  # [CLS] sees every token through attention
-        else:
-            hit = ids == self.read_id
-            if not hit.any(1).all():
-                raise ValueError(f"read_id={self.read_id}: some rows of ids do not hold that token")
-            vector = h[torch.arange(len(ids)), hit.int().argmax(1)]  # (B, d_model) at the first position holding it
+        vector = h[:, 0] if self.read_id is None else vectors_at(h, ids, self.read_id, "read_id")  # [CLS] sees every token
         logits = self.classifier(self.dropout(vector))  # (B, n_classes)
         if labels is None:
             return logits, None
