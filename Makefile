@@ -45,7 +45,7 @@ lab: install  ## set up (if needed) and open JupyterLab on notebooks/
 	@echo "Starting JupyterLab on notebooks/ with the '$(KERNEL)' kernel; open the http://127.0.0.1 URL printed below. Ctrl-C stops it."
 	$(PY) -m jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(DISPLAY)$(filter Darwin,$(shell uname)),,--no-browser)
 
-test: test-unit test-notebooks  ## unit tests, then every notebook under nbval in fast mode
+test: lint test-unit test-notebooks  ## lint, unit tests, then every notebook under nbval in fast mode
 
 test-unit: $(VENV)/.test-installed $(LAB_SETTINGS) $(SERVER_CONFIG)
 	$(PY) -m pytest tests
@@ -66,7 +66,6 @@ bench: $(VENV)/.test-installed  ## run benchmarks/ and rewrite benchmarks/RESULT
 	$(PY) benchmarks/run.py
 
 lint: $(VENV)/.test-installed  ## ruff over the package, tests and benchmarks (settings in pyproject.toml)
-	$(PIP) -e ".[dev]"
 	$(PY) -m ruff check .
 
 slides: $(VENV)/.test-installed  ## every chapter as reveal.js slides in build/slides/ (presentable offline)

@@ -7,7 +7,18 @@
     text = lmcourse.data.load_corpus("wiki", split="train")
 
 Submodules (`lmcourse.data`, `lmcourse.ngram`, ...) are imported on first use, so
-`import lmcourse` stays quick.
+`import lmcourse` stays quick. The package follows the course, one module per idea:
+
+    00 setup         core, data, train, checkpoint, files
+    01 probability   ngram, markov, tokenizers, sequences
+    02 embeddings    embeddings, skipgram
+    03 RNN / LSTM    rnn, charlm, tasks
+    04 attention     seq2seq, attention
+    05 Transformer   transformer, mlm, finetune
+    06 GPT           gpt, generate, hub
+    07 diffusion     diffusion, denoisers, toy2d, text_diffusion
+    08 scaling out   distributed, scale_out
+    course tools     viz (figures and views), exercises (checkers), course (key results, runner), classroom
 """
 
 import importlib
