@@ -1,0 +1,177 @@
+"""Intervals: how sure a measured number is, the ones this course uses, each written once.
+
+A result means little without its uncertainty, and a claim that model A beats model B rests on an
+interval for their *difference* that excludes 0, measured on the same held-out items (paired), so that
+the items' shared difficulty cancels. Every function returns an `Interval(estimate, low, high)`.
+
+- a proportion (an accuracy on n independent items): `wilson` (the default: good at any rate, even near
+  0 or 1, where the normal approximation p ± 1.96 sqrt(p(1-p)/n) breaks down) or `exact_binomial`
+  (Clopper-Pearson: never too narrow, often too wide);
+- a mean of a few independent values (one per seed): `t_interval`, and `paired_t_interval` for the
+  per-seed difference of two models trained with the same seeds;
+- a mean over many items: `bootstrap` (resample the items), `paired_bootstrap` (resample the items' differences);
+- a mean over the characters of a text, which are *not* independent (neighbours share context):
+  `block_bootstrap`, which resamples blocks of consecutive values so that the dependence inside a block stays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Interval", "block_bootstrap", "bootstrap", "exact_binomial", "paired_bootstrap", "paired_t_interval",
+           "t_interval", "wilson"]
+
+
+class Interval(NamedTuple):
+    """A measured value and its interval: `low <= estimate <= high` (for the percentile bootstrap, usually)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        """(high - low) / 2: the "±" of a symmetric interval."""
+        return (self.high - self.low) / 2
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """True when `value` lies outside [low, high] (for a difference: the sign is established)."""
+        return not self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+def _z(confidence: float) -> float:
+    """The standard normal quantile for a two-sided interval, 1.96 for 95 %."""
+    _check_confidence(confidence)
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+def _check_confidence(confidence: float) -> None:
+    if not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
+
+
+def _check_counts(successes: int, n: int) -> None:
+    for name, value in (("successes", successes), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be a whole number (a count), got {value!r}; for a rate p on n items "
+                             f"pass successes=round(p * n)")
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+
+
+def _values(name: str, values, minimum: int = 2) -> np.ndarray:
+    """`values` as a 1-D float array of finite numbers with at least `minimum` entries."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or len(array) < minimum:
+        raise ValueError(f"{name} must be a 1-D sequence of at least {minimum} numbers, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds {int((~np.isfinite(array)).sum())} NaN or infinite values; "
+                         "an interval of them would be meaningless: drop or fix them first")
+    return array
+
+
+def _pair(a, b) -> np.ndarray:
+    """a - b for two equally long 1-D sequences (the same items scored by two models)."""
+    a, b = _values("a", a), _values("b", b)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must score the same items (paired), got {len(a)} and {len(b)} values")
+    return a - b
+
+
+# ----------------------------------------------------------------------------- proportions
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval of the proportion successes / n (for an accuracy: right answers of n items).
+
+    It inverts the score test: the interval is every p whose normal test would not reject the observed
+    rate, which keeps it inside [0, 1] and honest near 0 and 1 (0 of 20 gives [0, 0.16], not [0, 0]).
+    """
+    _check_counts(successes, n)
+    z = _z(confidence)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def exact_binomial(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """Clopper-Pearson interval of successes / n, from the binomial distribution itself (covers at least `confidence`)."""
+    _check_counts(successes, n)
+    _check_confidence(confidence)
+    from scipy.stats import beta
+
+    alpha = 1 - confidence
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return Interval(successes / n, low, high)
+
+
+# ----------------------------------------------------------------------------- a few independent values
+
+def t_interval(values, confidence: float = 0.95) -> Interval:
+    """Mean of a few independent values (one per seed) and its Student-t interval (n - 1 degrees of freedom)."""
+    x = _values("values", values)
+    _check_confidence(confidence)
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + confidence / 2, len(x) - 1)) * x.std(ddof=1) / math.sqrt(len(x))
+    return Interval(float(x.mean()), float(x.mean() - half), float(x.mean() + half))
+
+
+def paired_t_interval(a, b, confidence: float = 0.95) -> Interval:
+    """Mean of a - b over paired values (the same seeds, or the same parts of a text) and its t interval."""
+    return t_interval(_pair(a, b), confidence)
+
+
+# ----------------------------------------------------------------------------- many items: the bootstrap
+
+def _percentile_interval(estimate: float, means: np.ndarray, confidence: float) -> Interval:
+    low, high = np.percentile(means, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return Interval(estimate, float(low), float(high))
+
+
+def _check_resamples(n_boot: int) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 100:
+        raise ValueError(f"n_boot must be an int >= 100 (1,000-10,000 is usual), got {n_boot!r}")
+
+
+def bootstrap(values, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Mean of `values` (one per independent item) and its percentile bootstrap interval: resample the items
+    with replacement n_boot times and take the middle `confidence` of the resampled means."""
+    x = _values("values", values)
+    _check_confidence(confidence)
+    _check_resamples(n_boot)
+    index = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    return _percentile_interval(float(x.mean()), x[index].mean(axis=1), confidence)
+
+
+def paired_bootstrap(a, b, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Mean of a - b over the same items scored twice, and its bootstrap interval (the items resampled together)."""
+    return bootstrap(_pair(a, b), confidence, n_boot, seed)
+
+
+def block_bootstrap(values, block: int, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Mean of a dependent series (per-character losses of a text) and its block bootstrap interval.
+
+    The series is cut into consecutive blocks of `block` values (a remainder shorter than a block is
+    dropped from the resampling, not from the estimate); blocks are resampled with replacement. Blocks much
+    longer than the dependence (a few hundred characters for a language model's losses) keep it inside
+    them, so the interval is not too narrow, as resampling single characters would make it.
+    """
+    x = _values("values", values)
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= len(x) // 2:
+        raise ValueError(f"block must be an int in [1, len(values) // 2 = {len(x) // 2}] so that at least two "
+                         f"blocks exist, got {block!r}")
+    _check_confidence(confidence)
+    _check_resamples(n_boot)
+    blocks = x[: len(x) // block * block].reshape(-1, block).mean(axis=1)  # (n_blocks,) block means
+    index = np.random.default_rng(seed).integers(0, len(blocks), size=(n_boot, len(blocks)))
+    return _percentile_interval(float(x.mean()), blocks[index].mean(axis=1), confidence)

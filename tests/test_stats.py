@@ -1,0 +1,110 @@
+"""lmcourse.stats against scipy and closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from lmcourse import stats
+
+
+@pytest.mark.parametrize("k, n", [(0, 1), (0, 20), (3, 20), (10, 20), (20, 20), (97, 100), (5000, 10000), (1, 3)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_equals_scipy(k, n, confidence):
+    ours = stats.wilson(k, n, confidence)
+    theirs = scipy_stats.binomtest(k, n).proportion_ci(confidence, method="wilson")
+    assert ours.estimate == k / n
+    assert ours.low == pytest.approx(theirs.low, abs=1e-12) and ours.high == pytest.approx(theirs.high, abs=1e-12)
+
+
+@pytest.mark.parametrize("k, n", [(0, 1), (0, 20), (3, 20), (20, 20), (97, 100), (123, 1000)])
+def test_exact_binomial_equals_scipy_clopper_pearson(k, n):
+    ours = stats.exact_binomial(k, n)
+    theirs = scipy_stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert ours.low == pytest.approx(theirs.low, abs=1e-12) and ours.high == pytest.approx(theirs.high, abs=1e-12)
+
+
+def test_wilson_is_much_narrower_near_one_than_the_half_width_at_one_half():
+    """The measurement mistake the course once made: a binomial margin computed at p = 0.5 instead of the observed rate."""
+    n = 1000
+    at_observed = stats.wilson(980, n).half_width
+    at_one_half = 1.96 * math.sqrt(0.25 / n)
+    assert at_observed < 0.5 * at_one_half
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0], [0.3, 0.1, 0.5, 0.2, 0.4], list(np.linspace(-1, 3, 17))])
+def test_t_interval_equals_scipy(values):
+    ours = stats.t_interval(values)
+    low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
+    assert ours.estimate == pytest.approx(np.mean(values))
+    assert ours.low == pytest.approx(low) and ours.high == pytest.approx(high)
+
+
+def test_paired_t_interval_is_the_t_interval_of_the_differences():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=6), rng.normal(size=6)
+    assert stats.paired_t_interval(a, b) == stats.t_interval(a - b)
+    result = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert stats.paired_t_interval(a, b).low == pytest.approx(result.low)
+
+
+def test_bootstrap_of_many_normal_values_matches_the_normal_interval():
+    x = np.random.default_rng(1).normal(2.0, 3.0, size=4000)
+    ours = stats.bootstrap(x, n_boot=4000)
+    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    assert ours.estimate == pytest.approx(x.mean())
+    assert ours.low == pytest.approx(x.mean() - half, abs=0.1 * half)
+    assert ours.high == pytest.approx(x.mean() + half, abs=0.1 * half)
+
+
+def test_bootstrap_repeats_with_its_seed_and_differs_with_another():
+    x = np.arange(50.0)
+    assert stats.bootstrap(x, seed=3) == stats.bootstrap(x, seed=3)
+    assert stats.bootstrap(x, seed=3) != stats.bootstrap(x, seed=4)
+
+
+def test_paired_bootstrap_cancels_the_items_shared_difficulty():
+    rng = np.random.default_rng(2)
+    difficulty = rng.exponential(2.0, size=3000)  # most of each item's loss is shared by both models
+    a, b = difficulty + 0.05 + rng.normal(0, 0.1, 3000), difficulty + rng.normal(0, 0.1, 3000)
+    paired = stats.paired_bootstrap(a, b)
+    assert paired.excludes(0) and paired.low > 0
+    unpaired_half = 1.96 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert paired.half_width < 0.2 * unpaired_half  # an unpaired comparison could not see the 0.05
+
+
+def test_block_bootstrap_with_blocks_of_one_is_the_plain_bootstrap():
+    x = np.random.default_rng(3).normal(size=400)
+    assert stats.block_bootstrap(x, block=1) == stats.bootstrap(x)
+
+
+def test_block_bootstrap_widens_the_interval_of_a_dependent_series():
+    """An AR(1) series with strong dependence: resampling single values is far too sure; blocks are not."""
+    rng = np.random.default_rng(4)
+    x = np.empty(20000)
+    x[0] = 0.0
+    for i in range(1, len(x)):
+        x[i] = 0.95 * x[i - 1] + rng.normal()
+    plain, blocked = stats.bootstrap(x), stats.block_bootstrap(x, block=500)
+    # the true standard error of the mean of AR(1) is sqrt((1 + phi) / (1 - phi)) = 6.2x the i.i.d. one
+    assert blocked.half_width > 3 * plain.half_width
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: stats.wilson(5, 0), "n=0"),
+    (lambda: stats.wilson(6, 5), "successes=6"),
+    (lambda: stats.wilson(0.8, 10), "got 0.8"),
+    (lambda: stats.wilson(True, 10), "got True"),
+    (lambda: stats.wilson(3, 10, confidence=95), "confidence must be in (0, 1)"),
+    (lambda: stats.t_interval([1.0]), "at least 2"),
+    (lambda: stats.t_interval([1.0, float("nan")]), "NaN"),
+    (lambda: stats.paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0]), "3 and 2"),
+    (lambda: stats.bootstrap([1.0, 2.0], n_boot=10), "n_boot"),
+    (lambda: stats.block_bootstrap(np.ones(10), block=6), "block"),
+    (lambda: stats.block_bootstrap(np.ones(10), block=0), "block"),
+])
+def test_bad_inputs_are_named(call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert words in str(info.value)
