@@ -369,7 +369,8 @@ for _cls in (rnn.RNN, rnn.LSTM, rnn.GRU):
     bad_values(_cls.__name__, lambda num_layers, _c=_cls: _c(3, 4, num_layers), "num_layers", SIZES)
     bad_values(_cls.__name__, lambda dropout, _c=_cls: _c(3, 4, 2, dropout=dropout), "dropout", (1.0, -0.1, NAN))
     row(f"{_cls.__name__}-batch_first=False", lambda _c=_cls: _c(3, 4, batch_first=False), ValueError, "batch_first")
-    row(f"{_cls.__name__}-bidirectional", lambda _c=_cls: _c(3, 4, bidirectional=True), ValueError, "bidirectional")
+    row(f"{_cls.__name__}-bidirectional", lambda _c=_cls: _c(3, 4, bidirectional="yes"), ValueError, "bidirectional",
+        "yes")
     row(f"{_cls.__name__}-input-2d", lambda _c=_cls: _c(3, 4)(torch.zeros(2, 3)), ValueError, "input", "(2, 3)")
     row(f"{_cls.__name__}-input-features", lambda _c=_cls: _c(3, 4)(torch.zeros(2, 5, 6)), ValueError, "6",
         "input_size")
