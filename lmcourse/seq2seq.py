@@ -1,6 +1,6 @@
 """Encoder-decoder (seq2seq) with recurrent layers, without attention and with Bahdanau or Luong attention.
 
-Read top to bottom: the encoder (bidirectional GRU over the padded source), the two attention
+Read top to bottom: the encoder (`Seq2SeqEncoder`, a bidirectional GRU over the padded source), the two attention
 scorers, the decoder step for each variant, `Seq2Seq` (teacher-forced training forward and greedy
 decoding), then the evaluation helpers (loss, exact match by input length).
 
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmcourse.checks import check_int, check_positive_ints, check_token_ids
+from lmcourse.checks import check_int, check_positive_ints, check_targets, check_token_ids, describe
 from lmcourse.tasks import BOS, EOS, PAD
 
 ATTENTIONS = (None, "bahdanau", "luong")
@@ -65,8 +65,12 @@ class LuongAttention(nn.Module):
         return (weights[:, :, None] * keys).sum(1), weights
 
 
-class Encoder(nn.Module):
-    """Embedding + bidirectional GRU. Returns states (B, S, 2H) (zero at padding) and the decoder's initial state (B, H)."""
+class Seq2SeqEncoder(nn.Module):
+    """Embedding + bidirectional GRU. Returns states (B, S, 2H) (zero at padding) and the decoder's initial state (B, H).
+
+    (Not `lmcourse.transformer.Encoder`, the Transformer's encoder.) The GRU is torch's fused one; its
+    hand-written twin `lmcourse.rnn.GRU(..., bidirectional=True)` takes the same packed batch and weights.
+    """
 
     def __init__(self, vocab_size: int, emb_dim: int, hidden: int):
         super().__init__()
@@ -96,7 +100,7 @@ class Seq2Seq(nn.Module):
         check_int("vocab_size", vocab_size, minimum=4, fix="the 3 special tokens and at least one symbol")
         check_positive_ints(emb_dim=emb_dim, hidden=hidden)
         self.attention_kind, self.hidden = attention, hidden
-        self.encoder = Encoder(vocab_size, emb_dim, hidden)
+        self.encoder = Seq2SeqEncoder(vocab_size, emb_dim, hidden)
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
         enc_dim = 2 * hidden
         if attention is None:
@@ -113,16 +117,26 @@ class Seq2Seq(nn.Module):
             self.out = nn.Linear(hidden, vocab_size)
 
     def _check(self, src: torch.Tensor, src_lengths: torch.Tensor) -> None:
+        """Shapes and lengths (cheap: the lengths are read on the CPU, where packing needs them anyway)."""
+        if not isinstance(src, torch.Tensor) or not isinstance(src_lengths, torch.Tensor):
+            raise ValueError(f"src and src_lengths must be tensors, got {describe(src)} and {describe(src_lengths)}; "
+                             "build them with task.batch(pairs)")
         if src.ndim != 2 or src_lengths.shape != src.shape[:1]:
             raise ValueError(f"src must be (B, S) and src_lengths (B,), got {tuple(src.shape)} and {tuple(src_lengths.shape)}")
-        if int(src_lengths.min()) < 1 or int(src_lengths.max()) > src.shape[1]:
-            raise ValueError(f"src_lengths must be in [1, S={src.shape[1]}], got {src_lengths.tolist()}")
-        check_token_ids("src", src, self.embed.num_embeddings)
+        if src.numel() == 0:
+            raise ValueError(f"src is empty, shape {tuple(src.shape)}; pass at least one source of one token")
+        lengths = src_lengths.cpu()
+        if int(lengths.min()) < 1 or int(lengths.max()) > src.shape[1]:
+            raise ValueError(f"src_lengths must be in [1, S={src.shape[1]}], got {lengths.tolist()}")
 
     def start(self, src: torch.Tensor, src_lengths: torch.Tensor) -> dict:
         """Encode; the decoder's state before its first step."""
         self._check(src, src_lengths)
-        states, s = self.encoder(src, src_lengths)
+        try:
+            states, s = self.encoder(src, src_lengths)
+        except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake (free when right)
+            check_token_ids("src", src, self.embed.num_embeddings)
+            raise
         mask = torch.arange(src.shape[1], device=src.device)[None] < src_lengths.to(src.device)[:, None]  # (B, S)
         state = {"s": s, "states": states, "mask": mask}
         if self.attention_kind is not None:
@@ -148,16 +162,20 @@ class Seq2Seq(nn.Module):
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor,
                 tgt_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if tgt_in.ndim != 2 or tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"tgt_in must be (B={src.shape[0]}, T), one target prefix per source, got "
-                             f"{tuple(tgt_in.shape)}")
-        check_token_ids("tgt_in", tgt_in, self.embed.num_embeddings)
         state = self.start(src, src_lengths)
+        B = src.shape[0]
+        if not isinstance(tgt_in, torch.Tensor) or tgt_in.ndim != 2 or tgt_in.shape[0] != B or tgt_in.shape[1] < 1:
+            got = tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else describe(tgt_in)
+            raise ValueError(f"tgt_in must be (B={B}, T >= 1), one target prefix per source, got {got}")
         logits, weights = [], []
-        for t in range(tgt_in.shape[1]):  # teacher forcing: feed the true previous token
-            lo, w = self.step(state, tgt_in[:, t])
-            logits.append(lo)
-            weights.append(w)
+        try:
+            for t in range(tgt_in.shape[1]):  # teacher forcing: feed the true previous token
+                lo, w = self.step(state, tgt_in[:, t])
+                logits.append(lo)
+                weights.append(w)
+        except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake
+            check_token_ids("tgt_in", tgt_in, self.embed.num_embeddings)
+            raise
         return torch.stack(logits, 1), (torch.stack(weights, 1) if self.attention_kind else None)
 
     @torch.no_grad()
@@ -189,8 +207,13 @@ class Seq2Seq(nn.Module):
 def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Mean cross-entropy (nats/token) of the teacher-forced targets, ignoring padding. For `train(loss_fn=...)`."""
     src, src_lengths, tgt_in, tgt_out = batch
-    logits, _ = model(src, src_lengths, tgt_in)
-    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+    logits, _ = model(src, src_lengths, tgt_in)  # (B, T, V)
+    check_targets("tgt_out", tgt_out, tgt_in.shape)
+    try:
+        return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD)
+    except IndexError as exc:  # named only when it happens: a range check would cost a pass over the targets
+        raise ValueError(f"tgt_out holds ids outside the vocabulary [0, vocab_size={logits.size(-1)}); build the "
+                         f"batch with the task the model was made for ({exc})") from exc
 
 
 @torch.no_grad()
@@ -213,5 +236,7 @@ def exact_match(model: Seq2Seq, task, pairs: list[tuple[str, str]], batch_size: 
 def accuracy_by_length(model: Seq2Seq, task, lengths, n_per_length: int = 200, seed: int = 1234) -> dict[int, float]:
     """Exact-match accuracy for inputs of each length (fresh samples, seeded)."""
     check_int("n_per_length", n_per_length)
+    if not len(lengths):
+        raise ValueError(f"lengths is empty ({lengths!r}); give the input lengths to score, e.g. range(2, 13)")
     return {int(t): exact_match(model, task, task.sample(n_per_length, seed=seed + int(t), length=int(t)))
             for t in lengths}

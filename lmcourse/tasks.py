@@ -74,6 +74,8 @@ class ReversalTask:
 
     def batch(self, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pairs -> (src (B, S) padded, src_lengths (B,), tgt_in (B, T) = <bos> y, tgt_out (B, T) = y <eos>)."""
+        if not pairs:
+            raise ValueError("pairs is empty; give at least one (source, target) pair, e.g. task.sample(8, seed=0)")
         srcs = [self.encode(s) for s, _ in pairs]
         tgts = [self.encode(t) for _, t in pairs]
         S, T = max(map(len, srcs)), max(map(len, tgts)) + 1
@@ -134,6 +136,8 @@ class OrderTask:
 
     def batch(self, examples: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Examples -> (ids (B, T) padded with 0 on the right, lengths (B,), labels (B,))."""
+        if not examples:
+            raise ValueError("examples is empty; give at least one (sentence, label) pair, e.g. task.sample(8, seed=0)")
         seqs = [[self.stoi[w] for w in s.split()] for s, _ in examples]
         lengths = torch.tensor([len(q) for q in seqs])
         ids = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)

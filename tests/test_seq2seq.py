@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from lmcourse.seq2seq import BahdanauAttention, LuongAttention, Seq2Seq, accuracy_by_length, exact_match, seq2seq_loss
+from lmcourse import rnn
+from lmcourse.seq2seq import (BahdanauAttention, LuongAttention, Seq2Seq, Seq2SeqEncoder, accuracy_by_length,
+                              exact_match, seq2seq_loss)
 from lmcourse.tasks import BOS, EOS, PAD, ReversalTask
 from lmcourse.train import train
 
@@ -29,6 +31,8 @@ def test_reversal_task_rejects_bad_input():
         ReversalTask(1)
     with pytest.raises(ValueError, match="outside this task's alphabet"):
         ReversalTask(4).encode("19")
+    with pytest.raises(ValueError, match="pairs is empty"):
+        ReversalTask(4).batch([])
 
 
 def test_bahdanau_scores_match_formula():
@@ -107,6 +111,55 @@ def test_seq2seq_rejects_bad_input():
         model.greedy_decode(torch.ones(1, 3, dtype=torch.long), torch.tensor([3]), 0)
 
 
+def test_encoder_gru_equals_lmcourse_rnn_gru_on_the_packed_source():
+    task = ReversalTask(10, 2, 8)
+    torch.manual_seed(0)
+    encoder = Seq2SeqEncoder(task.vocab_size, 8, 16)
+    src, lengths, _, _ = task.batch(task.sample(6, seed=0))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(encoder.embed(src), lengths, batch_first=True,
+                                                     enforce_sorted=False)
+    ours = rnn.GRU(8, 16, bidirectional=True)
+    ours.load_state_dict(encoder.rnn.state_dict())
+    (out_ref, h_ref), (out, h) = encoder.rnn(packed), ours(packed)
+    torch.testing.assert_close(out.data, out_ref.data)
+    torch.testing.assert_close(h, h_ref)
+
+
+def test_ids_and_targets_outside_the_vocabulary_are_named():
+    model = Seq2Seq(10, 4, 8, "bahdanau")
+    src, lengths, tgt = torch.tensor([[4, 5, 6]]), torch.tensor([3]), torch.tensor([[BOS, 6, 5]])
+    with pytest.raises(ValueError, match=r"src holds token ids in \[4, 12\]"):
+        model(torch.tensor([[4, 12, 6]]), lengths, tgt)
+    with pytest.raises(ValueError, match=r"tgt_in holds token ids in \[-1, 6\]"):
+        model(src, lengths, torch.tensor([[BOS, -1, 6]]))
+    with pytest.raises(ValueError, match="tgt_in must hold integer token ids, got dtype torch.float32"):
+        model(src, lengths, tgt.float())
+    with pytest.raises(ValueError, match=r"tgt_out holds ids outside the vocabulary \[0, vocab_size=10\)"):
+        seq2seq_loss(model, (src, lengths, tgt, torch.tensor([[6, 99, EOS]])))
+    with pytest.raises(ValueError, match=r"tgt_out must be an integer tensor of shape \(1, 3\)"):
+        seq2seq_loss(model, (src, lengths, tgt, torch.tensor([[6, EOS]])))
+
+
+def test_ids_are_range_checked_only_when_the_lookup_fails(monkeypatch):
+    task = ReversalTask(10, 2, 8)
+    model = Seq2Seq(task.vocab_size, 4, 8, "luong")
+    monkeypatch.setattr("lmcourse.seq2seq.check_token_ids", lambda *a, **k: pytest.fail("a pass over the ids"))
+    seq2seq_loss(model, task.batch(task.sample(4, seed=0)))  # a training step reads no id twice
+
+
+def test_empty_inputs_are_clear_errors():
+    task = ReversalTask(10, 2, 8)
+    model = Seq2Seq(task.vocab_size, 4, 8)
+    with pytest.raises(ValueError, match="src is empty"):
+        model(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"tgt_in must be \(B=1, T >= 1\)"):
+        model(torch.tensor([[4, 5]]), torch.tensor([2]), torch.zeros(1, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="lengths is empty"):
+        accuracy_by_length(model, task, [])
+    with pytest.raises(ValueError, match="pairs is empty"):
+        exact_match(model, task, [])
+
+
 def test_order_task_labels_say_which_marker_comes_first_and_classes_share_their_words():
     from collections import Counter
 
@@ -126,3 +179,5 @@ def test_order_task_labels_say_which_marker_comes_first_and_classes_share_their_
         OrderTask(min_len=1)
     with pytest.raises(ValueError, match="markers"):
         OrderTask(markers=("cat", "cat"))
+    with pytest.raises(ValueError, match="examples is empty"):
+        task.batch([])
