@@ -5,8 +5,15 @@ import torch
 from torch.nn import functional as F
 
 from lmcourse import rnn
-from lmcourse.seq2seq import (BahdanauAttention, LuongAttention, Seq2Seq, Seq2SeqEncoder, accuracy_by_length,
-                              exact_match, seq2seq_loss)
+from lmcourse.seq2seq import (
+    BahdanauAttention,
+    LuongAttention,
+    Seq2Seq,
+    Seq2SeqEncoder,
+    accuracy_by_length,
+    exact_match,
+    seq2seq_loss,
+)
 from lmcourse.tasks import BOS, EOS, PAD, ReversalTask
 from lmcourse.train import train
 
