@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lmcourse import rnn
-from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 
 __all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
 
@@ -24,6 +24,33 @@ def _make_lstm(impl: str, input_size: int, hidden_size: int, num_layers: int, dr
     raise ValueError(f"impl must be 'torch' (nn.LSTM, cuDNN on GPU) or 'ours' (lmcourse.rnn.LSTM), got {impl!r}")
 
 
+def _embed(embed: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, T) -> embed(ids) (B, T, E), naming the mistake when ids are not (batch, time) token ids.
+
+    The shape is checked on every call (free); the range of the ids only when the lookup fails, so a
+    training step does not pay for a pass over its ids.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+        check_token_ids("ids", ids, embed.num_embeddings, ndim=2)  # raises, naming what ids are
+    if ids.numel() == 0:
+        raise ValueError(f"ids is empty, shape {tuple(ids.shape)}; pass at least one sequence of one token")
+    try:
+        return embed(ids)
+    except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake
+        check_token_ids("ids", ids, embed.num_embeddings, ndim=2)
+        raise
+
+
+def _next_token_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "y") -> torch.Tensor:
+    """Mean cross-entropy (nats) of logits (B, T, V) against integer targets (B, T)."""
+    check_targets(name, targets, logits.shape[:2])
+    try:
+        return nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+    except IndexError as exc:  # named only when it happens: a range check would cost a pass over the targets
+        raise ValueError(f"{name} holds ids outside the vocabulary [0, vocab_size={logits.size(-1)}); encode the "
+                         f"text with the tokenizer the model was built for ({exc})") from exc
+
+
 class CharLSTM(nn.Module):
     """Embedding -> LSTM stack -> linear head.  ids (B, T) -> logits (B, T, V)."""
 
@@ -33,14 +60,32 @@ class CharLSTM(nn.Module):
         check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
         check_number("dropout", dropout, 0, 1, high_open=True)
         self.vocab_size, self.impl = vocab_size, impl
+        self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, num_layers, dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
+    def _check_state(self, state, batch: int) -> None:
+        """state: None or (h, c), each (num_layers, batch, hidden_size) in the model's dtype."""
+        if state is None:
+            return
+        shape, dtype = (self.num_layers, batch, self.hidden_size), self.head.weight.dtype
+
+        def wrong(s) -> bool:  # under autocast a half-precision state is intended
+            return (not isinstance(s, torch.Tensor) or tuple(s.shape) != shape
+                    or (s.dtype != dtype and not torch.is_autocast_enabled(s.device.type)))
+
+        if not isinstance(state, (tuple, list)) or len(state) != 2 or any(map(wrong, state)):
+            got = ", ".join(map(describe, state)) if isinstance(state, (tuple, list)) else describe(state)
+            raise ValueError(f"state must be a pair (h, c) of {dtype} tensors of shape (num_layers={shape[0]}, "
+                             f"batch={batch}, hidden_size={shape[2]}), got {got}; pass the state returned by "
+                             "the previous call with return_state=True, or None")
+
     def forward(self, ids: torch.Tensor, state=None, return_state: bool = False):
         """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H)."""
-        ids = check_token_ids("ids", ids, self.vocab_size, ndim=2)
-        out, state = self.lstm(self.embed(ids), state)  # (B, T, H)
+        x = _embed(self.embed, ids)  # (B, T, E)
+        self._check_state(state, ids.shape[0])
+        out, state = self.lstm(x, state)  # (B, T, H)
         logits = self.head(out)  # (B, T, V)
         return (logits, state) if return_state else logits
 
@@ -86,18 +131,22 @@ class LSTMClassifier(nn.Module):
                  impl: str = "torch", pad_id: int = 0):
         super().__init__()
         check_int("num_classes", num_classes, minimum=2)
+        check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size)
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, 1, 0.0)
         self.head = nn.Linear(hidden_size, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if ids.dim() != 2 or lengths.shape != (ids.shape[0],):
+        """ids (B, T), lengths (B,) -> logits (B, C)."""
+        x = _embed(self.embed, ids)  # (B, T, E)
+        if not isinstance(lengths, torch.Tensor) or lengths.shape != (ids.shape[0],):
             raise ValueError(f"ids must be (batch, time) and lengths (batch,), got {tuple(ids.shape)} "
-                             f"and {tuple(lengths.shape)}")
+                             f"and {describe(lengths)}; OrderTask.batch gives both")
         if int(lengths.min()) < 1 or int(lengths.max()) > ids.shape[1]:
             raise ValueError(f"lengths must be in [1, {ids.shape[1]}], got [{int(lengths.min())}, "
                              f"{int(lengths.max())}]")
-        out, _ = self.lstm(self.embed(ids))  # (B, T, H)
+        # padded steps come after the last real one, so the forward LSTM's output there is unaffected by them
+        out, _ = self.lstm(x)  # (B, T, H)
         last = out[torch.arange(ids.shape[0], device=ids.device), lengths.to(ids.device) - 1]  # (B, H)
         return self.head(last)  # (B, C)
 
@@ -105,9 +154,7 @@ class LSTMClassifier(nn.Module):
 def lm_loss(model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Next-character cross-entropy (nats) of a batch (x (B, T), y (B, T)); the `loss_fn` for `lmcourse.train.train`."""
     x, y = batch
-    check_targets("y", y, x.shape)
-    logits = model(x)  # (B, T, V)
-    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+    return _next_token_loss(model(x), y)  # logits (B, T, V)
 
 
 class TBPTTLoss:
@@ -127,4 +174,4 @@ class TBPTTLoss:
             self.state = None
         logits, state = model(x, self.state, return_state=True)  # (B, T, V)
         self.state = tuple(s.detach() for s in state)  # carry the values, cut the gradient
-        return nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        return _next_token_loss(logits, y)

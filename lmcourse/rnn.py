@@ -25,6 +25,11 @@ from lmcourse.checks import check_int, check_number, check_positive_ints, descri
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU", "lstm_gates"]
 
 
+def _dtype_mismatch(t: torch.Tensor, expected: torch.dtype) -> bool:
+    """t's dtype differs from `expected` outside autocast (inside it, half-precision activations are intended)."""
+    return t.dtype != expected and not torch.is_autocast_enabled(t.device.type)
+
+
 class _CellBase(nn.Module):
     """Shared parameters: ``gates`` blocks of size ``hidden_size`` stacked in the weight rows."""
 
@@ -70,7 +75,7 @@ class _CellBase(nn.Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input has {x.shape[-1]} features but the cell was built with "
                              f"input_size={self.input_size}; pass (batch, {self.input_size})")
-        if x.dtype != self.weight_ih.dtype:
+        if _dtype_mismatch(x, self.weight_ih.dtype):
             raise ValueError(f"input has dtype {x.dtype} but the cell's weights are {self.weight_ih.dtype}; convert "
                              f"one to the other: input.to({self.weight_ih.dtype}) or cell.to({x.dtype})")
         unbatched = x.dim() == 1
@@ -87,7 +92,7 @@ class _CellBase(nn.Module):
         if tuple(s.shape) != (batch, self.hidden_size):
             raise ValueError(f"{name} has shape {tuple(s.shape)} but must be (batch={batch}, "
                              f"hidden_size={self.hidden_size}) to match the input")
-        if s.dtype != x.dtype:
+        if _dtype_mismatch(s, x.dtype):
             raise ValueError(f"{name} has dtype {s.dtype} but the input is {x.dtype}; pass {name}.to({x.dtype})")
         return s
 
@@ -255,7 +260,7 @@ class _Stack(nn.Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input has {input.shape[-1]} features but input_size={self.input_size}")
         weight = self.cells[0].weight_ih
-        if input.dtype != weight.dtype:
+        if _dtype_mismatch(input, weight.dtype):
             raise ValueError(f"input has dtype {input.dtype} but the weights are {weight.dtype}; convert one to "
                              f"the other: input.to({weight.dtype}) or model.to({input.dtype})")
         if input.shape[0] == 0 or input.shape[1] == 0:
@@ -286,7 +291,7 @@ class _Stack(nn.Module):
                 got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
                 raise ValueError(f"{name} must have shape ({layers}, batch={B}, hidden_size={self.hidden_size}), "
                                  f"got {got}")
-            if s.dtype != x.dtype:
+            if _dtype_mismatch(s, x.dtype):
                 raise ValueError(f"{name} has dtype {s.dtype} but the input is {x.dtype}; pass {name}.to({x.dtype})")
             return s
 

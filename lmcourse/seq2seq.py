@@ -134,7 +134,7 @@ class Seq2Seq(nn.Module):
         self._check(src, src_lengths)
         try:
             states, s = self.encoder(src, src_lengths)
-        except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake (free when right)
+        except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake
             check_token_ids("src", src, self.embed.num_embeddings)
             raise
         mask = torch.arange(src.shape[1], device=src.device)[None] < src_lengths.to(src.device)[:, None]  # (B, S)

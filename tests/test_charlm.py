@@ -89,3 +89,60 @@ def test_tbptt_loss_carries_the_state_detached_and_resets_on_first():
     assert not loss_fn.state[0].requires_grad
     again = loss_fn(m, (x[:, :6], y[:, :6], torch.tensor(True)))  # a restart forgets the carried state
     torch.testing.assert_close(again, first)
+
+
+def test_classifier_reads_what_a_packed_lstm_ends_on():
+    """Reading each sequence's last real output is torch's packed final state: padding never reaches it."""
+    torch.manual_seed(0)
+    m = charlm.LSTMClassifier(10, 3, 4, 6)
+    ids, lengths = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8], [9, 1, 0, 0, 0]]), torch.tensor([3, 5, 2])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(m.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = m.lstm(packed)
+    torch.testing.assert_close(m(ids, lengths), m.head(h_n[-1]))
+
+
+@pytest.mark.parametrize("bad,shown", [(99, r"\[1, 99\]"), (-1, r"\[-1, 2\]")])
+def test_ids_outside_the_vocabulary_are_named(bad, shown):
+    ids = torch.tensor([[1, bad, 2]])
+    message = rf"ids holds token ids in {shown}, outside the vocabulary \[0, vocab_size=9\)"
+    with pytest.raises(ValueError, match=message):
+        charlm.CharLSTM(9, 4, 8)(ids)
+    with pytest.raises(ValueError, match=message):
+        charlm.LSTMClassifier(9)(ids, torch.tensor([3]))
+
+
+def test_ids_are_range_checked_only_when_the_lookup_fails(monkeypatch):
+    monkeypatch.setattr("lmcourse.charlm.check_token_ids", lambda *a, **k: pytest.fail("a pass over the ids"))
+    x = torch.randint(0, 7, (2, 5))
+    charlm.lm_loss(charlm.CharLSTM(7, 4, 8), (x, x))  # a training step reads no id twice
+    charlm.LSTMClassifier(7)(x, torch.tensor([5, 3]))
+
+
+def test_targets_outside_the_vocabulary_are_named():
+    m = charlm.CharLSTM(7, 4, 8)
+    x, y = torch.tensor([[1, 2, 3]]), torch.tensor([[1, 99, 3]])
+    with pytest.raises(ValueError, match=r"y holds ids outside the vocabulary \[0, vocab_size=7\)"):
+        charlm.lm_loss(m, (x, y))
+    with pytest.raises(ValueError, match=r"y holds ids outside the vocabulary \[0, vocab_size=7\)"):
+        charlm.TBPTTLoss()(m, (x, y, torch.tensor(True)))
+    with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(1, 3\)"):
+        charlm.TBPTTLoss()(m, (x, y[:, :2], torch.tensor(True)))
+
+
+@pytest.mark.parametrize("impl", ["torch", "ours"])
+def test_a_state_of_the_wrong_width_batch_or_dtype_is_named(impl):
+    m = charlm.CharLSTM(7, 4, 8, num_layers=2, impl=impl)
+    ids = torch.tensor([[1, 2], [3, 4]])
+    expected = r"state must be a pair \(h, c\) of torch.float32 tensors of shape \(num_layers=2, batch=2, hidden_size=8"
+    for state in ((torch.zeros(2, 2, 7), torch.zeros(2, 2, 7)), (torch.zeros(2, 3, 8), torch.zeros(2, 3, 8)),
+                  (torch.zeros(2, 2, 8, dtype=torch.double), torch.zeros(2, 2, 8, dtype=torch.double)),
+                  torch.zeros(2, 2, 8)):
+        with pytest.raises(ValueError, match=expected):
+            m(ids, state)
+
+
+def test_empty_ids_are_a_clear_error():
+    with pytest.raises(ValueError, match=r"ids is empty, shape \(2, 0\)"):
+        charlm.CharLSTM(7, 4, 8)(torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"ids is empty, shape \(0, 3\)"):
+        charlm.LSTMClassifier(7)(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long))

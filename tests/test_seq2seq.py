@@ -158,7 +158,8 @@ def test_empty_inputs_are_clear_errors():
     task = ReversalTask(10, 2, 8)
     model = Seq2Seq(task.vocab_size, 4, 8)
     with pytest.raises(ValueError, match="src is empty"):
-        model(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long))
+        empty = torch.zeros(0, 3, dtype=torch.long)
+        model(empty, torch.zeros(0, dtype=torch.long), empty)
     with pytest.raises(ValueError, match=r"tgt_in must be \(B=1, T >= 1\)"):
         model(torch.tensor([[4, 5]]), torch.tensor([2]), torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="lengths is empty"):
