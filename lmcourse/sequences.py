@@ -19,6 +19,8 @@ def _as_ids(ids) -> torch.Tensor:
     ids = torch.as_tensor(ids)
     if ids.ndim != 1:
         raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
+    if len(ids) == 0:
+        raise ValueError("ids is empty; pass a 1-D sequence of token ids (encode the text with the tokenizer)")
     return check_token_ids("ids", ids)
 
 

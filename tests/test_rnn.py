@@ -237,6 +237,14 @@ def test_packed_input_sorted_by_the_caller_keeps_its_layout():
     torch.testing.assert_close(sa, sb)
 
 
+@pytest.mark.parametrize("ours_cls", [rnn.RNN, rnn.LSTM, rnn.GRU])
+def test_stack_runs_under_autocast_where_half_precision_activations_are_intended(ours_cls):
+    stack = ours_cls(3, 4, num_layers=2, bidirectional=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, _ = stack(torch.randn(2, 5, 3))
+    assert y.shape == (2, 5, 8)
+
+
 def test_dtype_and_length_mistakes_are_clear_errors():
     with pytest.raises(ValueError, match=r"float64.*float32.*input.to\(torch.float32\)"):
         rnn.LSTM(3, 4)(torch.zeros(2, 5, 3, dtype=torch.double))

@@ -41,7 +41,10 @@ def test_cross_entropy_scores_every_next_token_once():
 def test_token_log_probs_restart_the_context_at_every_window():
     """A model that reads only how far into its window a token is: the scores show the window boundaries."""
     ids = torch.randint(4, (11,))
-    position_model = lambda x: torch.arange(x.shape[1]).float()[None, :, None].expand(*x.shape, 4) * torch.tensor([1., 0, 0, 0])
+
+    def position_model(x):
+        return torch.arange(x.shape[1]).float()[None, :, None].expand(*x.shape, 4) * torch.tensor([1., 0, 0, 0])
+
     log_p = token_log_probs(position_model, ids, block_size=4)
     assert log_p.shape == (10,)
     expected = torch.log_softmax(torch.arange(4).float()[:, None] * torch.tensor([1., 0, 0, 0]), -1)   # (position, token)
@@ -53,6 +56,13 @@ def test_token_log_probs_restart_the_context_at_every_window():
 def test_cross_entropy_rejects_2d_ids():
     with pytest.raises(ValueError, match="1-D"):
         cross_entropy(lambda x: x, torch.zeros(2, 3, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize("call", [lambda: next(random_windows([], 4, 2)), lambda: Windows([], 4),
+                                  lambda: cross_entropy(lambda x: x, [], 4)])
+def test_empty_ids_are_a_clear_error(call):
+    with pytest.raises(ValueError, match="ids is empty"):
+        call()
 
 
 def test_windows_cover_the_stream_without_overlap():
