@@ -12,7 +12,7 @@ from torch import nn
 from lmcourse import rnn
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 
-__all__ = ["CharLSTM", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
+__all__ = ["CharLSTM", "StateCache", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
 
 
 def _make_lstm(impl: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.Module:
@@ -51,8 +51,28 @@ def _next_token_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "y
                          f"text with the tokenizer the model was built for ({exc})") from exc
 
 
+class StateCache:
+    """The carried LSTM state in the role of `lmcourse.generate`'s key/value cache.
+
+    An LSTM needs no growing cache: (h, c) (L, B, H) sums up every token read so far, so each generation
+    step feeds only the new token. `length` counts the tokens read (generate feeds ids[:, length:]).
+    """
+
+    def __init__(self):
+        self.length, self.state = 0, None
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Beam search moved rows: row i now continues what was row index[i]."""
+        if self.state is not None:
+            self.state = tuple(s[:, index] for s in self.state)
+
+
 class CharLSTM(nn.Module):
-    """Embedding -> LSTM stack -> linear head.  ids (B, T) -> logits (B, T, V)."""
+    """Embedding -> LSTM stack -> linear head.  ids (B, T) -> logits (B, T, V).
+
+    `lmcourse.generate.generate(model, ...)` drives it with its state carried (`new_kv_cache`): one new
+    character per step, with every option of generate (top-k, top-p, beam search, ...).
+    """
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256, num_layers: int = 1,
                  dropout: float = 0.0, impl: str = "torch"):
@@ -81,11 +101,27 @@ class CharLSTM(nn.Module):
                              f"batch={batch}, hidden_size={shape[2]}), got {got}; pass the state returned by "
                              "the previous call with return_state=True, or None")
 
-    def forward(self, ids: torch.Tensor, state=None, return_state: bool = False):
-        """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H)."""
+    def new_kv_cache(self, max_len: int | None = None) -> StateCache:
+        """An empty StateCache for `forward(ids, kv_cache=...)`, as `lmcourse.generate` asks of a model.
+
+        max_len is accepted for generate's sake and unused: the state has the same size at every length.
+        """
+        return StateCache()
+
+    def forward(self, ids: torch.Tensor, state=None, return_state: bool = False, kv_cache: StateCache | None = None):
+        """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H).
+
+        kv_cache: a StateCache to start from and update (the state then comes from it, not from `state`).
+        """
         x = _embed(self.embed, ids)  # (B, T, E)
+        if kv_cache is not None:
+            if state is not None:
+                raise ValueError("pass state or kv_cache, not both: the cache carries the state")
+            state = kv_cache.state
         self._check_state(state, ids.shape[0])
         out, state = self.lstm(x, state)  # (B, T, H)
+        if kv_cache is not None:
+            kv_cache.state, kv_cache.length = state, kv_cache.length + ids.shape[1]
         logits = self.head(out)  # (B, T, V)
         return (logits, state) if return_state else logits
 
@@ -95,7 +131,10 @@ def sample(model: CharLSTM, prompt_ids: list[int], n: int, temperature: float = 
            generator: torch.Generator | None = None) -> list[int]:
     """Continue ``prompt_ids`` by ``n`` ids, carrying the LSTM state (O(1) work per new character).
 
-    temperature 0 is greedy; higher flattens the distribution.
+    temperature 0 is greedy; higher flattens the distribution. The draws are made on the CPU with
+    `generator`, so one generator can be carried across calls; `lmcourse.generate.generate(model, ...,
+    seed=s)` gives the same ids as a fresh ``torch.Generator().manual_seed(s)`` here (on the CPU) and adds
+    top-k, top-p and beam search.
     """
     check_number("temperature", temperature, 0, fix="0 is greedy")
     if not len(prompt_ids):

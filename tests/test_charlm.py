@@ -146,3 +146,27 @@ def test_empty_ids_are_a_clear_error():
         charlm.CharLSTM(7, 4, 8)(torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match=r"ids is empty, shape \(0, 3\)"):
         charlm.LSTMClassifier(7)(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+
+
+def test_generate_carries_the_lstm_state_and_draws_what_sample_draws():
+    from lmcourse.generate import generate
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(9, 4, 8, num_layers=2)
+    fed = []
+    m.register_forward_pre_hook(lambda module, args: fed.append(args[0].shape[1]))
+    prompt = [1, 2, 3]
+    greedy = generate(m, torch.tensor([prompt]), 12)[0, 3:].tolist()
+    assert fed == [3] + [1] * 11  # the prompt once, then one new character per step
+    assert greedy == charlm.sample(m, prompt, 12, temperature=0)
+    drawn = generate(m, torch.tensor([prompt]), 12, do_sample=True, temperature=0.7, seed=5)[0, 3:].tolist()
+    assert drawn == charlm.sample(m, prompt, 12, 0.7, torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize("options", [dict(num_beams=3), dict(do_sample=True, top_k=4, seed=1)])
+def test_generate_with_the_carried_state_equals_rereading_the_whole_sequence(options):
+    from lmcourse.generate import generate
+    torch.manual_seed(0)
+    m = charlm.CharLSTM(9, 4, 8)
+    prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert torch.equal(generate(m, prompts, 10, use_cache=True, **options),
+                       generate(m, prompts, 10, use_cache=False, **options))
