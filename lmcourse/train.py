@@ -76,6 +76,15 @@ def autocast_dtype(device: torch.device, mixed_precision: str) -> torch.dtype | 
     return torch.bfloat16
 
 
+def _check_finite_loss(what: str, value: float, step: int, desc: str) -> None:
+    """Raise FloatingPointError naming the step when a loss is nan or inf: training cannot recover from it."""
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"{desc}: the {what} became {value} at step {step}; training stopped before applying it or writing "
+            "a checkpoint. Usual causes: a learning rate too high (lower it, or set grad_clip), or an fp16 "
+            "overflow (use mixed_precision='bf16' or 'off')")
+
+
 def _forever(batches: Iterable[Batch]) -> Iterator[Batch]:
     """Cycle through a re-iterable (a list, a DataLoader) epoch after epoch; pass an iterator through."""
     if iter(batches) is batches:
@@ -142,6 +151,7 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
         if not isinstance(value, numbers.Real):
             raise ValueError(f"evaluate must return a number (the validation loss), got {value!r}")
         value = float(value)
+        _check_finite_loss("evaluation loss", value, step, desc)
         history.eval_step.append(step)
         history.eval_loss.append(value)
         history.eval_seconds.append(time.perf_counter() - start)
@@ -174,9 +184,10 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
             loss = loss_fn(model, batch)
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise ValueError(f"loss_fn must return a scalar loss tensor, got {describe(loss)}; reduce it, e.g. .mean()")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; "
-                                     "lower the learning rate or set grad_clip")
+        # One read of the loss per step (a sync on CUDA, as recording it always was), taken before
+        # backward so that a non-finite loss never reaches the weights or a checkpoint.
+        loss_value = loss.item()
+        _check_finite_loss("training loss", loss_value, step, desc)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -191,14 +202,14 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
         else:
             optimizer.step()
         history.step.append(step)
-        history.loss.append(loss.item())
+        history.loss.append(loss_value)
         history.lr.append(optimizer.param_groups[0]["lr"])
         history.seconds.append(time.perf_counter() - start)
         if evaluate is not None and eval_every is not None and (step + 1) % eval_every == 0 and step + 1 < steps:
             run_evaluation(step)
-            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history.eval_loss[-1]:.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{history.eval_loss[-1]:.3f}")
         elif step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}")
         bar.update(1)
         if time_limit is not None and history.seconds[-1] >= time_limit:
             stop_early(bar, f"time limit {time_limit:g} s")

@@ -116,6 +116,40 @@ def test_diverging_loss_raises_a_clear_error():
               loss_fn=lambda m, b: mse(m, b) * float("inf"), progress=False)
 
 
+def loss_turning_nan_at_call(n):
+    calls = []
+
+    def loss_fn(model, batch):
+        calls.append(1)
+        loss = mse(model, batch)
+        return loss * math.nan if len(calls) == n else loss
+
+    return loss_fn
+
+
+def test_nan_training_loss_stops_before_the_weights_or_a_checkpoint_change(tmp_path):
+    model, twin = nn.Linear(2, 1), nn.Linear(2, 1)
+    twin.load_state_dict(model.state_dict())
+    with pytest.raises(FloatingPointError, match=r"training loss became nan at step 3;.*learning rate.*fp16"):
+        train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=10,
+              loss_fn=loss_turning_nan_at_call(4), evaluate=lambda m: 0.5, eval_every=2,
+              checkpoint_path=tmp_path / "run.pt", progress=False)
+    train(twin, regression_batches(), optimizer=torch.optim.SGD(twin.parameters(), lr=0.1), steps=3, loss_fn=mse,
+          progress=False)  # the three finite steps alone
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
+    assert load_checkpoint(tmp_path / "run.pt", nn.Linear(2, 1)) == {"step": 1, "eval_loss": 0.5}
+
+
+def test_nan_evaluation_loss_stops_training_before_its_checkpoint(tmp_path):
+    losses = iter([0.5, math.nan, 0.25])
+    model = nn.Linear(2, 1)
+    with pytest.raises(FloatingPointError, match=r"evaluation loss became nan at step 3;.*learning rate"):
+        train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=10,
+              loss_fn=mse, evaluate=lambda m: next(losses), eval_every=2, checkpoint_path=tmp_path / "run.pt",
+              progress=False)
+    assert load_checkpoint(tmp_path / "run.pt", nn.Linear(2, 1)) == {"step": 1, "eval_loss": 0.5}
+
+
 @pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps"), ({"eval_every": 0}, "eval_every"),
                                            ({"grad_clip": -1.0}, "grad_clip"), ({"time_limit": 0}, "time_limit"), ({"mixed_precision": "fp8"}, "mixed_precision")])
 def test_bad_training_arguments_are_rejected(kwargs, match):
