@@ -82,6 +82,10 @@ def sharded_batches(dataset: Dataset, global_batch_size: int, seed: int = 0, shu
     """This process's batches, epoch after epoch without end: each epoch a new shuffle (`set_epoch`),
     and across the processes every example is seen once per epoch."""
     loader = sharded_loader(dataset, global_batch_size, seed, shuffle, rank=rank, world_size=world_size)
+    if len(loader) == 0:  # an epoch without a batch would make the loop below spin forever
+        raise ValueError(f"global_batch_size={global_batch_size} is more than the dataset's {len(dataset)} examples "
+                         "(an incomplete last batch is dropped, so an epoch has no batch); "
+                         "use a smaller global_batch_size or more data")
     for epoch in itertools.count():
         loader.sampler.set_epoch(epoch)
         yield from loader

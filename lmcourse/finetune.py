@@ -159,6 +159,8 @@ def accuracy(model: nn.Module, ids: torch.Tensor, key_padding: torch.Tensor, lab
              batch_size: int = 128) -> float:
     """Fraction of correct argmax predictions of a `SequenceClassifier` (eval mode, batched)."""
     check_int("batch_size", batch_size)
+    if len(ids) == 0:
+        raise ValueError("ids is empty (0 examples), so there is no accuracy to measure; give at least one example")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -331,6 +333,9 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: tor
 def span_accuracy(model: SpanQA, batch: dict[str, torch.Tensor], batch_size: int = 128) -> float:
     """Exact-match accuracy: the fraction of examples whose predicted (start, end) is exactly the answer's."""
     check_int("batch_size", batch_size)
+    if len(batch["ids"]) == 0:
+        raise ValueError("batch['ids'] is empty (0 examples), so there is no accuracy to measure; "
+                         "give at least one example (encode_qa of a non-empty list)")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -202,6 +202,10 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         baseline += (target == baseline_token).sum().item() if baseline_token is not None else 0
         count += len(target)
     model.train(was_training)
+    if count == 0:
+        raise ValueError(f"no position of ids was masked in {len(starts)} windows (mask_prob={mask_prob}, "
+                         f"n_windows={n_windows}): raise mask_prob or n_windows, or give ids with regular tokens "
+                         "(special tokens and <unk> are never targets unless pick_unk=True)")
     result = {"loss": total_loss / count, "accuracy": correct / count, "n": count}
     if baseline_token is not None:
         result["baseline_accuracy"] = baseline / count

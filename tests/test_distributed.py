@@ -68,6 +68,20 @@ def test_sharded_batches_reshuffle_each_epoch_and_cover_every_example_once():
     assert not all(torch.equal(a, b) for a, b in zip(epochs[0], epochs[1]))   # a new order in epoch 2
 
 
+@pytest.mark.parametrize("n_examples, global_batch_size, world_size", [(3, 4, 1), (7, 8, 2), (0, 2, 2)])
+def test_sharded_batches_refuse_a_dataset_smaller_than_one_global_batch(n_examples, global_batch_size, world_size):
+    from torch.utils.data import TensorDataset
+
+    from lmcourse import distributed
+
+    dataset = TensorDataset(torch.arange(n_examples))
+    # by hand: each rank's shard of n // world examples holds no full batch of global // world
+    assert (n_examples // world_size) // (global_batch_size // world_size) == 0
+    batches = distributed.sharded_batches(dataset, global_batch_size, rank=0, world_size=world_size)
+    with pytest.raises(ValueError, match=rf"global_batch_size={global_batch_size} .* {n_examples} examples"):
+        next(batches)
+
+
 def test_ring_allreduce_bytes_matches_the_closed_form():
     from lmcourse.distributed import ring_allreduce_bytes
 

@@ -118,6 +118,25 @@ def test_evaluate_mlm_is_deterministic(chars):
     assert model.training  # restored
 
 
+@pytest.mark.parametrize("token, mask_prob", [(0, 0.15), ("cls", 0.5), (3, 1e-9)])
+def test_evaluate_mlm_with_nothing_masked_says_so(chars, token, mask_prob):
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    ids = torch.full((100,), chars.cls_id if token == "cls" else token)  # <unk>, a special token, or too rare a mask
+    with pytest.raises(ValueError, match=rf"no position of ids was masked .*mask_prob={mask_prob}"):
+        evaluate_mlm(model, ids, chars, 16, n_windows=4, mask_prob=mask_prob)
+    assert model.training  # restored
+
+
+def test_accuracy_metrics_of_no_examples_say_so(chars):
+    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    empty = torch.zeros(0, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="ids is empty"):
+        accuracy(SequenceClassifier(enc, 2), empty, empty.bool(), torch.zeros(0, dtype=torch.long))
+    batch = {name: torch.zeros(0, 8, dtype=torch.long) for name in ("ids", "key_padding", "context_mask")}
+    with pytest.raises(ValueError, match=r"batch\['ids'\] is empty"):
+        span_accuracy(SpanQA(enc), batch | {"start": torch.zeros(0), "end": torch.zeros(0)})
+
+
 def test_evaluate_mlm_baseline_is_the_share_of_that_token_among_the_targets(chars):
     model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
     ids = torch.full((500,), 3)
