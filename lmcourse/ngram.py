@@ -1,8 +1,9 @@
-"""N-gram language models: counting, MLE, add-k and interpolated Kneser-Ney, scored in numpy.
+"""N-gram language models: counting, MLE, add-k and (modified) interpolated Kneser-Ney, scored in numpy.
 
     lm = NGramLM(3).fit(sentences)            # a list of token lists (padded per sentence) ...
     lm = NGramLM(5).fit(char_ids)             # ... or one flat stream of any hashable tokens
     lm.prob("cat", ("the",)) ; lm.cross_entropy(held_out) ; lm.generate(20, seed=0)
+    lm.to_arpa("model.arpa")                  # Kneser-Ney models in the ARPA backoff format (KenLM, SRILM)
 
 Every n-gram is stored as one integer key (its token ids read as digits in base V), so counting
 is `np.unique` and looking up a million n-grams is one `np.searchsorted`: no Python loop per token.
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from lmcourse.checks import check_int, check_number
+from lmcourse.checks import check_int, check_number, describe
 from lmcourse.tokenizers import UNK
 
 BOS, EOS = "<s>", "</s>"
-SMOOTHINGS = ("kneser_ney", "add_k", "mle")
+SPECIALS = (UNK, BOS, EOS)
+KNESER_NEY = ("kneser_ney", "modified_kneser_ney")
+SMOOTHINGS = (*KNESER_NEY, "add_k", "mle")
 
 
 class _Table:
@@ -28,9 +32,14 @@ class _Table:
     def __init__(self, keys: np.ndarray, counts: np.ndarray, vocab_size: int):
         self.keys, self.counts = keys, counts.astype(np.float64)      # sorted unique k-gram keys, their counts
         context = keys // vocab_size                                   # the (k-1)-token context: sorted too
-        self.context_keys, starts, types = np.unique(context, return_index=True, return_counts=True)
-        self.context_types = types.astype(np.float64)                  # N1+(h .): distinct words after h
+        self.context_keys, starts = np.unique(context, return_index=True)
         self.context_total = np.add.reduceat(self.counts, starts)     # c(h .): all counts after h
+        seen_times = np.eye(3)[np.minimum(counts, 3) - 1]               # one-hot of count 1, 2, 3+: (k-grams, 3)
+        self.context_types = np.add.reduceat(seen_times, starts)       # N1(h .), N2(h .), N3+(h .): (contexts, 3)
+
+    def count_of_counts(self) -> np.ndarray:
+        """n1..n4: how many k-grams have count 1, 2, 3 and 4, shape (4,)."""
+        return np.bincount(self.counts.astype(np.int64), minlength=5)[1:5]
 
     def count(self, keys: np.ndarray) -> np.ndarray:
         """Count of each k-gram key (0 where unseen), shape of `keys`."""
@@ -38,10 +47,12 @@ class _Table:
         return np.where(self.keys[i] == keys, self.counts[i], 0.0)
 
     def context(self, context_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(found, total, types) for each context key; total and types are 0 where the context is unseen."""
+        """(found, total, types) for each context key; types has shape (N, 3) (distinct words seen 1, 2, 3+
+        times after the context); total and types are 0 where the context is unseen."""
         i = np.minimum(np.searchsorted(self.context_keys, context_keys), len(self.context_keys) - 1)
         found = self.context_keys[i] == context_keys
-        return found, np.where(found, self.context_total[i], 0.0), np.where(found, self.context_types[i], 0.0)
+        types = np.where(found[:, None], self.context_types[i], 0.0)
+        return found, np.where(found, self.context_total[i], 0.0), types
 
 
 class NGramLM:
@@ -56,6 +67,10 @@ class NGramLM:
                    uses counts, every lower order uses continuation counts N1+(. h w) (in how many
                    distinct contexts a word follows h), and the unigram level is interpolated with the
                    uniform distribution, so every vocabulary word (and <unk>) has probability > 0.
+      "modified_kneser_ney"  the same with three discounts D1, D2, D3+ per order, for n-grams seen once,
+                   twice and 3+ times, estimated at fit from that order's count-of-counts n1..n4
+                   (Chen & Goodman 1998): Y = n1 / (n1 + 2 n2), D1 = 1 - 2 Y n2/n1, D2 = 2 - 3 Y n3/n2,
+                   D3+ = 3 - 4 Y n4/n3. `lm.discounts[j]` holds (D1, D2, D3+) of the (j+1)-grams.
 
     Vocabulary: the training tokens seen at least `min_count` times, plus <unk> (any other token),
     </s> (end of sentence) and <s> (the start padding; it is in the vocabulary, as in nltk, but is
@@ -79,17 +94,27 @@ class NGramLM:
         self.vocab: list[Hashable] = []
         self.index: dict[Hashable, int] = {}
         self.tables: list[_Table] = []   # tables[j] holds the (j+1)-grams
+        self.discounts: list[np.ndarray] = []   # Kneser-Ney: discounts[j] = (D1, D2, D3+) of the (j+1)-grams
+        self.char_level = False          # fitted on characters (a str, or 1-character strings)?
 
     # ----------------------------------------------------------------- fitting
     def fit(self, tokens: Iterable) -> NGramLM:
         """Count the n-grams of `tokens` (a flat token sequence or a list of sentences); returns self."""
         sentences, is_stream = _as_sentences(tokens, "tokens")
-        counts = Counter(t for s in sentences for t in s)
+        try:
+            counts = Counter(t for s in sentences for t in s)
+        except TypeError:
+            raise ValueError("tokens must hold hashable tokens (str, int), or be a list of token lists, got a "
+                             "token that is itself a list or an array") from None
         if not counts:
             raise ValueError("tokens is empty: fit needs at least one token (got an empty corpus)")
-        specials = [UNK, BOS, EOS]
-        kept = [t for t, c in counts.items() if c >= self.min_count and t not in specials]
-        self.vocab = specials + sorted(kept, key=_sort_key)
+        sentence = next((t for t in counts if isinstance(t, str) and _several_words(t)), None)
+        if sentence is not None:
+            raise ValueError(f"tokens holds {sentence[:40]!r}, several words as one token; give sentences as token "
+                             "lists, e.g. [s.split() for s in sentences]")
+        kept = [t for t, c in counts.items() if c >= self.min_count and t not in SPECIALS]
+        self.vocab = list(SPECIALS) + sorted(kept, key=_sort_key)
+        self.char_level = all(isinstance(t, str) and len(t) == 1 for t in counts)
         self.index = {t: i for i, t in enumerate(self.vocab)}
         V, n = len(self.vocab), self.order
         if float(V) ** n >= 2.0**62:
@@ -101,13 +126,17 @@ class NGramLM:
         top_keys, top_counts = np.unique(keys[n - 1], return_counts=True)
         self.tables[n - 1] = _Table(top_keys, top_counts, V)
         for j in range(n - 2, -1, -1):
-            if self.smoothing == "kneser_ney":
+            if self.smoothing in KNESER_NEY:
                 # continuation count of a (j+1)-gram: how many distinct tokens precede it in the (j+2)-grams
                 longer = self.tables[j + 1].keys
                 kj, cj = np.unique(longer % V ** (j + 1), return_counts=True)
             else:
                 kj, cj = np.unique(keys[j], return_counts=True)
             self.tables[j] = _Table(kj, cj, V)
+        if self.smoothing == "kneser_ney":
+            self.discounts = [np.full(3, self.discount)] * n
+        elif self.smoothing == "modified_kneser_ney":
+            self.discounts = [_modified_discounts(table.count_of_counts(), j + 1) for j, table in enumerate(self.tables)]
         return self
 
     @property
@@ -157,14 +186,17 @@ class NGramLM:
             _, total, _ = table.context(context_keys[-1])
             count = table.count(context_keys[-1] * V + words)
             return (count + self.k) / (total + self.k * V)
-        p = np.full(words.shape, 1.0 / V) if self.smoothing == "kneser_ney" else np.zeros(words.shape)
+        kneser_ney = self.smoothing in KNESER_NEY
+        p = np.full(words.shape, 1.0 / V) if kneser_ney else np.zeros(words.shape)
         for j in range(levels):                                 # from unigrams up to the longest context
             table = self.tables[j]
             found, total, types = table.context(context_keys[j])
             count = table.count(context_keys[j] * V + words)
             safe = np.where(found, total, 1.0)
-            if self.smoothing == "kneser_ney":
-                new = (np.maximum(count - self.discount, 0.0) + self.discount * types * p) / safe
+            if kneser_ney:
+                D = self.discounts[j]
+                discounted = np.maximum(count - D[np.clip(count, 1, 3).astype(np.int64) - 1], 0.0)
+                new = (discounted + (types @ D) * p) / safe     # types @ D: the mass freed for the lower order
             else:
                 new = count / safe
             p = np.where(found, new, p)                         # an unseen context keeps the shorter estimate
@@ -182,25 +214,59 @@ class NGramLM:
         """P(token | context). Only the last order-1 context tokens matter; a shorter context gives the
         lower-order estimate (pass "<s>" tokens to mean the start of a sentence)."""
         self._check_fitted()
-        _check_context(context)
-        context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
-        ctx = self._ids(context).reshape(1, -1)
+        self._check_tokens([token], "token")
+        ctx = self._context_ids(context)
         p = self._probs(self._context_keys(ctx, ctx.shape[1] + 1), self._ids([token]))
         return float(p[0])
 
     def distribution(self, context: Sequence = ()) -> np.ndarray:
         """P(w | context) for every vocabulary token w, shape (V,), in the order of `self.vocab`; sums to 1."""
         self._check_fitted()
-        _check_context(context)
-        context = list(context)[len(context) - self.order + 1:] if self.order > 1 else []
         V = len(self.vocab)
-        ctx = np.repeat(self._ids(context).reshape(1, -1), V, axis=0)   # (V, len(context))
+        ctx = np.repeat(self._context_ids(context), V, axis=0)   # (V, len(context))
         return self._probs(self._context_keys(ctx, ctx.shape[1] + 1), np.arange(V))
+
+    def _context_ids(self, context: Sequence) -> np.ndarray:
+        """Ids of the last order-1 tokens of `context` (all of them if it is shorter), shape (1, m)."""
+        if not isinstance(context, (Sequence, np.ndarray)):
+            raise ValueError(f"context must be a sequence of tokens, got {context!r}; e.g. ('the',) or ['<s>', 'the']")
+        self._refuse_text_for_words(context, "context")
+        tokens = list(context)
+        self._check_tokens(tokens, "context")
+        return self._ids(tokens[max(0, len(tokens) - (self.order - 1)):]).reshape(1, -1)
+
+    def _refuse_text_for_words(self, tokens: object, name: str) -> None:
+        """A str is read character by character: right for a character model only."""
+        if isinstance(tokens, str) and not self.char_level:
+            example = next((t for t in self.vocab if t not in SPECIALS), self.vocab[0])
+            raise ValueError(f"{name} is a str ({tokens[:40]!r}), which would be read one character at a time, but "
+                             f"this model's tokens are not characters (e.g. {example!r}); pass a list of tokens, "
+                             f"e.g. {name}.split() or lmcourse.tokenizers.split_words({name})")
+
+    def _check_tokens(self, tokens: Sequence, name: str) -> None:
+        """Refuse what cannot be one of this model's tokens: unhashable values, a word or a line given to a
+        character model, a str of several words given to a word model (sentences not split into tokens)."""
+        try:
+            unknown = set(tokens).difference(self.index)
+        except TypeError:
+            bad = next(t for t in tokens if not isinstance(t, Hashable))
+            raise ValueError(f"{name} holds {describe(bad)} ({bad!r}) where a token (a str, an int) belongs; "
+                             "give a list of tokens, or a list of token lists for sentences") from None
+        for token in unknown:
+            if isinstance(token, str) and (len(token) != 1 if self.char_level else _several_words(token)):
+                kind = "characters: score a str or a list of 1-character strings" if self.char_level else \
+                    "words: split text into tokens first (text.split() or lmcourse.tokenizers.split_words)"
+                raise ValueError(f"{name} holds {token[:40]!r}, which is not one token of this model, whose tokens "
+                                 f"are {kind}")
 
     def log_probs(self, tokens: Iterable) -> np.ndarray:
         """ln P of every predicted token (with the same padding as fit), shape (n_predicted,)."""
         self._check_fitted()
+        self._refuse_text_for_words(tokens, "tokens")
         sentences, is_stream = _as_sentences(tokens, "tokens")
+        for sentence in sentences:
+            if not isinstance(sentence, str):
+                self._check_tokens(sentence, "tokens")
         ids, targets = self._padded_ids(sentences, is_stream)
         if not len(targets):
             raise ValueError("tokens is empty: there is nothing to score")
@@ -218,6 +284,68 @@ class NGramLM:
         """exp(cross-entropy): the model is as unsure as a uniform choice among this many tokens."""
         return float(np.exp(self.cross_entropy(tokens)))
 
+    # ----------------------------------------------------------------- export
+    def to_arpa(self, path: str | Path) -> Path:
+        """Write this Kneser-Ney model to `path` in the ARPA backoff format (KenLM, SRILM); returns the path.
+
+        Interpolated Kneser-Ney is a backoff model in disguise, so the file is exact. For k = 1..order it
+        lists every k-gram the model counted, plus every prefix of a longer listed n-gram (so each context
+        has a line for its backoff weight), and every vocabulary token (<s>, </s>, <unk> included) as a
+        unigram. Each line is
+
+            log10 P(w | h)    h w    log10 gamma(h w)
+
+        with P the model's interpolated probability and gamma(h w) the weight the model gives the lower order
+        after the context h w (0.0, weight 1, where h w was never a context; the top order has none). A
+        backoff reader, P(w | h) = P(h w) if listed else gamma(h) P(w | h[1:]), reproduces `prob` to the
+        10 decimals written. Sentences start with order-1 <s>, as in `fit`: to reproduce `cross_entropy`,
+        feed that many <s> before each sentence (KenLM's single <s> gives the first words shorter contexts).
+        """
+        self._check_fitted()
+        if self.smoothing not in KNESER_NEY:
+            raise ValueError(f"to_arpa writes Kneser-Ney models, got smoothing={self.smoothing!r}, which has no "
+                             f"compact backoff form; fit NGramLM({self.order}, 'kneser_ney') to export")
+        words = self._arpa_words()
+        V, n = len(self.vocab), self.order
+        grams = [np.arange(V)] * n                              # grams[j]: keys of the listed (j+1)-grams
+        for j in range(n - 1, 0, -1):                           # counted (j+1)-grams and prefixes of longer ones
+            longer = grams[j + 1] // V if j < n - 1 else np.zeros(0, dtype=np.int64)
+            grams[j] = np.union1d(self.tables[j].keys, longer)
+        lines = ["\\data\\", *(f"ngram {j + 1}={len(keys)}" for j, keys in enumerate(grams))]
+        for j, keys in enumerate(grams):
+            lines += ["", f"\\{j + 1}-grams:"]
+            with np.errstate(divide="ignore"):
+                log_p = np.log10(self._probs([(keys // V) % V**m for m in range(j + 1)], keys % V))
+            digits = [(keys // V ** (j - i)) % V for i in range(j + 1)]   # token ids, oldest first
+            text = [" ".join(words[i] for i in gram) for gram in zip(*(d.tolist() for d in digits))]
+            if j == n - 1:
+                lines += [f"{lp:.10f}\t{t}" for lp, t in zip(log_p.tolist(), text)]
+            else:
+                log_gamma = np.log10(self._backoff_weights(j + 1, keys))
+                lines += [f"{lp:.10f}\t{t}\t{lb:.10f}" for lp, t, lb in zip(log_p.tolist(), text, log_gamma.tolist())]
+        lines += ["", "\\end\\", ""]
+        path = Path(path)
+        path.write_text("\n".join(lines), encoding="utf-8")
+        return path
+
+    def _backoff_weights(self, j: int, context_keys: np.ndarray) -> np.ndarray:
+        """gamma(h) = (D . N(h .)) / c(h .) for j-token contexts h, the weight of the lower order; 1 where unseen."""
+        found, total, types = self.tables[j].context(context_keys)
+        return np.where(found, (types @ self.discounts[j]) / np.where(found, total, 1.0), 1.0)
+
+    def _arpa_words(self) -> list[str]:
+        """Each vocabulary token as an ARPA word: its str, which must be unique and free of whitespace."""
+        words = [str(t) for t in self.vocab]
+        for token, word in zip(self.vocab, words):
+            if word.split() != [word]:
+                raise ValueError(f"token {token!r} cannot be an ARPA word (ARPA separates words by whitespace); "
+                                 "fit on tokens without whitespace, e.g. text.replace(' ', '_')")
+        if len(set(words)) < len(words):
+            twins = sorted({w for w in words if words.count(w) > 1})
+            raise ValueError(f"tokens {twins[:3]} print the same as other tokens (e.g. 1 and '1'), so the ARPA file "
+                             "could not tell them apart; fit on tokens of one type")
+        return words
+
     # ----------------------------------------------------------------- sampling
     def generate(self, n: int, context: Sequence = (), temperature: float = 1.0, seed: int | None = None,
                  greedy: bool = False) -> list:
@@ -231,7 +359,7 @@ class NGramLM:
         check_number("temperature", temperature, 0, low_open=True, fix="use greedy=True for argmax")
         if seed is not None:
             check_int("seed", seed, minimum=0)
-        _check_context(context)
+        self._context_ids(context)
         rng = np.random.default_rng(seed)
         start = [BOS] * (self.order - 1)
         history, out = (start + list(context))[-(self.order - 1):] if self.order > 1 else [], []
@@ -251,9 +379,23 @@ class NGramLM:
         return out
 
 
-def _check_context(context: Sequence) -> None:
-    if not isinstance(context, (Sequence, np.ndarray)):
-        raise ValueError(f"context must be a sequence of tokens, got {context!r}; e.g. ('the',) or ['<s>', 'the']")
+def _several_words(token: str) -> bool:
+    return len(token.split()) > 1
+
+
+def _modified_discounts(count_of_counts: np.ndarray, k: int) -> np.ndarray:
+    """(D1, D2, D3+) from the k-grams' count-of-counts n1..n4 (Chen & Goodman 1998), shape (3,)."""
+    n1, n2, n3, n4 = (float(c) for c in count_of_counts)
+    fix = "fit on more text, lower the order, or use smoothing='kneser_ney' (one discount)"
+    if min(n1, n2, n3) == 0:
+        raise ValueError(f"modified Kneser-Ney needs {k}-grams seen once, twice and three times to estimate its "
+                         f"discounts, got count-of-counts n1..n4 = {tuple(int(c) for c in count_of_counts)}; {fix}")
+    y = n1 / (n1 + 2 * n2)
+    discounts = np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+    if (discounts < 0).any():
+        raise ValueError(f"modified Kneser-Ney estimated negative discounts {discounts.round(3).tolist()} for the "
+                         f"{k}-grams (count-of-counts n1..n4 = {tuple(int(c) for c in count_of_counts)}); {fix}")
+    return discounts
 
 
 def _sort_key(token: Hashable) -> tuple[str, str]:

@@ -1,4 +1,5 @@
 import math
+import random
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -23,28 +24,67 @@ def ngrams(sentences, n):
     return [tuple(s[i - n + 1:i + 1]) for s in padded(sentences, n) for i in range(n - 1, len(s))]
 
 
-def reference_kneser_ney(sentences, n, d, vocab):
-    """Interpolated Kneser-Ney written directly from the formulas, with dicts."""
-    top = Counter(ngrams(sentences, n))
-    levels = {n: top}
-    for k in range(n - 1, 0, -1):  # continuation counts: distinct left extensions among the (k+1)-grams
-        levels[k] = Counter(g[1:] for g in levels[k + 1])
-    totals, types = {}, {}
-    for k, counts in levels.items():
-        totals[k], types[k] = defaultdict(float), defaultdict(int)
-        for g, c in counts.items():
-            totals[k][g[:-1]] += c
-            types[k][g[:-1]] += 1
+def random_corpus(n_sentences, seed):
+    """Sentences of 1..6 words drawn from 20 words with Zipf-like frequencies, so n-grams repeat at every order."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(20)]
+    return [rng.choices(words, [1 / (r + 1) ** 1.5 for r in range(20)], k=rng.randint(1, 6))
+            for _ in range(n_sentences)]
 
-    def p(word, context):
-        k = len(context) + 1
-        lower = 1.0 / len(vocab) if k == 1 else p(word, context[1:])
-        if totals[k].get(tuple(context), 0) == 0:
+
+TRAIN, TEST = random_corpus(100, seed=0), random_corpus(15, seed=1)
+ALL_SMOOTHINGS = ["mle", "add_k", "kneser_ney", "modified_kneser_ney"]
+
+
+class ReferenceNGram:
+    """The n-gram model written straight from the formulas with dicts and recursion, slow and independent of
+    lmcourse.ngram: MLE, add-k, and interpolated Kneser-Ney with one discount or three (Chen & Goodman 1998)."""
+
+    def __init__(self, sentences, n, smoothing, k=1.0, discount=0.75):
+        self.n, self.smoothing, self.k = n, smoothing, k
+        self.vocab = {UNK, BOS, EOS} | {w for s in sentences for w in s}
+        grams = ngrams(sentences, n)
+        self.counts = {n: Counter(grams)}
+        for m in range(n - 1, 0, -1):
+            if smoothing in ("kneser_ney", "modified_kneser_ney"):   # continuation counts: distinct left extensions
+                self.counts[m] = Counter(g[1:] for g in self.counts[m + 1])
+            else:
+                self.counts[m] = Counter(g[-m:] for g in grams)
+        self.total, self.types = {}, {}      # per order: c(h .) and the numbers of words seen 1, 2, 3+ times after h
+        for m, counts in self.counts.items():
+            self.total[m], self.types[m] = Counter(), defaultdict(lambda: [0, 0, 0])
+            for g, c in counts.items():
+                self.total[m][g[:-1]] += c
+                self.types[m][g[:-1]][min(c, 3) - 1] += 1
+        single = (discount, discount, discount)
+        self.D = {m: single if smoothing != "modified_kneser_ney" else self.modified_discounts(counts)
+                  for m, counts in self.counts.items()}
+
+    @staticmethod
+    def modified_discounts(counts):
+        n1, n2, n3, n4 = (sum(c == i for c in counts.values()) for i in (1, 2, 3, 4))
+        y = n1 / (n1 + 2 * n2)
+        return 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3
+
+    def prob(self, word, context):
+        known = lambda t: t if t in self.vocab else UNK  # noqa: E731
+        context = tuple(map(known, context))[-(self.n - 1):] if self.n > 1 else ()
+        return self._p(known(word), context)
+
+    def _p(self, word, h):
+        m = len(h) + 1
+        c, total = self.counts[m][h + (word,)], self.total[m][h]
+        if self.smoothing == "add_k":
+            return (c + self.k) / (total + self.k * len(self.vocab))
+        if self.smoothing == "mle":
+            return c / total if total else self._p(word, h[1:])
+        lower = 1 / len(self.vocab) if m == 1 else self._p(word, h[1:])
+        if total == 0:
             return lower
-        c = levels[k].get(tuple(context) + (word,), 0)
-        total = totals[k][tuple(context)]
-        return (max(c - d, 0) + d * types[k][tuple(context)] * lower) / total
-    return p
+        D = self.D[m]
+        discounted = max(c - D[min(c, 3) - 1], 0) if c else 0
+        freed = sum(d * t for d, t in zip(D, self.types[m].get(h, [0, 0, 0])))
+        return (discounted + freed * lower) / total
 
 
 @pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle"])
@@ -69,12 +109,53 @@ def test_character_streams_sum_to_one_too():
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_kneser_ney_equals_a_direct_dictionary_implementation(order):
     lm = NGramLM(order, "kneser_ney", discount=0.6).fit(SENTENCES)
-    ref = reference_kneser_ney(SENTENCES, order, 0.6, lm.vocab)
+    ref = ReferenceNGram(SENTENCES, order, "kneser_ney", discount=0.6)
     contexts = [(BOS,) * (order - 1), ("the",) * (order - 1), (BOS, "on", "the")[3 - (order - 1):],
                 ("zebra",) * (order - 1)]
     for context in contexts:
         for word in lm.vocab:
-            assert lm.prob(word, context) == pytest.approx(ref(word, tuple(context)), abs=1e-12)
+            assert lm.prob(word, context) == pytest.approx(ref.prob(word, context), abs=1e-12)
+
+
+def contexts_of_every_length(sentences, order):
+    """The context of every position of `sentences` cut to each length 0..order-1, plus never-seen contexts."""
+    full = {g[:-1] for g in ngrams(sentences, order)} | {("zebra",) * (order - 1), (UNK, "w0", "w1", "w2")[:order - 1]}
+    return sorted({c[len(c) - m:] for c in full for m in range(order)})
+
+
+@pytest.mark.parametrize("smoothing", ALL_SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_prob_and_distribution_equal_the_by_hand_model_for_contexts_of_every_length(order, smoothing):
+    # contexts shorter than order-1 are the lower-order estimate (25.1: they lost their first tokens)
+    lm = NGramLM(order, smoothing, k=0.5, discount=0.7).fit(TRAIN)
+    ref = ReferenceNGram(TRAIN, order, smoothing, k=0.5, discount=0.7)
+    for context in contexts_of_every_length(TEST, order):
+        expected = [ref.prob(w, context) for w in lm.vocab]
+        np.testing.assert_allclose(lm.distribution(context), expected, rtol=1e-12, atol=1e-15)
+        assert lm.distribution(context).sum() == pytest.approx(1.0, abs=1e-12)
+        for word in ("w0", "w3", EOS, "zebra"):
+            assert lm.prob(word, context) == pytest.approx(ref.prob(word, context), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("smoothing", ALL_SMOOTHINGS)
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_log_probs_equal_prob_at_every_position(order, smoothing):
+    lm = NGramLM(order, smoothing).fit(TRAIN)
+    expected = [lm.prob(g[-1], g[:-1]) for g in ngrams(TEST, order)]
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(lm.log_probs(TEST), np.log(expected), rtol=1e-12)
+
+
+def test_modified_kneser_ney_discounts_follow_the_count_of_counts():
+    lm = NGramLM(4, "modified_kneser_ney").fit(TRAIN)
+    ref = ReferenceNGram(TRAIN, 4, "modified_kneser_ney")
+    for j in range(4):
+        np.testing.assert_allclose(lm.discounts[j], ref.D[j + 1], rtol=1e-12)
+
+
+def test_modified_kneser_ney_refuses_counts_it_cannot_estimate_discounts_from():
+    with pytest.raises(ValueError, match=r"count-of-counts n1..n4 = \(.*smoothing='kneser_ney'"):
+        NGramLM(3, "modified_kneser_ney").fit(SENTENCES)
 
 
 def test_kneser_ney_lower_orders_use_continuation_counts():
