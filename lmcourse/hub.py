@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 __all__ = ["load_local_hf", "offline"]
 
@@ -32,6 +33,7 @@ def offline() -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in OFFLINE_VARIABLES}
     os.environ.update(dict.fromkeys(OFFLINE_VARIABLES, "1"))  # for a first import inside the block
     constants = sys.modules.get("huggingface_hub.constants")
+    saved_flag = None if constants is None else constants.HF_HUB_OFFLINE  # perhaps set by the user, not the env
     if constants is not None:  # imported earlier: its flag was fixed then
         constants.HF_HUB_OFFLINE = True
     try:
@@ -43,8 +45,8 @@ def offline() -> Iterator[None]:
             else:
                 os.environ[name] = value
         constants = sys.modules.get("huggingface_hub.constants")
-        if constants is not None:
-            constants.HF_HUB_OFFLINE = _flag_from_environment()
+        if constants is not None:  # its own previous value, or, if first imported inside, what the env says
+            constants.HF_HUB_OFFLINE = _flag_from_environment() if saved_flag is None else saved_flag
 
 
 def load_local_hf(name: str = "distilbert-base-cased-distilled-squad", task: str = "question-answering"):
@@ -63,9 +65,34 @@ def load_local_hf(name: str = "distilbert-base-cased-distilled-squad", task: str
             cls = getattr(transformers, AUTO_CLASSES[task])
             model = cls.from_pretrained(name, local_files_only=True, attn_implementation="eager").eval()
             tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
-        except (OSError, ValueError, ImportError) as exc:
-            return None, None, (f"{name!r} is not in the local Hugging Face cache, so this section is skipped "
-                                f"(nothing is downloaded). To run it, once while online: "
-                                f"transformers.{AUTO_CLASSES[task]}.from_pretrained({name!r}) and "
-                                f"transformers.AutoTokenizer.from_pretrained({name!r}) [{type(exc).__name__}]")
+        except Exception as exc:  # whatever the files hold (a pickle, a torn safetensors), the answer is "why not"
+            return None, None, _why_not_loaded(name, task, exc)
     return model, tokenizer, f"loaded {name!r} from the local cache"
+
+
+def _local_folder(name: str) -> Path | None:
+    """Where `name` lies on this machine: the folder itself, or its snapshot in the Hub cache; None if absent."""
+    if os.path.isdir(name):
+        return Path(name)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except (ImportError, OSError, ValueError):  # not installed, not cached, or not a repository id
+        return None
+
+
+def _why_not_loaded(name: str, task: str, exc: Exception) -> str:
+    """The message `load_local_hf` returns: absent from the cache (how to fetch it), or present but unreadable."""
+    download = (f"transformers.{AUTO_CLASSES[task]}.from_pretrained({name!r}) and "
+                f"transformers.AutoTokenizer.from_pretrained({name!r})")
+    folder = _local_folder(name)
+    if folder is None:
+        return (f"{name!r} is not in the local Hugging Face cache, so this section is skipped (nothing is "
+                f"downloaded). To run it, once while online: {download} [{type(exc).__name__}]")
+    if folder.parent.name == "snapshots":  # the Hub cache: delete the model's whole entry, not one snapshot
+        folder = folder.parents[1]
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"{name!r} is in the local cache at {folder} but could not be read ({type(exc).__name__}: {reason[:200]}), "
+            f"so this section is skipped. To fix it, delete {folder} and download the model again, once while "
+            f"online: {download}")

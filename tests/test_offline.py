@@ -107,6 +107,14 @@ transformers.PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]").
 (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
 model, tok, message = load_local_hf("local/tiny-gpt2", task="causal-lm")
 assert type(model).__name__ == "GPT2LMHeadModel" and tok("a b")["input_ids"] == [0, 1], message
+# a model in the cache whose weights were cut short: present, but unreadable
+import shutil
+torn = Path(os.environ["HF_HOME"]) / "hub" / "models--local--torn-gpt2"
+shutil.copytree(snapshot.parents[1], torn)
+(torn / "snapshots" / ("0" * 40) / "model.safetensors").write_bytes(b"cut short")
+model, tok, message = load_local_hf("local/torn-gpt2", task="causal-lm")
+assert model is None and f"is in the local cache at {torn} but could not be read" in message, message
+assert f"delete {torn}" in message, message
 # and models that are not
 for task in ("question-answering", "base", "causal-lm"):
     model, tok, message = load_local_hf("distilbert-base-cased-distilled-squad", task=task)
@@ -143,3 +151,60 @@ def test_a_fast_notebook_run_opens_no_network_connection(guarded_env, notebook):
     assert not attempts(log), f"network attempts:\n{attempts(log)}"
     errors = [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, json.dumps(errors)[:2000]
+
+
+@pytest.mark.parametrize("environment", [None, "1"])
+@pytest.mark.parametrize("users_flag", [True, False])
+def test_offline_gives_back_the_flag_the_user_set_not_the_environments(monkeypatch, environment, users_flag):
+    import huggingface_hub.constants as constants
+
+    from lmcourse.hub import offline
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    if environment is not None:
+        monkeypatch.setenv("HF_HUB_OFFLINE", environment)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", users_flag)  # set in a session, after the import
+    with offline():
+        assert constants.HF_HUB_OFFLINE is True
+    assert constants.HF_HUB_OFFLINE is users_flag
+    assert os.environ.get("HF_HUB_OFFLINE") == environment and "TRANSFORMERS_OFFLINE" not in os.environ
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file it names."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _torn_folder(tmp_path, how):
+    import torch
+    import transformers
+
+    folder = tmp_path / f"tiny-gpt2-{how}"
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=3, n_positions=8, n_embd=8, n_layer=1, n_head=2,
+                                                         bos_token_id=None, eos_token_id=None)).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    if how == "pickle":  # an old-style .bin whose pickle would run code if loaded unsafely
+        weights.unlink()
+        torch.save({"weight": _Payload(tmp_path / "code-ran")}, folder / "pytorch_model.bin")
+    elif how == "truncated":  # a download cut short
+        weights.write_bytes(weights.read_bytes()[:50])
+    else:
+        (folder / "config.json").write_text("{not json")
+    return folder
+
+
+@pytest.mark.parametrize("how", ["pickle", "truncated", "bad-config"])
+def test_a_present_but_unreadable_model_is_reported_as_such_with_the_fix(tmp_path, how):
+    from lmcourse.hub import load_local_hf
+
+    folder = _torn_folder(tmp_path, how)
+    model, tokenizer, why = load_local_hf(str(folder), task="causal-lm")
+    assert model is None and tokenizer is None
+    assert f"is in the local cache at {folder} but could not be read" in why and f"delete {folder}" in why
+    assert not (tmp_path / "code-ran").exists()
