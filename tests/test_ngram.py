@@ -1,5 +1,6 @@
 import math
 import random
+import re
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -284,3 +285,108 @@ def test_generation_restarts_the_sentence_after_end_of_sentence():
     tokens = lm.generate(30, greedy=True)
     assert tokens[:3] == ["a", "b", EOS] or tokens[:3] == ["a", "c", EOS]
     assert tokens[3:6] == tokens[:3]
+
+
+# ----------------------------------------------------------------------------- ARPA export
+
+def read_arpa(path):
+    """An independent ARPA reader: {n-gram tuple: (log10 p, log10 backoff)} and the header's n-gram counts."""
+    entries, header, order = {}, {}, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := re.fullmatch(r"ngram (\d+)=(\d+)", line):
+            header[int(match[1])] = int(match[2])
+        elif match := re.fullmatch(r"\\(\d+)-grams:", line):
+            order = int(match[1])
+        elif order and line and not line.startswith("\\"):
+            fields = line.split()
+            backoff = float(fields[order + 1]) if len(fields) > order + 1 else 0.0
+            entries[tuple(fields[1:order + 1])] = (float(fields[0]), backoff)
+    return entries, header
+
+
+def arpa_log10_prob(entries, word, context):
+    """log10 P(word | context) by backoff: the listed n-gram, else the context's backoff weight (0 if unlisted)
+    plus the estimate after the context's oldest token is dropped."""
+    if context + (word,) in entries:
+        return entries[context + (word,)][0]
+    return entries.get(context, (0.0, 0.0))[1] + arpa_log10_prob(entries, word, context[1:])
+
+
+def arpa_words(lm, tokens):
+    return tuple(t if t in lm.index else UNK for t in tokens)
+
+
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "modified_kneser_ney"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_arpa_backoff_reproduces_prob_at_every_held_out_position(order, smoothing, tmp_path):
+    lm = NGramLM(order, smoothing).fit(TRAIN)
+    entries, header = read_arpa(lm.to_arpa(tmp_path / "lm.arpa"))
+    assert header == {k: sum(len(g) == k for g in entries) for k in range(1, order + 1)}
+    assert {g for g in entries if len(g) == 1} == {(w,) for w in lm.vocab}
+    assert all(g[:-1] in entries for g in entries if len(g) > 1)   # every context has its line
+    for g in ngrams(TEST, order):
+        expected = math.log10(lm.prob(g[-1], g[:-1]))
+        assert arpa_log10_prob(entries, *arpa_words(lm, g[-1:]), arpa_words(lm, g[:-1])) == pytest.approx(
+            expected, abs=1e-8)
+
+
+def test_kenlm_reads_our_arpa_and_agrees(tmp_path):
+    kenlm = pytest.importorskip("kenlm")
+    for smoothing, order in [("kneser_ney", 3), ("modified_kneser_ney", 4)]:
+        lm = NGramLM(order, smoothing).fit(TRAIN)
+        model = kenlm.Model(str(lm.to_arpa(tmp_path / f"{smoothing}.arpa")))
+        for g in ngrams(TEST, order):
+            state, next_state = kenlm.State(), kenlm.State()
+            model.NullContextWrite(state)
+            for token in arpa_words(lm, g[:-1]):         # our order-1 <s> padding, not KenLM's single <s>
+                model.BaseScore(state, token, next_state)
+                state, next_state = next_state, state
+            score = model.BaseScore(state, arpa_words(lm, g[-1:])[0], next_state)
+            assert score == pytest.approx(math.log10(lm.prob(g[-1], g[:-1])), abs=1e-5)  # KenLM keeps float32
+
+
+def test_to_arpa_refuses_models_and_tokens_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match="smoothing='add_k'.*'kneser_ney'"):
+        NGramLM(2, "add_k").fit(SENTENCES).to_arpa(tmp_path / "lm.arpa")
+    with pytest.raises(ValueError, match="token ' ' cannot be an ARPA word"):
+        NGramLM(2).fit("a cat").to_arpa(tmp_path / "lm.arpa")
+    with pytest.raises(ValueError, match="print the same"):
+        NGramLM(2).fit([1, "1", 2]).to_arpa(tmp_path / "lm.arpa")
+
+
+# ----------------------------------------------------------------------------- input never misread (26)
+
+def test_a_word_model_refuses_a_str_it_would_read_character_by_character():
+    lm = NGramLM(2).fit(SENTENCES)
+    for score in (lm.cross_entropy, lm.log_probs, lm.perplexity):
+        with pytest.raises(ValueError, match=r"tokens is a str \('the cat sat'\).*not characters.*split"):
+            score("the cat sat")
+    for use in (lambda: lm.prob("sat", "the cat"), lambda: lm.distribution("the"), lambda: lm.generate(3, "the")):
+        with pytest.raises(ValueError, match="context is a str"):
+            use()
+
+
+def test_a_character_model_reads_a_str_as_its_characters():
+    lm = NGramLM(3).fit("the cat sat")
+    assert lm.char_level and NGramLM(3).fit(list("the cat sat")).char_level and not NGramLM(3).fit(SENTENCES).char_level
+    assert lm.cross_entropy("a cat") == lm.cross_entropy(list("a cat"))
+    assert lm.prob("t", "ca") == lm.prob("t", ["c", "a"])
+
+
+def test_sentences_given_as_strings_are_refused_instead_of_read_as_one_token_each():
+    with pytest.raises(ValueError, match="'the cat sat', several words as one token"):
+        NGramLM(2).fit(["the cat sat", "the dog"])
+    with pytest.raises(ValueError, match="tokens holds 'the cat sat'.*split"):
+        NGramLM(2).fit(SENTENCES).cross_entropy(["the cat sat", "a dog"])
+    chars = NGramLM(2).fit("the cat sat")
+    with pytest.raises(ValueError, match="tokens holds 'cat'.*characters"):
+        chars.cross_entropy(["the", "cat"])
+    with pytest.raises(ValueError, match="token holds 'cat'.*characters"):
+        chars.prob("cat", "the ")
+
+
+def test_unhashable_tokens_are_refused_with_a_value_error():
+    with pytest.raises(ValueError, match=r"token holds a list \(\['cat'\]\)"):
+        NGramLM(2).fit(SENTENCES).prob(["cat"], ("the",))
+    with pytest.raises(ValueError, match="hashable"):
+        NGramLM(2).fit([[["a"]]])
