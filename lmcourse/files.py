@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
-import tempfile
+import re
+import secrets
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,27 +23,78 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+# A save killed outright (SIGKILL, a power cut) leaves its hidden temporary behind. The next save of the same
+# target removes those whose writer is gone: a process of this machine that no longer runs, or, when the
+# writer cannot be checked (another machine on a shared disk, Windows), a file untouched for this long.
+STALE_AFTER_SECONDS = 3600
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # tells this machine's pids from others'
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one step.
 
     The new file's bytes are flushed to disk (fsync) before the rename, and the rename itself after it,
     so a crash, a power cut or an exception mid-write leaves the old file (or none) in place, never a torn
-    or empty one; the temporary file is removed whatever happens.
+    or empty one; the temporary file is removed whatever happens, and those of earlier saves that were
+    killed are removed on the next save of the same `path`.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    _remove_stale_temporaries(target)
+    tmp = _create_temporary(target)
     try:
-        os.close(fd)
-        yield Path(tmp)
+        yield tmp
         _fsync(tmp)
-        os.chmod(tmp, _new_file_mode(target))  # mkstemp makes it private (0600); give it a normal file's mode
+        if target.exists():  # keep the old file's mode; a new one has open()'s (0o666 minus the umask)
+            os.chmod(tmp, target.stat().st_mode & 0o777)
         os.replace(tmp, target)  # atomic on POSIX and Windows when on the same file system
         _fsync_directory(target.parent)
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+def _create_temporary(target: Path) -> Path:
+    """A new empty file `.NAME.HOST-PID-RANDOM.tmp` beside `target`, with the mode a plain open() would give.
+
+    Created with mode 0o666 for the system to apply the umask: reading the umask would mean setting it, for a
+    moment, for every thread of the process.
+    """
+    while True:
+        tmp = target.parent / f".{target.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # a name taken by a concurrent save: draw another
+            continue
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporaries of `target` whose save was killed (see STALE_AFTER_SECONDS)."""
+    prefix = f".{target.name}."
+    for tmp in target.parent.glob(glob.escape(prefix) + "*.tmp"):
+        writer = re.fullmatch(r"([0-9a-f]{8})-(\d+)-[0-9a-f]{8}", tmp.name[len(prefix):-len(".tmp")])
+        try:
+            this_machine = writer is not None and writer[1] == _HOST
+            if (this_machine and not _process_runs(int(writer[2]))) \
+                    or time.time() - tmp.stat().st_mtime > STALE_AFTER_SECONDS:
+                tmp.unlink()
+        except FileNotFoundError:  # removed meanwhile by its own save or by another cleaner
+            continue
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (assumed so where that cannot be asked safely)."""
+    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would terminate the process
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        pass
+    return True
 
 
 def _fsync(path: str | os.PathLike) -> None:
@@ -59,15 +114,6 @@ def _fsync_directory(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _new_file_mode(target: Path) -> int:
-    """The mode the file would get from a plain open(): the old file's, else 0o666 minus the umask."""
-    if target.exists():
-        return target.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:

@@ -145,3 +145,77 @@ def test_a_saved_file_gets_the_usual_permissions_not_private_ones(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_save_leaves_the_umask_alone_for_other_threads(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    real_umask = os.umask
+
+    def slow_umask(mask):  # widens any moment in which a save would change the process's umask
+        previous = real_umask(mask)
+        time.sleep(0.02)
+        return previous
+
+    monkeypatch.setattr(os, "umask", slow_umask)
+    (tmp_path / "other").mkdir()
+    modes, stop = [], threading.Event()
+
+    def create_files():  # another thread of the same process writing its own files meanwhile
+        while not stop.is_set():
+            path = tmp_path / "other" / f"{len(modes)}.txt"
+            path.write_text("x")
+            modes.append(stat.S_IMODE(path.stat().st_mode))
+
+    previous = real_umask(0o027)
+    try:
+        thread = threading.Thread(target=create_files)
+        thread.start()
+        for i in range(5):
+            files.atomic_write_text(tmp_path / f"saved{i}.txt", "y")
+        stop.set()
+        thread.join()
+    finally:
+        real_umask(previous)
+    assert modes and set(modes) == {0o666 & ~0o027}
+    assert {stat.S_IMODE((tmp_path / f"saved{i}.txt").stat().st_mode) for i in range(5)} == {0o666 & ~0o027}
+
+
+def test_a_save_removes_the_temporary_a_killed_save_left_behind(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    if not hasattr(signal, "SIGKILL"):
+        pytest.skip("needs SIGKILL")
+    target = tmp_path / "ck.pt"
+    killed_mid_save = ("import os, signal, sys\nfrom lmcourse.files import atomic_path\n"
+                       "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half')\n"
+                       "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", killed_mid_save, str(target)], cwd=root, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".ck.pt.") and left[0].endswith(".tmp")
+    save_checkpoint(target, nn.Linear(2, 1), step=1)
+    assert sorted(os.listdir(tmp_path)) == ["ck.pt"]
+
+
+def test_a_save_keeps_temporaries_whose_writer_may_still_run(tmp_path):
+    import time
+
+    target = tmp_path / "ck.pt"
+    live = tmp_path / f".ck.pt.{files._HOST}-{os.getpid()}-0123abcd.tmp"  # a save in another thread of this process
+    elsewhere = tmp_path / ".ck.pt.ffffffff-1-0123abcd.tmp"  # another machine's save on a shared disk
+    other_target = tmp_path / ".other.pt.ffffffff-1-0123abcd.tmp"
+    abandoned = tmp_path / ".ck.pt.eeeeeeee-1-0123abcd.tmp"  # another machine's, untouched for too long
+    for path in (live, elsewhere, other_target, abandoned):
+        path.write_bytes(b"half")
+    hours_ago = time.time() - files.STALE_AFTER_SECONDS - 60
+    os.utime(abandoned, (hours_ago, hours_ago))
+    os.utime(other_target, (hours_ago, hours_ago))
+    save_checkpoint(target, nn.Linear(2, 1))
+    assert sorted(os.listdir(tmp_path)) == sorted(["ck.pt", live.name, elsewhere.name, other_target.name])
