@@ -27,15 +27,23 @@ SMOOTHINGS = (*KNESER_NEY, "add_k", "mle")
 
 
 class _Table:
-    """Counts of the k-grams of one order (never empty), with the totals and type counts of their contexts."""
+    """Counts of the k-grams of one order (never empty), with the totals of their contexts and, once
+    discounted (Kneser-Ney), the probability mass each context frees for the lower order."""
 
     def __init__(self, keys: np.ndarray, counts: np.ndarray, vocab_size: int):
         self.keys, self.counts = keys, counts.astype(np.float64)      # sorted unique k-gram keys, their counts
         context = keys // vocab_size                                   # the (k-1)-token context: sorted too
-        self.context_keys, starts = np.unique(context, return_index=True)
-        self.context_total = np.add.reduceat(self.counts, starts)     # c(h .): all counts after h
-        seen_times = np.eye(3)[np.minimum(counts, 3) - 1]               # one-hot of count 1, 2, 3+: (k-grams, 3)
-        self.context_types = np.add.reduceat(seen_times, starts)       # N1(h .), N2(h .), N3+(h .): (contexts, 3)
+        self.context_keys, self.context_starts = np.unique(context, return_index=True)
+        self.context_total = np.add.reduceat(self.counts, self.context_starts)   # c(h .): all counts after h
+        self.discounts = np.zeros(3)                                   # (D1, D2, D3+): none until discount()
+        self.context_freed = np.zeros(len(self.context_keys))
+
+    def discount(self, discounts: np.ndarray) -> None:
+        """Subtract D1, D2, D3+ from k-grams seen 1, 2, 3+ times: context h frees D . (N1, N2, N3+)(h .)."""
+        seen = np.minimum(self.counts, 3)
+        self.discounts = discounts
+        self.context_freed = sum(d * np.add.reduceat((seen == c).astype(np.float64), self.context_starts)
+                                 for c, d in zip((1, 2, 3), discounts))
 
     def count_of_counts(self) -> np.ndarray:
         """n1..n4: how many k-grams have count 1, 2, 3 and 4, shape (4,)."""
@@ -47,12 +55,10 @@ class _Table:
         return np.where(self.keys[i] == keys, self.counts[i], 0.0)
 
     def context(self, context_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(found, total, types) for each context key; types has shape (N, 3) (distinct words seen 1, 2, 3+
-        times after the context); total and types are 0 where the context is unseen."""
+        """(found, total, freed) for each context key; total and freed are 0 where the context is unseen."""
         i = np.minimum(np.searchsorted(self.context_keys, context_keys), len(self.context_keys) - 1)
         found = self.context_keys[i] == context_keys
-        types = np.where(found[:, None], self.context_types[i], 0.0)
-        return found, np.where(found, self.context_total[i], 0.0), types
+        return found, np.where(found, self.context_total[i], 0.0), np.where(found, self.context_freed[i], 0.0)
 
 
 class NGramLM:
@@ -137,6 +143,8 @@ class NGramLM:
             self.discounts = [np.full(3, self.discount)] * n
         elif self.smoothing == "modified_kneser_ney":
             self.discounts = [_modified_discounts(table.count_of_counts(), j + 1) for j, table in enumerate(self.tables)]
+        for table, discounts in zip(self.tables, self.discounts):
+            table.discount(discounts)
         return self
 
     @property
@@ -190,13 +198,13 @@ class NGramLM:
         p = np.full(words.shape, 1.0 / V) if kneser_ney else np.zeros(words.shape)
         for j in range(levels):                                 # from unigrams up to the longest context
             table = self.tables[j]
-            found, total, types = table.context(context_keys[j])
+            found, total, freed = table.context(context_keys[j])
             count = table.count(context_keys[j] * V + words)
             safe = np.where(found, total, 1.0)
             if kneser_ney:
-                D = self.discounts[j]
+                D = table.discounts                             # D1, D2, D3+ for counts 1, 2, 3+
                 discounted = np.maximum(count - D[np.clip(count, 1, 3).astype(np.int64) - 1], 0.0)
-                new = (discounted + (types @ D) * p) / safe     # types @ D: the mass freed for the lower order
+                new = (discounted + freed * p) / safe
             else:
                 new = count / safe
             p = np.where(found, new, p)                         # an unseen context keeps the shorter estimate
@@ -330,8 +338,8 @@ class NGramLM:
 
     def _backoff_weights(self, j: int, context_keys: np.ndarray) -> np.ndarray:
         """gamma(h) = (D . N(h .)) / c(h .) for j-token contexts h, the weight of the lower order; 1 where unseen."""
-        found, total, types = self.tables[j].context(context_keys)
-        return np.where(found, (types @ self.discounts[j]) / np.where(found, total, 1.0), 1.0)
+        found, total, freed = self.tables[j].context(context_keys)
+        return np.where(found, freed / np.where(found, total, 1.0), 1.0)
 
     def _arpa_words(self) -> list[str]:
         """Each vocabulary token as an ARPA word: its str, which must be unique and free of whitespace."""
