@@ -260,12 +260,13 @@ class NGramLM:
             bad = next(t for t in tokens if not isinstance(t, Hashable))
             raise ValueError(f"{name} holds {describe(bad)} ({bad!r}) where a token (a str, an int) belongs; "
                              "give a list of tokens, or a list of token lists for sentences") from None
-        for token in unknown:
-            if isinstance(token, str) and (len(token) != 1 if self.char_level else _several_words(token)):
-                kind = "characters: score a str or a list of 1-character strings" if self.char_level else \
-                    "words: split text into tokens first (text.split() or lmcourse.tokenizers.split_words)"
-                raise ValueError(f"{name} holds {token[:40]!r}, which is not one token of this model, whose tokens "
-                                 f"are {kind}")
+        wrong = {t for t in unknown if isinstance(t, str) and (len(t) != 1 if self.char_level else _several_words(t))}
+        if wrong:
+            token = next(t for t in tokens if t in wrong)      # the first one, for a message that does not vary
+            kind = "characters: score a str or a list of 1-character strings" if self.char_level else \
+                "words: split text into tokens first (text.split() or lmcourse.tokenizers.split_words)"
+            raise ValueError(f"{name} holds {token[:40]!r}, which is not one token of this model, whose tokens "
+                             f"are {kind}")
 
     def log_probs(self, tokens: Iterable) -> np.ndarray:
         """ln P of every predicted token (with the same padding as fit), shape (n_predicted,)."""
