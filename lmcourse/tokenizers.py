@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import re
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
 from lmcourse.checks import check_int, describe
 
 UNK = "<unk>"
-_WORD = re.compile(r"[\w]+(?:['’][\w]+)*|[^\w\s]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
 
 
@@ -20,9 +22,29 @@ def _check_text(text: str) -> str:
     return text
 
 
+@functools.cache
+def _word_pattern() -> re.Pattern:
+    """A word: letters and digits with the combining marks that follow them (accents, vowel signs), and inner
+    apostrophes; else one punctuation mark. Python's \\w has no combining marks, hence the explicit class
+    (built once, on first use: a scan of all code points takes ~0.1 s)."""
+    marks = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("M")]
+    ranges, first = [], marks[0]
+    for mark, after in zip(marks, marks[1:] + [-1]):
+        if after != mark + 1:                      # a run of consecutive code points ends here
+            ranges.append(f"{chr(first)}-{chr(mark)}")
+            first = after
+    letter = rf"\w+(?:[{''.join(ranges)}]+\w*)*"
+    return re.compile(rf"{letter}(?:['’]{letter})*|[^\w\s]")
+
+
 def split_words(text: str, lowercase: bool = True) -> list[str]:
-    """Words and punctuation marks: "Don't stop." -> ["don't", "stop", "."]."""
-    return _WORD.findall(text.lower() if lowercase else text)
+    """Words and punctuation marks: "Don't stop." -> ["don't", "stop", "."].
+
+    The text is first put in Unicode NFC form, so an accent typed as a separate combining character
+    ("e\\u0301cole") gives the same word as the precomposed one ("\\u00e9cole"): ["\\u00e9cole"].
+    """
+    text = unicodedata.normalize("NFC", _check_text(text))
+    return _word_pattern().findall(text.lower() if lowercase else text)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -46,6 +68,10 @@ class Vocabulary:
         if not counts:
             raise ValueError("cannot build a vocabulary from an empty text; give some training text")
         kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        if not kept:
+            top, n = counts.most_common(1)[0]
+            raise ValueError(f"min_count={min_count} keeps no token, so every token would be <unk>: the most "
+                             f"frequent, {top!r}, appears {n} times; use min_count <= {n}")
         return cls(kept[:max_size] if max_size is not None else kept)
 
     def __len__(self) -> int:
@@ -59,12 +85,21 @@ class Vocabulary:
 
     def tokens(self, ids: Iterable[int]) -> list[str]:
         """The token of each id; ValueError naming an id that is not an int in [0, len(self))."""
+        return [self.itos[i] for i in _check_ids(ids, len(self))]
+
+
+def _check_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
+    """`ids` (a list, an array or a tensor) as plain ints, after checking each is an int in [0, vocab_size)."""
+    try:
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # a tensor or an array: plain ints
-        bad = [i for i in ids if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not 0 <= i < len(self)]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are not token ids of this vocabulary: ids must be ints in "
-                             f"[0, vocab_size={len(self)}); decode ids made by this tokenizer")
-        return [self.itos[i] for i in ids]
+    except TypeError:
+        raise ValueError(f"ids must be a sequence of token ids, got {describe(ids)}; e.g. tokenizer.decode([5, 2])") \
+            from None
+    bad = [i for i in ids if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"ids {bad[:5]} are not token ids of this vocabulary: ids must be ints in "
+                         f"[0, vocab_size={vocab_size}); decode ids made by this tokenizer")
+    return ids
 
 
 class CharTokenizer:
@@ -117,11 +152,15 @@ class BPETokenizer:
 
     Frequent byte sequences become one token ("the", " city", "ism"): several characters per token,
     and no text is ever out of vocabulary. Id 0 is `<unk>` like the other course tokenizers, reserved
-    but never produced (every byte has a token).
+    but never produced (every byte has a token): the text "<unk>" is encoded as its bytes like any other
+    text, and decode shows id 0 as the replacement character '\ufffd', as CharTokenizer does.
     """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
+        # Hugging Face matches special tokens inside the text by default: "<unk>" typed in a text would
+        # become id 0 and vanish on decode. Encode it as the bytes it is.
+        tokenizer.encode_special_tokens = True
 
     @classmethod
     def from_text(cls, text: str, vocab_size: int = 1024) -> BPETokenizer:
@@ -144,7 +183,13 @@ class BPETokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text).ids
+        return self.tokenizer.encode(_check_text(text)).ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.tokenizer.decode(list(ids))
+        """Ids back to text; the reserved id 0 (`<unk>`) shows as '\ufffd'."""
+        ids = _check_ids(ids, self.vocab_size)
+        pieces, start = [], 0
+        for end in [i for i, token_id in enumerate(ids) if token_id == 0] + [len(ids)]:
+            pieces.append(self.tokenizer.decode(ids[start:end]))
+            start = end + 1
+        return "\ufffd".join(pieces)
