@@ -40,15 +40,21 @@ def source_sentences(split: str, n_per_class: int | None = None, min_words: int 
     """
     if split not in ("train", "valid"):
         raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+    check_int("min_words", min_words)
+    check_int("max_words", max_words, minimum=min_words, fix=f"at least min_words={min_words}")
+    check_int("seed", seed, minimum=0)
     pools = []
     for name in SOURCES:
         sentences = [s for s in split_sentences(load_corpus(name, split)) if min_words <= len(split_words(s)) <= max_words]
         random.Random(seed).shuffle(sentences)
         pools.append(sentences)
     available = min(len(p) for p in pools)
-    n = available if n_per_class is None else n_per_class
-    if not 1 <= n <= available:
-        raise ValueError(f"n_per_class must be in [1, {available}] for split {split!r}, got {n_per_class}")
+    if not available:  # the length window, not n_per_class, left a corpus without sentences
+        raise ValueError(f"min_words={min_words} to max_words={max_words} leaves no {split!r} sentence in one of "
+                         f"the corpora {SOURCES}; widen the window (the default is 6..40 words)")
+    n = available if n_per_class is None else check_int("n_per_class", n_per_class, maximum=available,
+                                                        fix=f"{split!r} sentences of {min_words}..{max_words} words "
+                                                            f"give at most {available} per class")
     pairs = [(s, label) for label, pool in enumerate(pools) for s in pool[:n]]
     random.Random(seed + 1).shuffle(pairs)
     return pairs

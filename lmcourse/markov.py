@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmcourse.checks import check_int, check_number
+from lmcourse.checks import check_int, check_number, describe
 
 
 class MarkovSource:
@@ -66,8 +66,7 @@ class MarkovSource:
         The floor for a model that scores windows of n tokens with no context before them: the first
         `order` tokens cost the entropy of their stationary distribution, each later one the entropy rate.
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        check_int("n", n, fix="the number of consecutive tokens")
         k = min(n, self.order)
         pi = self.stationary().reshape((self.vocab_size,) * self.order) if self.order else np.ones(1)
         first = pi.sum(axis=tuple(range(k, self.order))).ravel()   # the first k tokens' joint law (oldest first)
@@ -93,9 +92,18 @@ class MarkovSource:
 
     def cross_entropy(self, tokens: list[int]) -> float:
         """Average -log P(token | context) in nats under the true chain, over tokens after the first `order`."""
-        x = np.asarray(tokens, dtype=np.int64)
-        if x.ndim != 1 or len(x) <= self.order:
+        try:
+            x = np.asarray(tokens)
+        except ValueError:                          # ragged nested lists
+            x = np.empty((0, 0))
+        if x.ndim != 1:
+            raise ValueError(f"tokens must be a flat sequence of token ids, got {describe(tokens)} "
+                             f"(numpy shape {x.shape}); pass the list that sample() returns")
+        if len(x) <= self.order:
             raise ValueError(f"tokens must be a flat sequence longer than order={self.order}, got {len(x)} tokens")
+        if not np.issubdtype(x.dtype, np.integer):  # floats would be truncated to ids silently
+            raise ValueError(f"tokens must be integer token ids in [0, {self.vocab_size}), got dtype {x.dtype} "
+                             f"(e.g. {x[0]!r}); pass the ids that sample() returns")
         if x.min() < 0 or x.max() >= self.vocab_size:
             raise ValueError(f"tokens must lie in [0, {self.vocab_size}), got values {x.min()}..{x.max()}")
         contexts = np.zeros(len(x) - self.order, dtype=np.int64)

@@ -222,3 +222,15 @@ def test_a_tampered_wiki_cache_is_rebuilt(fresh_cache, tamper):
     with pytest.warns(UserWarning, match="rebuilding"):
         assert data.load_corpus("wiki") == text
     assert cached.read_text(encoding="utf-8") == text
+
+
+def test_source_sentences_blames_the_word_window_not_n_per_class_when_no_sentence_fits():
+    from lmcourse.finetune import source_sentences
+
+    with pytest.raises(ValueError, match="max_words must be an int >= 41, got 40; at least min_words=41"):
+        source_sentences("valid", min_words=41, max_words=40)
+    with pytest.raises(ValueError, match=r"min_words=500 to max_words=600 leaves no 'valid' sentence") as error:
+        source_sentences("valid", min_words=500, max_words=600)
+    assert "n_per_class" not in str(error.value)
+    with pytest.raises(ValueError, match=r"n_per_class must be an int in \[1, \d+\], got 0"):
+        source_sentences("valid", n_per_class=0)

@@ -69,6 +69,21 @@ def test_cross_entropy_rejects_out_of_range_tokens():
         MarkovSource(3, 1).cross_entropy([0, 1, 5])
 
 
+@pytest.mark.parametrize("tokens, match", [
+    ([0, 1.7, 2], r"integer token ids in \[0, 3\), got dtype float64"),   # would be truncated to [0, 1, 2]
+    ([True, False, True], "dtype bool"), ("012", "flat sequence of token ids, got a str"),
+    ([[0, 1], [2]], "flat sequence of token ids, got a list"), ([], "longer than order=1, got 0 tokens")])
+def test_cross_entropy_refuses_tokens_that_are_not_a_flat_list_of_ids(tokens, match):
+    with pytest.raises(ValueError, match=match):
+        MarkovSource(3, 1).cross_entropy(tokens)
+
+
+@pytest.mark.parametrize("n", [0, 2.0, True])
+def test_block_entropy_refuses_a_window_that_is_not_a_positive_int(n):
+    with pytest.raises(ValueError, match=f"n must be an int >= 1, got {n!r}"):
+        MarkovSource(3, 1).block_entropy(n)
+
+
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_block_entropy_is_the_mean_true_log_loss_of_sampled_windows(order):
     source = MarkovSource(4, order, seed=1)
