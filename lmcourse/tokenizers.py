@@ -8,7 +8,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from lmcourse.checks import check_int, describe
 
@@ -49,7 +49,7 @@ def split_words(text: str, lowercase: bool = True) -> list[str]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences, split after . ! ? when a capital, digit or quote follows; one line never spans two."""
-    return [s.strip() for line in text.splitlines() for s in _SENTENCE_END.split(line) if s.strip()]
+    return [s.strip() for line in _check_text(text).splitlines() for s in _SENTENCE_END.split(line) if s.strip()]
 
 
 class Vocabulary:
@@ -62,6 +62,8 @@ class Vocabulary:
     @classmethod
     def from_counts(cls, counts: Counter, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
         """Tokens seen at least `min_count` times, most frequent first (ties alphabetical)."""
+        if not isinstance(counts, Mapping):
+            raise ValueError(f"counts must map each token to its count, got {describe(counts)}; e.g. Counter(tokens)")
         check_int("min_count", min_count)
         if max_size is not None:
             check_int("max_size", max_size, fix="the largest vocabulary to keep, or None for all")

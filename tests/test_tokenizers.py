@@ -116,3 +116,12 @@ def test_min_count_that_keeps_nothing_is_refused_with_the_count_that_would_keep_
         CharTokenizer.from_text("abca", min_count=10)
     with pytest.raises(ValueError, match="use min_count <= 1"):
         WordTokenizer.from_text("a b c", min_count=3)
+
+
+def test_wrong_types_are_named_instead_of_failing_inside():
+    with pytest.raises(ValueError, match="text must be a str, got a list"):
+        split_sentences(["It rained."])
+    with pytest.raises(ValueError, match="text must be a str, got a bytes"):
+        split_words(b"bytes")
+    with pytest.raises(ValueError, match="counts must map each token to its count, got a list"):
+        Vocabulary.from_counts(["a", "b"])
