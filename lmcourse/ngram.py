@@ -77,6 +77,7 @@ class NGramLM:
                    twice and 3+ times, estimated at fit from that order's count-of-counts n1..n4
                    (Chen & Goodman 1998): Y = n1 / (n1 + 2 n2), D1 = 1 - 2 Y n2/n1, D2 = 2 - 3 Y n3/n2,
                    D3+ = 3 - 4 Y n4/n3. `lm.discounts[j]` holds (D1, D2, D3+) of the (j+1)-grams.
+                   `discount` is not used; too little text (no n-gram seen 2 or 3 times) is refused.
 
     Vocabulary: the training tokens seen at least `min_count` times, plus <unk> (any other token),
     </s> (end of sentence) and <s> (the start padding; it is in the vocabulary, as in nltk, but is
@@ -257,7 +258,7 @@ class NGramLM:
         try:
             unknown = set(tokens).difference(self.index)
         except TypeError:
-            bad = next(t for t in tokens if not isinstance(t, Hashable))
+            bad = next(t for t in tokens if not _hashable(t))
             raise ValueError(f"{name} holds {describe(bad)} ({bad!r}) where a token (a str, an int) belongs; "
                              "give a list of tokens, or a list of token lists for sentences") from None
         wrong = {t for t in unknown if isinstance(t, str) and (len(t) != 1 if self.char_level else _several_words(t))}
@@ -323,8 +324,7 @@ class NGramLM:
         lines = ["\\data\\", *(f"ngram {j + 1}={len(keys)}" for j, keys in enumerate(grams))]
         for j, keys in enumerate(grams):
             lines += ["", f"\\{j + 1}-grams:"]
-            with np.errstate(divide="ignore"):
-                log_p = np.log10(self._probs([(keys // V) % V**m for m in range(j + 1)], keys % V))
+            log_p = np.log10(self._probs([(keys // V) % V**m for m in range(j + 1)], keys % V))  # never 0 in KN
             digits = [(keys // V ** (j - i)) % V for i in range(j + 1)]   # token ids, oldest first
             text = [" ".join(words[i] for i in gram) for gram in zip(*(d.tolist() for d in digits))]
             if j == n - 1:
@@ -386,6 +386,14 @@ class NGramLM:
             if self.order > 1:
                 history = start if token == EOS else (history + [token])[1:]
         return out
+
+
+def _hashable(token: object) -> bool:
+    try:
+        hash(token)
+    except TypeError:   # a list, or a tuple holding one
+        return False
+    return True
 
 
 def _several_words(token: str) -> bool:
