@@ -14,6 +14,15 @@ What a run writes (never with --no-save, and only for notebooks that ran without
 A notebook's runtime-table cell (the one calling `runtime_table("NN_name")`) is rewritten with the
 table that includes this run's time, in the same write as the outputs, so a stored table is never
 one run behind. Key results are lines printed by `key_result`; `make course` collects them.
+
+A notebook's files are replaced as one unit (a journal, notebooks/.course-save.json, lists the renames):
+if the runner is killed while saving, the next `run` or `check` completes or discards that save, so the
+notebook, runtimes.json, key_results.json and the README always agree. A fast run that took as long as
+the recorded full run (a busy machine) is not recorded: run it again.
+
+Ctrl-C stops the whole run at once: the notebook in progress is not saved (a save already under way
+completes first), the notebooks finished before it stay saved, one line says which, and the exit
+status is 130.
 """
 
 from __future__ import annotations
@@ -28,14 +37,16 @@ import numbers
 import os
 import platform
 import re
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lmcourse import progress
-from lmcourse.files import atomic_write_text
+from lmcourse.files import atomic_write_texts, finish_interrupted_writes
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -311,15 +322,75 @@ def coalesce_streams(nb: dict) -> None:
             cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
 
 
+class _CtrlC:
+    """Ctrl-C (SIGINT) while `run_course` runs: stop the whole run at once.
+
+    While a notebook executes, nbclient answers SIGINT itself: it shuts the kernel down, and the notebook
+    then fails with some error. Our handler, put back beside nbclient's as the kernel starts, only notes the
+    press there, so that the failure reads as Ctrl-C and not as the notebook FAILED. During a save it also
+    only notes it (the save completes); anywhere else it raises KeyboardInterrupt at once.
+    """
+
+    def __init__(self):
+        self.active = self.pressed = self.noting = False
+
+    def _handle(self, signum, frame) -> None:
+        self.pressed = True
+        if not self.noting:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def handling(self):
+        """Install the handler for the block (only the main thread receives signals)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        self.active, self.pressed = True, False
+        try:
+            yield self
+        finally:
+            self.active = False
+            signal.signal(signal.SIGINT, previous)
+
+    def take_back(self) -> None:
+        """Reinstall the handler after a library replaced it (a no-op outside `handling`)."""
+        if self.active:
+            signal.signal(signal.SIGINT, self._handle)
+
+    @contextmanager
+    def noting_only(self):
+        self.noting = True
+        try:
+            yield
+        finally:
+            self.noting = False
+            self.take_back()  # nbclient leaves Python's default handler behind
+
+    def stop_if_pressed(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
+_CTRL_C = _CtrlC()
+
+
 def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
     """Execute a notebook in place in a fresh kernel (cwd: its folder); return wall-clock seconds."""
+    from jupyter_client import AsyncKernelManager
     from nbclient import NotebookClient
 
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs):
+            _CTRL_C.take_back()  # nbclient has just claimed SIGINT for itself; see _CtrlC
+            return await super().start_kernel(**kwargs)
+
     env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text"}  # bars stored as text
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=KernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute(env=env)
+    with _CTRL_C.noting_only():
+        client.execute(env=env)
     return time.perf_counter() - start
 
 
@@ -364,7 +435,23 @@ def save_run(run: Run, path: Path, save_outputs: bool) -> None:
         if path.read_text(encoding="utf-8") != run.original:
             raise ValueError(f"{path.name} changed on disk while it ran; its outputs were not saved "
                              "(run it again after the edit)")
+        full = load_runtimes().get(run.name, {}).get("full", {}).get("seconds")
+        if run.mode == "fast" and full is not None and round(run.seconds, 1) >= full:
+            raise ValueError(f"{run.name}: this fast run took {run.seconds:.1f} s, not less than the recorded full "
+                             f"run ({full} s), so nothing was saved: on a busy machine run it again when it is "
+                             "quieter; otherwise fast mode does not shrink the work")
         _write_run(run, path, save_outputs)
+
+
+def finish_interrupted_save() -> None:
+    """Complete, or discard, a save that was killed half-way (see the module docstring); a no-op otherwise."""
+    with _course_lock():
+        if finish_interrupted_writes(_journal()):
+            print(f"finished an interrupted save of the course's records ({_journal().name})", file=sys.stderr)
+
+
+def _journal() -> Path:
+    return NOTEBOOKS / ".course-save.json"
 
 
 @contextmanager
@@ -395,14 +482,22 @@ def _write_run(run: Run, path: Path, save_outputs: bool) -> None:
         "results": {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in run.results}}
     nb = run.nb if save_outputs else nbformat.reads(run.original, as_version=4)
     set_runtime_table(nb, run.name, runtime_table(run.name, runtimes))
-    atomic_write_text(path, nbformat.writes(nb) + "\n")  # outputs and their runtime table in one write
-    atomic_write_text(RUNTIMES, json.dumps(runtimes, indent=1, sort_keys=True) + "\n")
-    atomic_write_text(KEY_RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+    contents = {path: nbformat.writes(nb) + "\n",  # outputs and their runtime table
+                RUNTIMES: json.dumps(runtimes, indent=1, sort_keys=True) + "\n",
+                KEY_RESULTS: json.dumps(results, indent=1, sort_keys=True) + "\n"}
     if README.is_file():
         text = README.read_text(encoding="utf-8")
         new = readme_with_table(text, runtime_table(None, runtimes))
         if new != text:
-            atomic_write_text(README, new)
+            contents[README] = new
+    atomic_write_texts(contents, _journal())  # all four, or none, even if the process is killed
+
+
+def _interrupted_line(current: str | None, saved: list[str], save: bool) -> str:
+    where = f"during {current}, which was not saved" if current else "between notebooks"
+    if not save:
+        return f"interrupted {where}; --no-save: nothing was written"
+    return f"interrupted {where}; saved before it: {', '.join(saved) if saved else 'none'}"
 
 
 def reproducibility_problems(first: list[KeyResult], second: list[KeyResult], name: str) -> list[str]:
@@ -428,28 +523,42 @@ def _device_mode(mode: str) -> str:
 
 def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool = False,
                check_reproducible: bool = False) -> int:
-    """Run notebooks, save what the flags allow, print the summary; the exit status (0: all fine)."""
+    """Run notebooks, save what the flags allow, print the summary; the exit status (0: all fine, 130: Ctrl-C)."""
     mode = _device_mode(mode)
-    runs, problems = [], []
-    for path in paths:
-        print(f"running {path.name} ({mode} mode) ...", flush=True)
-        run = run_notebook(path, mode)
-        runs.append(run)
-        if run.error:
-            problems.append(f"{run.name}: FAILED: {run.error}")
-            continue
-        if check_reproducible:
-            print(f"running {path.name} again to compare its key results ...", flush=True)
-            again = run_notebook(path, mode)
-            found = ([f"{run.name}: the second run FAILED: {again.error}"] if again.error
-                     else reproducibility_problems(run.results, again.results, run.name))
-            problems += found
-            print(f"  {'not reproducible' if found else 'reproducible'}: {len(run.results)} key results")
-        if save:
-            try:
-                save_run(run, path, save_outputs=mode != "fast" or save_fast)
-            except ValueError as exc:
-                problems.append(str(exc))
+    if save:
+        finish_interrupted_save()
+    runs, problems, saved, current = [], [], [], None
+    try:
+        with _CTRL_C.handling() as ctrl_c:
+            for path in paths:
+                current = path.stem
+                print(f"running {path.name} ({mode} mode) ...", flush=True)
+                run = run_notebook(path, mode)
+                ctrl_c.stop_if_pressed()
+                runs.append(run)
+                if run.error:
+                    problems.append(f"{run.name}: FAILED: {run.error}")
+                    continue
+                if check_reproducible:
+                    print(f"running {path.name} again to compare its key results ...", flush=True)
+                    again = run_notebook(path, mode)
+                    ctrl_c.stop_if_pressed()
+                    found = ([f"{run.name}: the second run FAILED: {again.error}"] if again.error
+                             else reproducibility_problems(run.results, again.results, run.name))
+                    problems += found
+                    print(f"  {'not reproducible' if found else 'reproducible'}: {len(run.results)} key results")
+                if save:
+                    try:
+                        with ctrl_c.noting_only():
+                            save_run(run, path, save_outputs=mode != "fast" or save_fast)
+                        saved.append(run.name)
+                    except ValueError as exc:
+                        problems.append(str(exc))
+                current = None
+                ctrl_c.stop_if_pressed()
+    except KeyboardInterrupt:
+        print(_interrupted_line(current, saved, save), file=sys.stderr, flush=True)
+        return 130
     width = max([len(r.name) for r in runs] + [8])
     print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
     for run in runs:
@@ -724,7 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmcourse.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute notebooks, record their times and key results")
+    run = sub.add_parser("run", help="execute notebooks, record their times and key results "
+                                     "(Ctrl-C: stop, keep what was saved, exit 130)")
     run.add_argument("notebooks", nargs="*", help="names like 01_language_model_probability (default: all)")
     run.add_argument("--mode", choices=("fast", "full"), default="full")
     run.add_argument("--no-save", action="store_true",
@@ -743,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
         print(runtime_table())
         return 0
     if args.command == "check":
+        finish_interrupted_save()
         runtimes, recorded = load_runtimes(), load_key_results()
         problems = [p for path in notebook_paths(args.notebooks)
                     for kind in check_notebook(path, runtimes, not args.no_html, recorded).values() for p in kind]

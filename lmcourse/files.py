@@ -1,9 +1,10 @@
-"""Safe file handling: checksums, and writes that never leave a half-written file behind."""
+"""Safe file handling: checksums, and writes that never leave a half-written file (or set of files) behind."""
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -125,6 +126,54 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_texts(contents: dict[Path, str], journal: str | os.PathLike) -> None:
+    """Replace several text files (UTF-8) as one unit: a crash at any point leaves all of them old or all new,
+    once `finish_interrupted_writes(journal)` has run (the next writer's first step).
+
+    Each new text goes to a pending file `.NAME.pending` beside its target; the journal, a JSON list of the
+    renames, is written before them (uncommitted) and again after them (committed, the point of no return);
+    then the renames, then the journal is removed. One writer at a time per journal: hold a lock.
+    """
+    journal = Path(journal)
+    renames = [(target.with_name(f".{target.name}.pending"), target) for target in map(Path, contents)]
+    _write_journal(journal, renames, committed=False)  # from here a crash leaves pending files to remove
+    for (pending, target), text in zip(renames, contents.values()):
+        with open(pending, "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            os.chmod(pending, target.stat().st_mode & 0o777)
+    _write_journal(journal, renames, committed=True)
+    finish_interrupted_writes(journal)
+
+
+def finish_interrupted_writes(journal: str | os.PathLike) -> bool:
+    """Complete the renames of a committed `atomic_write_texts`, or remove the pending files of an uncommitted
+    one; True if its journal was there (a write was interrupted, or is being finished now)."""
+    journal = Path(journal)
+    if not journal.is_file():
+        return False
+    entry = json.loads(journal.read_text(encoding="utf-8"))
+    renames = [(journal.parent / pending, journal.parent / target) for pending, target in entry["renames"]]
+    for pending, target in renames:
+        if pending.exists():  # absent: renamed before the interruption
+            if entry["committed"]:
+                os.replace(pending, target)
+            else:
+                pending.unlink()
+    for folder in {target.parent for _, target in renames}:
+        _fsync_directory(folder)
+    journal.unlink()
+    _fsync_directory(journal.parent)
+    return True
+
+
+def _write_journal(journal: Path, renames: list[tuple[Path, Path]], committed: bool) -> None:
+    relative = [[os.path.relpath(path, journal.parent) for path in pair] for pair in renames]
+    atomic_write_text(journal, json.dumps({"committed": committed, "renames": relative}) + "\n")
 
 
 def cache_dir() -> Path:

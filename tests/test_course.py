@@ -188,6 +188,10 @@ TABLE_CELL = 'import lmcourse\nfrom IPython.display import Markdown\nMarkdown(lm
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
     """A course in a tmp dir: one notebook with stored full-mode outputs, runtimes, key results, README."""
+    return build_tree(tmp_path, monkeypatch)
+
+
+def build_tree(tmp_path, monkeypatch):
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
     runtimes = {"01_tiny": {"full": {"seconds": 50.0, "machine": "test machine"}}}
@@ -453,3 +457,181 @@ def test_key_results_json_must_match_the_stored_outputs():
     assert course.recorded_key_result_problems(nb, "nb", same) == []
     assert "differ from notebooks/key_results.json in ['loss']" in course.recorded_key_result_problems(nb, "nb", other)[0]
     assert "no full-mode entry" in course.recorded_key_result_problems(nb, "nb", {})[0]
+
+
+# --- the runner's writes as one unit, Ctrl-C, timing flukes --------------------------------
+
+
+class Kill(BaseException):
+    """A stand-in for kill -9: nothing after it runs, not even `except Exception` blocks."""
+
+
+def file_operations(monkeypatch, crash_at=None):
+    """Count os.replace and os.fsync calls (the steps of a save); raise Kill instead of call number crash_at."""
+    calls = []
+
+    def counted(real):
+        def operation(*args):
+            if len(calls) == crash_at:
+                raise Kill
+            calls.append(real.__name__)
+            return real(*args)
+        return operation
+
+    for name in ("replace", "fsync"):
+        monkeypatch.setattr(course.os, name, counted(getattr(course.os, name)))
+    return calls
+
+
+def course_state(root):
+    """What a reader and `course check` see: stored key result, runtimes, key_results.json, README table."""
+    runtimes = json.loads((root / "notebooks" / "runtimes.json").read_text())
+    return {"shown": [line for line in "".join(stored(root)["cells"][2]["outputs"][0]["text"]).splitlines()
+                      if line.startswith("key result")],
+            "seconds": runtimes["01_tiny"]["full"]["seconds"],
+            "recorded": json.loads((root / "notebooks" / "key_results.json").read_text())["01_tiny"]["full"]["results"],
+            "readme": course.readme_with_table((root / "README.md").read_text(), course.runtime_table(None, runtimes))
+            == (root / "README.md").read_text()}
+
+
+def saved_twice(root, monkeypatch, crash_at=None):
+    """A course run in full mode once (1.25 nats in 30 s), then again (2.5 nats in 40 s) with a crash planted."""
+    root.mkdir()
+    build_tree(root, monkeypatch)
+    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 0
+    monkeypatch.setattr(course, "execute", fake_execute([2.5], seconds={"full": 40.0}))
+    with monkeypatch.context() as patch:
+        calls = file_operations(patch, crash_at)
+        try:
+            course.main(["run", "--mode", "full", "01_tiny"])
+        except Kill:
+            pass
+    return calls
+
+
+def test_a_save_killed_at_any_step_leaves_a_course_that_check_accepts(tmp_path, monkeypatch, capsys):
+    steps = len(saved_twice(tmp_path / "whole", monkeypatch))
+    new = course_state(tmp_path / "whole")
+    old = {"shown": ["key result: loss = 1.25 nats"], "seconds": 30.0,
+           "recorded": {"loss": {"value": 1.25, "unit": "nats", "note": ""}}, "readme": True}
+    assert new == old | {"shown": ["key result: loss = 2.5 nats"], "seconds": 40.0,
+                         "recorded": {"loss": {"value": 2.5, "unit": "nats", "note": ""}}}
+    for k in range(steps):
+        root = tmp_path / f"killed{k}"
+        saved_twice(root, monkeypatch, crash_at=k)
+        assert course.main(["check", "01_tiny", "--no-html"]) == 0, (k, capsys.readouterr())  # replays the journal
+        assert course_state(root) in (old, new), k
+        assert sorted(p.name for p in (root / "notebooks").iterdir()) == [
+            "01_tiny.ipynb", "key_results.json", "runtimes.json"], k  # no journal, no pending file left
+    assert steps >= 8  # the journal twice, four new files flushed, four renames
+
+
+@pytest.mark.parametrize("seconds", [49.9, 49.96, 50.0, 70.0])
+def test_a_fast_run_is_recorded_only_if_check_would_accept_it_beside_the_full_run(tree, monkeypatch, capsys, seconds):
+    before = snapshot(tree)  # the recorded full run took 50.0 s
+    monkeypatch.setattr(course, "execute", fake_execute([9.0], seconds={"fast": seconds}))
+    status = course.main(["run", "--mode", "fast", "01_tiny"])
+    recorded = {"01_tiny": {"fast": {"seconds": round(seconds, 1)}, "full": {"seconds": 50.0}}}
+    would_fail = [p for p in course.runtime_table_problems({}, "01_tiny", recorded) if "not faster" in p]  # check's verdict
+    if would_fail:
+        assert status == 1 and snapshot(tree) == before
+        assert f"took {seconds:.1f} s, not less than the recorded full run (50.0 s), so nothing was saved" \
+            in capsys.readouterr().err
+    else:
+        assert status == 0 and course.runtime_table_problems(stored(tree), "01_tiny", course.load_runtimes()) == []
+
+
+def press_ctrl_c():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_stops_the_run_and_saves_nothing_of_the_notebook_in_progress(tree, monkeypatch, capsys):
+    before = snapshot(tree)
+
+    def interrupted(nb, path, mode, timeout=0):
+        press_ctrl_c()
+        raise AssertionError("unreachable: Ctrl-C raises first")
+
+    monkeypatch.setattr(course, "execute", interrupted)
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
+    assert snapshot(tree) == before
+    out, err = capsys.readouterr()
+    assert err == "interrupted during 01_tiny, which was not saved; saved before it: none\n"
+    assert "FAILED" not in out
+
+
+def test_ctrl_c_read_as_a_failing_cell_still_stops_the_run(tree, monkeypatch, capsys):
+    """nbclient answers Ctrl-C itself (it shuts the kernel down) and the cell then fails with another error."""
+    before = snapshot(tree)
+
+    def kernel_shut_down(nb, path, mode, timeout=0):
+        with course._CTRL_C.noting_only():  # as in course.execute while the kernel runs
+            press_ctrl_c()
+        raise AssertionError("the kernel client is gone")
+
+    monkeypatch.setattr(course, "execute", kernel_shut_down)
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
+    assert snapshot(tree) == before
+    assert capsys.readouterr().err == "interrupted during 01_tiny, which was not saved; saved before it: none\n"
+
+
+def test_ctrl_c_during_a_save_lets_the_save_complete_then_stops(tree, monkeypatch, capsys):
+    real = course.atomic_write_texts
+
+    def save_pressed(contents, journal):
+        press_ctrl_c()
+        real(contents, journal)
+
+    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
+    monkeypatch.setattr(course, "atomic_write_texts", save_pressed)
+    assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
+    assert course.main(["check", "01_tiny", "--no-html"]) == 0 and course.load_runtimes()["01_tiny"]["full"]["seconds"] == 30.0
+    assert capsys.readouterr().err == "interrupted between notebooks; saved before it: 01_tiny\n"
+
+
+CTRL_C_RUNNER = """
+import sys
+from pathlib import Path
+from lmcourse import course
+
+root = Path(sys.argv[1])
+course.ROOT, course.NOTEBOOKS, course.README = root, root / "notebooks", root / "README.md"
+course.RUNTIMES, course.KEY_RESULTS = root / "notebooks" / "runtimes.json", root / "notebooks" / "key_results.json"
+course._machine = lambda: "test machine"
+sys.exit(course.main(["run", "--mode", "fast"]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_kernel_run_exits_130_with_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "notebooks").mkdir()
+    started = tmp_path / "notebooks" / "started"
+    for name, source in [("01_quick", "import lmcourse.course\nlmcourse.course.key_result('answer', 42, 'units')"),
+                         ("02_sleep", "import pathlib, time\npathlib.Path('started').touch()\ntime.sleep(60)")]:
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook(code(source, None, []))))
+    before = (tmp_path / "notebooks" / "02_sleep.ipynb").read_text()
+    root = course.ROOT
+    runner = subprocess.Popen([sys.executable, "-c", CTRL_C_RUNNER, str(tmp_path)], cwd=root, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not started.exists() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, (out, err)
+    assert [line for line in err.splitlines() if line.startswith("interrupted")] == [
+        "interrupted during 02_sleep, which was not saved; saved before it: 01_quick"]
+    assert "FAILED" not in out + err and "KeyboardInterrupt" not in err
+    assert (tmp_path / "notebooks" / "02_sleep.ipynb").read_text() == before
+    assert list(json.loads((tmp_path / "notebooks" / "runtimes.json").read_text())) == ["01_quick"]
