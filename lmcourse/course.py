@@ -559,6 +559,12 @@ def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool 
     except KeyboardInterrupt:
         print(_interrupted_line(current, saved, save), file=sys.stderr, flush=True)
         return 130
+    _print_summary(runs, mode, save, save_fast, problems)
+    return 1 if problems else 0
+
+
+def _print_summary(runs: list[Run], mode: str, save: bool, save_fast: bool, problems: list[str]) -> None:
+    """Each notebook's time and key results, what was recorded, then the problems (on stderr)."""
     width = max([len(r.name) for r in runs] + [8])
     print(f"\n{'notebook':<{width}}  {mode + ' mode':>9}  key results")
     for run in runs:
@@ -574,7 +580,6 @@ def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool 
         print("(fast mode: times and key results recorded; stored full-mode outputs kept, use --save-fast to replace them)")
     for p in problems:
         print(p, file=sys.stderr)
-    return 1 if problems else 0
 
 
 # ---------------------------------------------------------------------------------------------
