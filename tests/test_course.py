@@ -3,7 +3,12 @@
 import base64
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import nbformat
 import numpy as np
@@ -11,7 +16,7 @@ import pytest
 import torch
 
 from lmcourse import course
-from lmcourse.course import KeyResult
+from lmcourse.course import KeyResult, runner
 
 
 def notebook(*cells):
@@ -204,11 +209,9 @@ def build_tree(tmp_path, monkeypatch):
                   code("lmcourse.course.key_result('loss', LOSS, 'nats')", 2,
                        [stream("key result: loss = 1.5 nats\n")]))
     (nbdir / "01_tiny.ipynb").write_text(json.dumps(nb))
-    for name, value in [("ROOT", tmp_path), ("NOTEBOOKS", nbdir), ("RUNTIMES", nbdir / "runtimes.json"),
-                        ("KEY_RESULTS", nbdir / "key_results.json"), ("README", tmp_path / "README.md")]:
-        monkeypatch.setattr(course, name, value)
-    monkeypatch.setattr(course, "_machine", lambda: "test machine")
-    monkeypatch.setattr(course, "_device_mode", lambda mode: mode)
+    monkeypatch.chdir(tmp_path)  # the runner works on the checkout the current folder belongs to
+    monkeypatch.setattr(runner, "_machine", lambda: "test machine")
+    monkeypatch.setattr(runner, "_device_mode", lambda mode: mode)
     return tmp_path
 
 
@@ -242,7 +245,7 @@ def stored(root):
 
 
 def test_a_full_run_stores_outputs_with_the_runtime_table_of_that_run(tree, monkeypatch, capsys):
-    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
+    monkeypatch.setattr(runner, "execute", fake_execute([1.25]))
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 0
     nb, runtimes = stored(tree), course.load_runtimes()
     assert runtimes["01_tiny"]["full"]["seconds"] == 30.0
@@ -260,7 +263,7 @@ def test_a_full_run_stores_outputs_with_the_runtime_table_of_that_run(tree, monk
 
 def test_no_save_writes_no_file_at_all(tree, monkeypatch, capsys):
     before = snapshot(tree)
-    monkeypatch.setattr(course, "execute", fake_execute([1.25, 1.25]))
+    monkeypatch.setattr(runner, "execute", fake_execute([1.25, 1.25]))
     assert course.main(["run", "--mode", "fast", "--no-save", "01_tiny"]) == 0
     assert course.main(["run", "--mode", "full", "--no-save", "01_tiny"]) == 0
     assert snapshot(tree) == before
@@ -275,7 +278,7 @@ def test_make_course_fast_passes_no_save():
 
 
 def test_a_fast_run_keeps_the_stored_full_outputs_and_refreshes_only_the_table(tree, monkeypatch):
-    monkeypatch.setattr(course, "execute", fake_execute([9.0]))
+    monkeypatch.setattr(runner, "execute", fake_execute([9.0]))
     before = stored(tree)
     assert course.main(["run", "--mode", "fast", "01_tiny"]) == 0
     nb, runtimes = stored(tree), course.load_runtimes()
@@ -288,7 +291,7 @@ def test_a_fast_run_keeps_the_stored_full_outputs_and_refreshes_only_the_table(t
 
 
 def test_save_fast_stores_the_fast_outputs_when_asked(tree, monkeypatch):
-    monkeypatch.setattr(course, "execute", fake_execute([9.0]))
+    monkeypatch.setattr(runner, "execute", fake_execute([9.0]))
     assert course.main(["run", "--mode", "fast", "--save-fast", "01_tiny"]) == 0
     assert "key result: loss = 9.0 nats" in "".join(stored(tree)["cells"][2]["outputs"][0]["text"])
 
@@ -301,7 +304,7 @@ def test_save_fast_is_refused_outside_fast_mode_or_with_no_save(tree):
 
 def test_a_failing_notebook_writes_nothing(tree, monkeypatch, capsys):
     before = snapshot(tree)
-    monkeypatch.setattr(course, "execute", fake_execute([RuntimeError("cell 3 failed")]))
+    monkeypatch.setattr(runner, "execute", fake_execute([RuntimeError("cell 3 failed")]))
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 1
     assert snapshot(tree) == before
     assert "FAILED: RuntimeError: cell 3 failed" in capsys.readouterr().err
@@ -311,7 +314,7 @@ def test_a_notebook_edited_during_its_run_is_not_overwritten(tree, monkeypatch, 
     def edit(path):
         path.write_text(path.read_text().replace("# tiny", "# tiny, edited"))
 
-    monkeypatch.setattr(course, "execute", fake_execute([1.0], edit=edit))
+    monkeypatch.setattr(runner, "execute", fake_execute([1.0], edit=edit))
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 1
     assert "# tiny, edited" in (tree / "notebooks" / "01_tiny.ipynb").read_text()
     assert course.load_runtimes()["01_tiny"]["full"]["seconds"] == 50.0
@@ -319,13 +322,13 @@ def test_a_notebook_edited_during_its_run_is_not_overwritten(tree, monkeypatch, 
 
 
 def test_check_reproducible_fails_when_a_key_result_changes(tree, monkeypatch, capsys):
-    monkeypatch.setattr(course, "execute", fake_execute([0.83, 0.93]))
+    monkeypatch.setattr(runner, "execute", fake_execute([0.83, 0.93]))
     assert course.main(["run", "--no-save", "--check-reproducible", "01_tiny"]) == 1
     assert "01_tiny: loss = 0.83 nats then 0.93 nats" in capsys.readouterr().err
 
 
 def test_check_reproducible_passes_when_key_results_repeat(tree, monkeypatch, capsys):
-    monkeypatch.setattr(course, "execute", fake_execute([0.83, 0.83]))
+    monkeypatch.setattr(runner, "execute", fake_execute([0.83, 0.83]))
     assert course.main(["run", "--no-save", "--check-reproducible", "01_tiny"]) == 0
     assert "reproducible: 1 key results" in capsys.readouterr().out
 
@@ -479,7 +482,7 @@ def file_operations(monkeypatch, crash_at=None):
         return operation
 
     for name in ("replace", "fsync"):
-        monkeypatch.setattr(course.os, name, counted(getattr(course.os, name)))
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
     return calls
 
 
@@ -498,9 +501,9 @@ def saved_twice(root, monkeypatch, crash_at=None):
     """A course run in full mode once (1.25 nats in 30 s), then again (2.5 nats in 40 s) with a crash planted."""
     root.mkdir()
     build_tree(root, monkeypatch)
-    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
+    monkeypatch.setattr(runner, "execute", fake_execute([1.25]))
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 0
-    monkeypatch.setattr(course, "execute", fake_execute([2.5], seconds={"full": 40.0}))
+    monkeypatch.setattr(runner, "execute", fake_execute([2.5], seconds={"full": 40.0}))
     with monkeypatch.context() as patch:
         calls = file_operations(patch, crash_at)
         try:
@@ -530,7 +533,7 @@ def test_a_save_killed_at_any_step_leaves_a_course_that_check_accepts(tmp_path, 
 @pytest.mark.parametrize("seconds", [49.9, 49.96, 50.0, 70.0])
 def test_a_fast_run_is_recorded_only_if_check_would_accept_it_beside_the_full_run(tree, monkeypatch, capsys, seconds):
     before = snapshot(tree)  # the recorded full run took 50.0 s
-    monkeypatch.setattr(course, "execute", fake_execute([9.0], seconds={"fast": seconds}))
+    monkeypatch.setattr(runner, "execute", fake_execute([9.0], seconds={"fast": seconds}))
     status = course.main(["run", "--mode", "fast", "01_tiny"])
     recorded = {"01_tiny": {"fast": {"seconds": round(seconds, 1)}, "full": {"seconds": 50.0}}}
     would_fail = [p for p in course.runtime_table_problems({}, "01_tiny", recorded) if "not faster" in p]  # check's verdict
@@ -543,9 +546,6 @@ def test_a_fast_run_is_recorded_only_if_check_would_accept_it_beside_the_full_ru
 
 
 def press_ctrl_c():
-    import os
-    import signal
-
     os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -556,7 +556,7 @@ def test_ctrl_c_stops_the_run_and_saves_nothing_of_the_notebook_in_progress(tree
         press_ctrl_c()
         raise AssertionError("unreachable: Ctrl-C raises first")
 
-    monkeypatch.setattr(course, "execute", interrupted)
+    monkeypatch.setattr(runner, "execute", interrupted)
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
     assert snapshot(tree) == before
     out, err = capsys.readouterr()
@@ -569,25 +569,25 @@ def test_ctrl_c_read_as_a_failing_cell_still_stops_the_run(tree, monkeypatch, ca
     before = snapshot(tree)
 
     def kernel_shut_down(nb, path, mode, timeout=0):
-        with course._CTRL_C.noting_only():  # as in course.execute while the kernel runs
+        with runner._CTRL_C.noting_only():  # as in runner.execute while the kernel runs
             press_ctrl_c()
         raise AssertionError("the kernel client is gone")
 
-    monkeypatch.setattr(course, "execute", kernel_shut_down)
+    monkeypatch.setattr(runner, "execute", kernel_shut_down)
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
     assert snapshot(tree) == before
     assert capsys.readouterr().err == "interrupted during 01_tiny, which was not saved; saved before it: none\n"
 
 
 def test_ctrl_c_during_a_save_lets_the_save_complete_then_stops(tree, monkeypatch, capsys):
-    real = course.atomic_write_texts
+    real = runner.atomic_write_texts
 
     def save_pressed(contents, journal):
         press_ctrl_c()
         real(contents, journal)
 
-    monkeypatch.setattr(course, "execute", fake_execute([1.25]))
-    monkeypatch.setattr(course, "atomic_write_texts", save_pressed)
+    monkeypatch.setattr(runner, "execute", fake_execute([1.25]))
+    monkeypatch.setattr(runner, "atomic_write_texts", save_pressed)
     assert course.main(["run", "--mode", "full", "01_tiny"]) == 130
     assert course.main(["check", "01_tiny", "--no-html"]) == 0 and course.load_runtimes()["01_tiny"]["full"]["seconds"] == 30.0
     assert capsys.readouterr().err == "interrupted between notebooks; saved before it: 01_tiny\n"
@@ -595,25 +595,15 @@ def test_ctrl_c_during_a_save_lets_the_save_complete_then_stops(tree, monkeypatc
 
 CTRL_C_RUNNER = """
 import sys
-from pathlib import Path
-from lmcourse import course
+from lmcourse.course import main, runner
 
-root = Path(sys.argv[1])
-course.ROOT, course.NOTEBOOKS, course.README = root, root / "notebooks", root / "README.md"
-course.RUNTIMES, course.KEY_RESULTS = root / "notebooks" / "runtimes.json", root / "notebooks" / "key_results.json"
-course._machine = lambda: "test machine"
-sys.exit(course.main(["run", "--mode", "fast"]))
+runner._machine = lambda: "test machine"
+sys.exit(main(["run", "--root", sys.argv[1], "--mode", "fast"]))
 """
 
 
 @pytest.mark.slow
 def test_ctrl_c_in_a_real_kernel_run_exits_130_with_one_line(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     (tmp_path / "notebooks").mkdir()
     started = tmp_path / "notebooks" / "started"
     for name, source in [("01_quick", "import lmcourse.course\nlmcourse.course.key_result('answer', 42, 'units')"),
@@ -635,3 +625,44 @@ def test_ctrl_c_in_a_real_kernel_run_exits_130_with_one_line(tmp_path):
     assert "FAILED" not in out + err and "KeyboardInterrupt" not in err
     assert (tmp_path / "notebooks" / "02_sleep.ipynb").read_text() == before
     assert list(json.loads((tmp_path / "notebooks" / "runtimes.json").read_text())) == ["01_quick"]
+
+
+# --- where the course is: a checkout, found or named ------------------------------------------
+
+
+def test_the_course_folder_is_the_checkout_the_current_folder_belongs_to(tree, monkeypatch):
+    assert course.course_folder().root == tree.resolve()
+    monkeypatch.chdir(tree / "notebooks")  # where a notebook's kernel runs
+    assert course.course_folder().root == tree.resolve()
+    assert course.runtime_table("01_tiny") == course.runtime_table("01_tiny", course.load_runtimes(course.CourseFolder(tree)))
+
+
+def test_root_names_the_checkout_from_anywhere(tree, monkeypatch, tmp_path_factory):
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    monkeypatch.setattr(runner, "execute", fake_execute([1.25]))
+    assert course.main(["run", "--root", str(tree), "--mode", "full", "01_tiny"]) == 0
+    assert json.loads((tree / "notebooks" / "runtimes.json").read_text())["01_tiny"]["full"]["seconds"] == 30.0
+
+
+def test_a_root_that_is_not_a_checkout_is_refused_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        course.main(["check", "--root", str(tmp_path)])
+    assert f"root '{tmp_path}' is not a course checkout" in capsys.readouterr().err
+
+
+def test_outside_any_checkout_the_error_says_where_it_looked_and_the_fix(tmp_path, monkeypatch):
+    from lmcourse.course import folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(folder, "PACKAGE_CHECKOUT", tmp_path / "site-packages")  # an installed, not cloned, package
+    with pytest.raises(FileNotFoundError, match=r"no course checkout found in .*site-packages.*--root"):
+        course.load_runtimes()
+    # but a notebook copied out of the course still shows its (unmeasured) runtime table
+    assert course.runtime_table("01_tiny") == course.runtime_table("01_tiny", {})
+
+
+def test_python_dash_m_runs_the_command_line(tree):
+    done = subprocess.run([sys.executable, "-m", "lmcourse.course", "table", "--root", str(tree)], cwd=course.ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == course.runtime_table(folder=course.CourseFolder(tree))
