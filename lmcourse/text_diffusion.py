@@ -20,12 +20,13 @@ token with probability (t - s) / t, drawing it from the model's prediction.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding
 
 
@@ -70,6 +71,8 @@ class TextDenoiser(nn.Module):
                             n_embd=n_embd)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be a bool, got {causal!r}; True for the AR twin, False for the denoiser")
         self.vocab_size, self.block_size, self.causal = vocab_size, block_size, causal
         self.mask_id = vocab_size                                   # the absorbing state
         self.tok = nn.Embedding(vocab_size + 1, n_embd)
@@ -83,6 +86,8 @@ class TextDenoiser(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         idx = check_token_ids("idx", idx, self.vocab_size + 1, ndim=2)          # mask_id is a valid input
+        if idx.numel() == 0:
+            raise ValueError(f"idx is empty, shape {tuple(idx.shape)}; pass at least one sequence of one token")
         T = idx.shape[1]
         if T > self.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size={self.block_size}; crop the input")
@@ -101,33 +106,65 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def mask_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def absorb_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The forward process q(x_t | x_0): each token of x0 (B, L) becomes mask_id with probability t (B,).
 
-    Returns (x_t (B, L), masked (B, L) bool).
+    mask_id is the absorbing state: once masked, a token stays masked. (Not chapter 05's BERT rule,
+    `lmcourse.mlm.mask_tokens`, which also swaps and keeps tokens.) Returns (x_t (B, L), masked (B, L) bool).
     """
+    mask_id = check_int("mask_id", mask_id, minimum=0, fix="the model's mask_id (its vocab_size)")
     x0 = check_token_ids("x0", x0, ndim=2)
-    if t.shape != (x0.shape[0],):
-        raise ValueError(f"t must have shape ({x0.shape[0]},), one time per sequence, got {tuple(t.shape)}")
-    if t.isnan().any() or float(t.min()) < 0 or float(t.max()) > 1:
-        raise ValueError(f"t must lie in [0, 1], got values in [{float(t.min())}, {float(t.max())}] "
-                         f"(nan: {bool(t.isnan().any())})")
+    if x0.numel() and int(x0.max()) >= mask_id:
+        raise ValueError(f"x0 holds token id {int(x0.max())} >= mask_id={mask_id}; x0 is clean text, its ids lie "
+                         "below the mask id (mask only once: pass the original ids)")
+    _check_times(t, len(x0), zero_ok=True)
+    return _absorb(x0, t, mask_id, generator)
+
+
+def _absorb(x0: torch.Tensor, t: torch.Tensor, mask_id: int,
+            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """absorb_tokens without the checks, for the losses that have already made them (no second pass per step)."""
     u = torch.rand(x0.shape, generator=generator, device=generator.device if generator else x0.device)
     masked = u.to(x0.device) < t[:, None]
     return torch.where(masked, torch.full_like(x0, mask_id), x0), masked
+
+
+def _check_times(t: object, batch: int, zero_ok: bool) -> None:
+    """Masking rates t (batch,), one per sequence, in [0, 1] (zero_ok) or in (0, 1] (the ELBO divides by t)."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.shape != (batch,):
+        raise ValueError(f"t must be a float tensor of shape ({batch},), one time per sequence, got {describe(t)}")
+    if not len(t):
+        return
+    low, high, nan = float(t.min()), float(t.max()), bool(t.isnan().any())
+    if nan or low < 0 or high > 1 or (low == 0 and not zero_ok):
+        interval = "[0, 1]" if zero_ok else "(0, 1] (the bound weighs each sequence by 1/t)"
+        raise ValueError(f"t must lie in {interval}, got values in [{low}, {high}] (nan: {nan}); "
+                         "draw it with masking_times")
+
+
+def _check_windows(model: TextDenoiser, x0: object) -> torch.Tensor:
+    """Clean windows x0 (B, L) for a loss: ids of the model's vocabulary (no mask_id), at least one token."""
+    x0 = check_token_ids("x0", x0, model.vocab_size, ndim=2)
+    if x0.numel() == 0:
+        raise ValueError(f"x0 is empty, shape {tuple(x0.shape)}; pass at least one window of one token")
+    return x0
 
 
 def masking_times(batch_size: int, t_min: float = 1e-3, device: torch.device | str = "cpu",
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Stratified masking rates t (batch_size,) in [t_min, 1]: one shared uniform offset, one draw per stratum.
 
-    Each t is still uniform, so the loss stays unbiased, but a batch always spans light to heavy
-    masking: the variance of the batch's loss drops (MDLM's "low-discrepancy sampler").
+    The strata are dealt to the rows in a random order, so each t_i is uniform on [t_min, 1] and the loss of
+    a fixed batch is an unbiased estimate of that batch's bound (without the shuffle, row 0 would always get
+    the lightest masking and the last row the heaviest). A batch still spans light to heavy masking, so the
+    variance of its loss drops (MDLM's "low-discrepancy sampler").
     """
     check_int("batch_size", batch_size)
     check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
-    u = (torch.rand((), generator=generator) + torch.arange(batch_size)) / batch_size
+    offset = torch.rand((), generator=generator)
+    strata = torch.randperm(batch_size, generator=generator)                   # row i gets stratum strata[i]
+    u = (offset + strata) / batch_size
     return (t_min + (1 - t_min) * u).to(device)
 
 
@@ -135,14 +172,15 @@ def masked_diffusion_loss(model: TextDenoiser, x0: torch.Tensor, t: torch.Tensor
                           t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
     """The continuous-time ELBO estimate for clean windows x0 (B, L), in nats per token.
 
-    t (B,): the masking rates to use; by default stratified draws (`masking_times`).
+    t (B,): the masking rates to use, in (0, 1]; by default stratified draws (`masking_times`).
     """
-    x0 = check_token_ids("x0", x0, model.vocab_size, ndim=2)                   # clean text: no mask_id
+    x0 = _check_windows(model, x0)                                             # clean text: no mask_id
     check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
     B, L = x0.shape
     if t is None:
         t = masking_times(B, t_min, device=x0.device, generator=generator)
-    x_t, masked = mask_tokens(x0, t, model.mask_id, generator=generator)
+    _check_times(t, B, zero_ok=False)
+    x_t, masked = _absorb(x0, t, model.mask_id, generator)
     nll = F.cross_entropy(model(x_t).transpose(1, 2), x0, reduction="none")   # (B, L): chapter 05's MLM loss ...
     masked_nll = (nll * masked).sum(1)                                        # ... on the masked positions only
     return (masked_nll / t).mean() / L                                        # weighted by 1/t: the ELBO
@@ -160,10 +198,10 @@ def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
     weight gives the few masked tokens of a lightly masked window a large, noisy weight), and the rates stay
     where the visible context says something about the hidden tokens.
     """
-    x0 = check_token_ids("x0", x0, model.vocab_size, ndim=2)
+    x0 = _check_windows(model, x0)
     check_number("t_max", t_max, 0, 1, low_open=True)
     t = t_max * masking_times(len(x0), device=x0.device, generator=generator)          # (B,)
-    x_t, masked = mask_tokens(x0, t, model.mask_id, generator=generator)
+    x_t, masked = _absorb(x0, t, model.mask_id, generator)
     nll = F.cross_entropy(model(x_t).transpose(1, 2), x0, reduction="none")            # (B, L)
     return (nll * masked).sum() / masked.sum().clamp(min=1)
 
@@ -178,7 +216,7 @@ def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_t
     It upper-bounds the model's -log p per token: compare with an AR model's exact cross-entropy
     knowing that the diffusion number is a bound, not a likelihood.
     """
-    ids = check_token_ids("ids", torch.as_tensor(ids), model.vocab_size, ndim=1)
+    ids = _check_stream(model, ids)
     block_size = model.block_size if block_size is None else check_int("block_size", block_size, 1, model.block_size)
     check_positive_ints(n_times=n_times, batch_size=batch_size)
     if max_tokens is not None:
@@ -230,9 +268,11 @@ def infill(model: TextDenoiser, windows: torch.Tensor, start: int, length: int) 
     Returns (nats (N, length): -log p(true token | context, true tokens of the span before it),
     guesses (N, length): the greedy fill, each token the argmax given the guesses before it).
     """
-    if windows.dim() != 2 or not 0 < start < start + length <= windows.shape[1]:
-        raise ValueError(f"need windows (N, T) and 0 < start < start + length <= T, got shape "
-                         f"{tuple(windows.shape)}, start={start}, length={length}")
+    windows = check_token_ids("windows", windows, model.vocab_size, ndim=2)
+    T = windows.shape[1]
+    fix = f"need 0 < start < start + length <= T={T}: a span with at least one token before it"
+    check_int("start", start, 1, T - 1, fix=fix)
+    check_int("length", length, 1, T - start, fix=fix)
     span = range(start, start + length)
     if model.causal:
         logits = model(windows[:, :start + length - 1])[:, start - 1:]                   # (N, length, V)
@@ -260,13 +300,19 @@ def infill_by_span(model: TextDenoiser, ids, spans, hidden: int, block_size: int
     `spans`, the first hidden // s windows get s tokens hidden in their middle and filled left to right.
     Returns {s: (nats (hidden // s, s), correct (hidden // s, s) bool: the greedy fill equals the truth)}.
     """
-    ids = check_token_ids("ids", torch.as_tensor(ids), model.vocab_size, ndim=1)
+    ids = _check_stream(model, ids)
     block_size = model.block_size if block_size is None else check_int("block_size", block_size, 1, model.block_size)
     check_int("hidden", hidden)
+    if not isinstance(spans, (list, tuple, range)) or not spans:
+        raise ValueError(f"spans must be a non-empty list of span lengths, e.g. (1, 2, 4), got {spans!r} (empty or "
+                         "not a list)")
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and 1 <= s <= block_size - 2 for s in spans):
+        raise ValueError(f"spans must hold ints in [1, {block_size - 2}] (a span needs a token on each side in a "
+                         f"window of {block_size}), got {spans!r}")
     windows = ids[: len(ids) // block_size * block_size].view(-1, block_size)
     out = {}
     for s in spans:
-        n = hidden // check_int("span", s, 1, block_size - 2)
+        n = hidden // s
         if not 0 < n <= len(windows):
             raise ValueError(f"span {s}: need 1 to {len(windows)} windows of {block_size} tokens, "
                              f"hidden={hidden} asks for {n}")
@@ -281,7 +327,21 @@ def ar_loss(model: TextDenoiser, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
     """Next-token cross-entropy of a causal TextDenoiser on a batch (x, y) of shifted windows."""
     logits = model(x)
     y = check_targets("y", y, logits.shape[:2])
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    try:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    except IndexError:  # named only when it happens: a range check would cost a pass over y every step
+        check_token_ids("y", y, model.vocab_size)
+        raise
+
+
+def _check_stream(model: TextDenoiser, ids: object) -> torch.Tensor:
+    """Held-out token ids (N,) of the model's vocabulary, at least one."""
+    if isinstance(ids, (list, tuple)) and not ids:
+        raise ValueError("ids is empty; pass the held-out text's token ids")
+    ids = check_token_ids("ids", torch.as_tensor(ids), model.vocab_size, ndim=1)
+    if not len(ids):
+        raise ValueError("ids is empty; pass the held-out text's token ids")
+    return ids
 
 
 def nats_to_bits(nats: float) -> float:

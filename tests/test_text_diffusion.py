@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import scipy.stats
 import torch
 
 from lmcourse.text_diffusion import (
@@ -12,7 +13,7 @@ from lmcourse.text_diffusion import (
     diffusion_bound,
     infill,
     infill_by_span,
-    mask_tokens,
+    absorb_tokens,
     masked_diffusion_loss,
     masked_lm_loss,
     masking_times,
@@ -31,18 +32,18 @@ class Uniform(torch.nn.Module):
         return torch.zeros(*idx.shape, self.vocab_size)
 
 
-def test_mask_tokens_masks_a_fraction_t():
+def test_absorb_tokens_masks_a_fraction_t():
     x0 = torch.randint(0, 5, (3, 20000))
-    x_t, masked = mask_tokens(x0, torch.tensor([0.0, 0.3, 1.0]), mask_id=5)
+    x_t, masked = absorb_tokens(x0, torch.tensor([0.0, 0.3, 1.0]), mask_id=5)
     assert masked[0].sum() == 0 and masked[2].all()
     assert abs(masked[1].float().mean() - 0.3) < 0.02
     assert torch.equal(x_t[masked], torch.full((int(masked.sum()),), 5)) and torch.equal(x_t[~masked], x0[~masked])
 
 
 @pytest.mark.parametrize("t, message", [(torch.tensor([1.5, 0.1]), r"\[0, 1\]"), (torch.tensor([0.1]), "one time per")])
-def test_mask_tokens_rejects_bad_t(t, message):
+def test_absorb_tokens_rejects_bad_t(t, message):
     with pytest.raises(ValueError, match=message):
-        mask_tokens(torch.zeros(2, 4, dtype=torch.long), t, mask_id=9)
+        absorb_tokens(torch.zeros(2, 4, dtype=torch.long), t, mask_id=9)
 
 
 def test_loss_of_a_uniform_model_is_log_v_times_masked_fraction_over_t():
@@ -50,7 +51,7 @@ def test_loss_of_a_uniform_model_is_log_v_times_masked_fraction_over_t():
     torch.manual_seed(0)
     loss = masked_diffusion_loss(Uniform(7), x0, t=t)
     torch.manual_seed(0)
-    _, masked = mask_tokens(x0, t, 7)
+    _, masked = absorb_tokens(x0, t, 7)
     expected = (math.log(7) * masked.sum(1) / t / 32).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -101,7 +102,57 @@ def test_text_denoiser_rejects_bad_input():
 
 def test_masking_times_are_one_per_stratum():
     t = masking_times(8, t_min=1e-9, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(torch.floor(t * 8), torch.arange(8.0))
+    assert torch.equal(torch.floor(t * 8).sort().values, torch.arange(8.0))
+
+
+def test_each_row_of_masking_times_is_uniform_on_t_min_to_1():
+    g, t_min = torch.Generator().manual_seed(0), 0.1
+    draws = torch.stack([masking_times(4, t_min, generator=g) for _ in range(2000)])   # (2000, 4)
+    for row in draws.T:  # without the shuffled strata, row 0 would lie in [0.1, 0.325) every time
+        assert scipy.stats.kstest(row.numpy(), scipy.stats.uniform(t_min, 1 - t_min).cdf).pvalue > 1e-3
+
+
+class CopyLeft(torch.nn.Module):
+    """Predicts the token on its left with probability 0.9 when that token is visible, else the uniform law."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.vocab_size, self.mask_id, self.block_size = vocab_size, vocab_size, 64
+
+    def forward(self, idx):
+        V, left = self.vocab_size, idx[:, :-1]
+        copy = torch.full((*left.shape, V), math.log(0.1 / (V - 1))).scatter(-1, left.clamp(max=V - 1)[..., None],
+                                                                               math.log(0.9))
+        logits = torch.zeros(*idx.shape, V)
+        logits[:, 1:] = torch.where((left != self.mask_id)[..., None], copy, 0.0)
+        return logits
+
+
+def copy_left_bound(x0, mean_t):
+    """E[loss] of CopyLeft per row at masking rate t, linear in t, so its mean over t is its value at mean_t.
+
+    A masked token costs log V when it is the first or its left neighbour is masked too (probability t),
+    else -log 0.9 (it equals its left neighbour) or -log(0.1 / (V - 1)); its 1/t weight cancels the t of
+    being masked at all.
+    """
+    V, L = 5, x0.shape[1]
+    copy_nats = torch.where(x0[:, 1:] == x0[:, :-1], -math.log(0.9), -math.log(0.1 / (V - 1)))   # (B, L - 1)
+    mean_t = torch.as_tensor(mean_t, dtype=torch.float64)
+    return (math.log(V) + ((1 - mean_t[:, None]) * copy_nats + mean_t[:, None] * math.log(V)).sum(1)) / L
+
+
+def test_masked_diffusion_loss_of_a_fixed_batch_averages_to_that_batchs_bound():
+    x0 = torch.stack([torch.zeros(16, dtype=torch.long), torch.randint(0, 5, (16,), generator=torch.Generator()
+                      .manual_seed(1)), torch.randint(0, 5, (16,), generator=torch.Generator().manual_seed(2)),
+                      torch.arange(16) % 2])                          # copy-friendly first row, copy-hostile last
+    t_min, B = 0.05, 4                                               # t_min bounds the 1/t weights: less noise
+    exact = float(copy_left_bound(x0, [(1 + t_min) / 2] * B).mean())           # t ~ U[t_min, 1] for every row
+    row_strata = float(copy_left_bound(x0, [t_min + (1 - t_min) * (i + 0.5) / B for i in range(B)]).mean())
+    g = torch.Generator().manual_seed(0)
+    losses = torch.tensor([float(masked_diffusion_loss(CopyLeft(5), x0, t_min=t_min, generator=g)) for _ in range(3000)])
+    tolerance = 4 * float(losses.std()) / math.sqrt(len(losses))
+    assert abs(float(losses.mean()) - exact) < tolerance
+    assert abs(row_strata - exact) > 5 * tolerance       # row i fed from stratum i only would be caught
 
 
 def test_alibi_bias_heads_look_one_way_and_penalise_distance():
@@ -125,7 +176,7 @@ def test_masked_lm_loss_is_the_mean_masked_cross_entropy():
     loss = masked_lm_loss(model, x0, t_max=0.3, generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(1)
     t = 0.3 * masking_times(6, generator=g)
-    x_t, masked = mask_tokens(x0, t, 7, generator=g)
+    x_t, masked = absorb_tokens(x0, t, 7, generator=g)
     expected = torch.nn.functional.cross_entropy(model(x_t)[masked], x0[masked])
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6) and float(t.max()) <= 0.3
 
@@ -152,3 +203,47 @@ def test_infill_uses_the_right_context_only_when_bidirectional():
         nats2, _ = infill(model, changed, 6, 4)
         assert nats.shape == guess.shape == (3, 4) and int(guess.max()) < 10
         assert torch.allclose(nats, nats2, atol=1e-5) == causal
+
+
+@pytest.mark.parametrize("t", [0.0, 1.5, float("nan")])
+def test_masked_diffusion_loss_refuses_times_outside_0_to_1(t):
+    # t = 0 would divide an empty masked sum by 0: a nan loss instead of an error
+    with pytest.raises(ValueError, match=r"t must lie in \(0, 1\]"):
+        masked_diffusion_loss(Uniform(7), torch.zeros(2, 4, dtype=torch.long), t=torch.tensor([0.5, t]))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: absorb_tokens(torch.tensor([[1, 7]]), torch.zeros(1), 7), "x0 holds token id 7 >= mask_id=7"),
+    (lambda: absorb_tokens(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long), 7), "int64"),
+    (lambda: absorb_tokens(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2), -1), "mask_id must be"),
+    (lambda: masked_diffusion_loss(Uniform(7), torch.zeros(0, 3, dtype=torch.long)), r"x0 is empty, shape \(0, 3\)"),
+    (lambda: masked_lm_loss(Uniform(7), torch.zeros(2, 0, dtype=torch.long)), r"x0 is empty, shape \(2, 0\)"),
+    (lambda: diffusion_bound(Uniform(7), []), "ids is empty"),
+    (lambda: TextDenoiser(7, causal="yes"), "causal must be a bool"),
+    (lambda: TextDenoiser(7, block_size=8, n_layer=1, n_head=2, n_embd=8)(torch.zeros(1, 0, dtype=torch.long)),
+     r"idx is empty, shape \(1, 0\)"),
+])
+def test_text_diffusion_names_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_infill_and_infill_by_span_name_bad_spans():
+    model = TextDenoiser(10, block_size=8, n_layer=1, n_head=2, n_embd=8).eval()
+    windows, ids = torch.randint(0, 10, (2, 8)), torch.randint(0, 10, (64,))
+    for start, length, name in ((0, 2, "start"), (1.5, 2, "start"), (6, 3, "length"), (1, 0, "length")):
+        with pytest.raises(ValueError, match=f"{name} must be an int"):
+            infill(model, windows, start, length)
+    with pytest.raises(ValueError, match="windows must hold integer"):
+        infill(model, windows.float(), 1, 2)
+    for spans in ([], [0], [7], ["2"]):
+        with pytest.raises(ValueError, match="spans must"):
+            infill_by_span(model, ids, spans, hidden=4)
+
+
+def test_ar_loss_names_targets_outside_the_vocabulary():
+    model = TextDenoiser(10, block_size=8, n_layer=1, n_head=2, n_embd=8, causal=True)
+    x, y = torch.randint(0, 10, (2, 4)), torch.randint(0, 10, (2, 4))
+    y[1, 2] = 12
+    with pytest.raises(ValueError, match=r"y holds token ids in \[\d+, 12\]"):
+        ar_loss(model, x, y)
