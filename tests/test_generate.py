@@ -291,3 +291,181 @@ def test_nan_logits_raise_naming_the_step(options):
 def test_process_scores_refuses_ids_and_scores_with_different_rows():
     with pytest.raises(ValueError, match=r"ids .*\(2, 2\).*scores .*\(3, 40\)"):
         process_scores(torch.tensor([[1, 2], [3, 4]]), torch.zeros(3, VOCAB), repetition_penalty=1.2)
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+OPTION_CASES = {
+    "sample_3_returns": dict(do_sample=True, num_return_sequences=3, max_new_tokens=8),
+    "beam_4_best_2": dict(num_beams=4, num_return_sequences=2, max_new_tokens=8),
+    "beam_3_best_3": dict(num_beams=3, num_return_sequences=3, max_new_tokens=10, length_penalty=0.5),
+    "beam_sample_3_best_2": dict(do_sample=True, num_beams=3, num_return_sequences=2, max_new_tokens=6),
+    "greedy_min_new_tokens": dict(min_new_tokens=6, max_new_tokens=10),
+    "sample_min_new_tokens": dict(do_sample=True, min_new_tokens=5, max_new_tokens=8),
+    "beam_min_new_tokens": dict(num_beams=3, min_new_tokens=4, max_new_tokens=8),
+    "greedy_bad_words": dict(bad_words_ids=[[7], [3, 9], [12, 30, 5], [EOS]], max_new_tokens=12),
+    "beam_bad_words": dict(num_beams=3, bad_words_ids=[[1], [2], [25, 17]], max_new_tokens=8),
+    "sample_bad_words": dict(do_sample=True, bad_words_ids=[[7], [3, 9]], max_new_tokens=8),
+    "sample_min_p": dict(do_sample=True, min_p=0.2, max_new_tokens=10),
+    "sample_min_p_temperature": dict(do_sample=True, min_p=0.05, temperature=1.5, top_k=10, max_new_tokens=10),
+    "sample_typical_p": dict(do_sample=True, typical_p=0.5, max_new_tokens=10),
+    "beam_sample_min_p_typical_p": dict(do_sample=True, num_beams=2, min_p=0.1, typical_p=0.9, max_new_tokens=6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTION_CASES))
+def test_option_matches_transformers(hf_model, name):
+    """Each option against transformers' generate: 2 seeds x 8 prompts (x num_return_sequences rows) per case."""
+    options = dict(OPTION_CASES[name], eos_token_id=EOS)
+    for seed in range(2):
+        expected = hf_generate(hf_model, BATCH, seed=seed, **options)
+        got = generate(hf_model, BATCH, seed=seed if options.get("do_sample") else None, **options)
+        assert torch.equal(got, expected), seed
+
+
+@pytest.mark.parametrize("name", ["greedy", "sample_3_returns", "beam_4_best_2", "beam_sample_min_p_typical_p"])
+def test_output_scores_match_transformers(hf_model, name):
+    """The processed scores of every step (transformers: output_scores=True, return_dict_in_generate=True)."""
+    options = dict(OPTION_CASES.get(name, dict(max_new_tokens=8)), eos_token_id=EOS)
+    seed = 0 if options.get("do_sample") else None
+    expected = hf_generate(hf_model, BATCH, seed=seed, output_scores=True, return_dict_in_generate=True, **options)
+    got = generate(hf_model, BATCH, seed=seed, output_scores=True, **options)
+    assert isinstance(got, GenerateOutput) and torch.equal(got.sequences, expected.sequences)
+    assert len(got.scores) == len(expected.scores)
+    for ours, theirs in zip(got.scores, expected.scores):
+        assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_options_match_transformers_on_converted_gpt(hf_model, ours, use_cache):
+    options = dict(num_beams=3, num_return_sequences=2, min_new_tokens=3, bad_words_ids=[[7], [3, 9]],
+                   max_new_tokens=8, eos_token_id=EOS)
+    assert torch.equal(generate(ours, BATCH, use_cache=use_cache, **options), hf_generate(hf_model, BATCH, **options))
+
+
+def test_num_return_sequences_rows_follow_their_prompt(ours):
+    out = generate(ours, PROMPT, 5, do_sample=True, num_return_sequences=3, seed=0)
+    assert out.shape == (6, 9) and torch.equal(out[:, :4], PROMPT.repeat_interleave(3, dim=0))
+
+
+def test_bad_words_matches_transformers_processor():
+    ids = torch.tensor([[1, 3, 9, 3], [12, 30, 5, 12], [4, 4, 4, 30]])
+    scores = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(4))
+    words = [[7], [3, 9], [12, 30], [4, 30, 2], [30, 11, 30, 6]]  # the last one is longer than the rows
+    assert torch.equal(apply_bad_words(ids, scores, words), NoBadWordsLogitsProcessor(words)(ids, scores.clone()))
+
+
+def test_min_new_tokens_matches_transformers_processor():
+    scores = torch.randn(2, VOCAB, generator=torch.Generator().manual_seed(5))
+    for length in (4, 6, 7, 9):
+        ids = torch.zeros(2, length, dtype=torch.long)
+        expected = MinNewTokensLengthLogitsProcessor(4, 3, EOS)(ids, scores.clone())
+        assert torch.equal(apply_min_new_tokens(ids, scores, 4, 3, EOS), expected), length
+
+
+def test_repetition_penalty_skips_left_padding_as_transformers():
+    ids = torch.tensor([[5, 5, 1, 2], [5, 3, 3, 4], [9, 8, 7, 6]])
+    n_pads = torch.tensor([2, 1, 0])
+    scores = torch.randn(3, 12, generator=torch.Generator().manual_seed(6))
+    expected = RepetitionPenaltyLogitsProcessor(1.5, prompt_ignore_length=n_pads)(ids, scores.clone())
+    assert torch.equal(apply_repetition_penalty(ids, scores, 1.5, n_pads=n_pads), expected)
+
+
+# ---------------------------------------------------------------------------------------------- GenerationConfig
+
+def test_generation_config_gives_the_same_tokens_as_keywords(hf_model):
+    config = GenerationConfig(max_new_tokens=10, num_beams=3, no_repeat_ngram_size=2, eos_token_id=EOS)
+    assert torch.equal(generate(hf_model, PROMPT, generation_config=config),
+                       generate(hf_model, PROMPT, 10, num_beams=3, no_repeat_ngram_size=2, eos_token_id=EOS))
+
+
+def test_keywords_override_the_generation_config(hf_model):
+    config = GenerationConfig(max_new_tokens=10, do_sample=True, top_k=5, seed=1)
+    assert torch.equal(generate(hf_model, PROMPT, 4, generation_config=config, seed=2),
+                       generate(hf_model, PROMPT, 4, do_sample=True, top_k=5, seed=2))
+
+
+def test_unknown_option_is_a_type_error_suggesting_the_name(hf_model):
+    with pytest.raises(TypeError, match="'top_n'.*did you mean 'top_p'"):
+        generate(hf_model, PROMPT, 5, top_n=0.9)
+
+
+def test_generation_config_checks_its_fields_when_built():
+    with pytest.raises(ValueError, match="top_p must be in"):
+        GenerationConfig(top_p=1.5)
+
+
+# ---------------------------------------------------------------------------------------------- left padding
+
+PADDED = torch.tensor([[0, 0, 0, 5, 9], [11, 3, 3, 8, 2], [0, 0, 14, 6, 6], [0, 0, 0, 0, 21]])
+PAD_MASK = (torch.arange(5) >= torch.tensor([3, 0, 2, 4])[:, None]).long()  # 1 = real token, 0 = left padding
+
+PADDING_CASES = {
+    "greedy": dict(max_new_tokens=10),
+    "greedy_repetition_penalty": dict(max_new_tokens=10, repetition_penalty=1.5),
+    "sample": dict(do_sample=True, top_k=10, max_new_tokens=10),
+    "sample_2_returns": dict(do_sample=True, num_return_sequences=2, max_new_tokens=10),
+    "beam_3": dict(num_beams=3, max_new_tokens=8),
+    "beam_3_best_2_no_repeat": dict(num_beams=3, num_return_sequences=2, no_repeat_ngram_size=2, max_new_tokens=8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PADDING_CASES))
+def test_left_padded_batch_matches_transformers_on_hf_model(hf_model, name):
+    """4 prompts of lengths 2, 5, 3 and 1 in one batch, 2 seeds when sampling."""
+    options = dict(PADDING_CASES[name], eos_token_id=EOS)
+    for seed in range(2) if options.get("do_sample") else [None]:
+        expected = hf_generate(hf_model, PADDED, seed=seed, attention_mask=PAD_MASK, **options)
+        assert torch.equal(generate(hf_model, PADDED, seed=seed, attention_mask=PAD_MASK, **options), expected)
+
+
+class NoMask(torch.nn.Module):
+    """A model whose forward takes token ids only (as an LSTM of the course)."""
+
+    def forward(self, idx):
+        return torch.zeros(*idx.shape, VOCAB)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(attention_mask=torch.ones(2, 3, dtype=torch.long)), r"attention_mask .*shape of idx \(4, 5\)"),
+    (dict(attention_mask=PAD_MASK.float()), r"attention_mask .*0s and 1s"),
+    (dict(attention_mask=PAD_MASK * 2), r"attention_mask .*0s and 1s"),
+    (dict(attention_mask=PAD_MASK.flip(1)), r"attention_mask must pad on the left"),
+    (dict(attention_mask=PAD_MASK * torch.tensor([[1], [1], [1], [0]])), r"attention_mask rows \[3\] are all padding"),
+])
+def test_bad_attention_mask_raises_value_error(hf_model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        generate(hf_model, PADDED, 3, **bad)
+
+
+def test_padding_for_a_model_without_attention_mask_raises():
+    with pytest.raises(ValueError, match="NoMask.forward takes no attention_mask"):
+        generate(NoMask(), PADDED, 3, attention_mask=PAD_MASK)
+
+
+def test_an_all_ones_attention_mask_needs_no_support_from_the_model():
+    assert generate(NoMask(), PADDED, 3, attention_mask=torch.ones_like(PADDED)).shape == (4, 8)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(do_sample=True, min_p=1.5), r"min_p must be in \[0, 1\], got 1.5"),
+    (dict(do_sample=True, min_p=-0.1), r"min_p must be in \[0, 1\]"),
+    (dict(do_sample=True, typical_p=0.0), r"typical_p must be in \(0, 1\], got 0.0"),
+    (dict(do_sample=True, typical_p=1.2), r"typical_p must be in \(0, 1\]"),
+    (dict(num_beams=2, num_return_sequences=3), "num_return_sequences=3 exceeds num_beams=2"),
+    (dict(num_return_sequences=2), "num_return_sequences=2 with greedy search"),
+    (dict(do_sample=True, num_return_sequences=0), "num_return_sequences must be an int >= 1"),
+    (dict(min_new_tokens=-1, eos_token_id=EOS), "min_new_tokens must be an int >= 0"),
+    (dict(min_new_tokens=3), "min_new_tokens=3 needs an eos_token_id"),
+    (dict(bad_words_ids=[7, 8]), "bad_words_ids must be a non-empty list of non-empty lists"),
+    (dict(bad_words_ids=[[7], []]), "bad_words_ids must be a non-empty list of non-empty lists"),
+    (dict(bad_words_ids=[[7, -1]]), "bad_words_ids must be"),
+    (dict(bad_words_ids=[[7.0]]), "bad_words_ids must be"),
+    (dict(bad_words_ids=[[7], [3, VOCAB + 2]]), rf"bad_words_ids holds token ids \[{VOCAB + 2}\] outside"),
+    (dict(output_scores="yes"), "output_scores must be True or False"),
+    (dict(generation_config=dict(top_k=3)), "generation_config must be a lmcourse.generate.GenerationConfig"),
+])
+def test_bad_new_options_raise_naming_the_option(hf_model, bad, message):
+    error = TypeError if "generation_config" in bad else ValueError
+    with pytest.raises(error, match=message):
+        generate(hf_model, PROMPT, 3, **bad)
