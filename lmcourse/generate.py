@@ -368,7 +368,6 @@ def process_scores(ids: torch.Tensor, scores: torch.Tensor, generation_config: G
     return _apply(logits_processors(config, ids.size(1) if prompt_length is None else prompt_length), ids, scores)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # Running the model
 
@@ -401,12 +400,11 @@ class _Stepper:
     attention_mask: (N, max_len) 1 = real token, 0 = left padding, or None when nothing is padded.
     """
 
-    def __init__(self, model: nn.Module, use_cache: bool, block_size: int | None, crop_context: bool, max_len: int,
+    def __init__(self, model: nn.Module, use_cache: bool, block_size: int | None, max_len: int,
                  attention_mask: torch.Tensor | None = None):
         self.model = model
         self.block_size = block_size
         self.max_len = max_len if block_size is None else min(max_len, block_size)  # the cache's room, allocated once
-        self.crop_context = crop_context
         self.can_cache = use_cache and hasattr(model, "new_kv_cache")
         self.cache = None
         self.attention_mask = attention_mask
@@ -552,7 +550,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int | None = N
         if mask is not None:  # every new token is real; beams of one prompt share its padding
             mask = torch.cat([mask, mask.new_ones(mask.size(0), config.max_new_tokens)], dim=1)
             mask = mask.repeat_interleave(config.num_beams, dim=0)
-        step = _Stepper(model, config.use_cache, block_size, config.crop_context, max_len, mask)
+        step = _Stepper(model, config.use_cache, block_size, max_len, mask)
         n_pads = None if mask is None else (mask == 0).sum(dim=1)  # (rows,) left padding of each row
         processors = logits_processors(config, idx.size(1), n_pads)
         search = _greedy_or_sample if config.num_beams == 1 else _beam_search
