@@ -533,10 +533,10 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int | None = N
     block_size = block_size_of(model)
     idx = _check_inputs(model, idx, config, block_size)
     mask = None if attention_mask is None else _check_attention_mask(attention_mask, idx, model)
-    copies = max(config.num_beams, config.num_return_sequences)  # rows per prompt, as transformers expands them
-    if config.num_beams == 1 and copies > 1:
-        idx = idx.repeat_interleave(copies, dim=0)
-        mask = None if mask is None else mask.repeat_interleave(copies, dim=0)
+    n = config.num_return_sequences
+    if config.num_beams == 1 and n > 1:  # n samples of each prompt: rows i * n .. i * n + n - 1 (as transformers)
+        idx = idx.repeat_interleave(n, dim=0)
+        mask = None if mask is None else mask.repeat_interleave(n, dim=0)
     if config.max_new_tokens == 0:
         return GenerateOutput(idx.clone(), ()) if config.output_scores else idx.clone()
     was_training = model.training
