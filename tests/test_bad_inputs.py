@@ -1,9 +1,11 @@
 """Every mistake named: a table of bad inputs to the public API and the error each must raise.
 
 Each row is (id, call, expected exception, words its message must contain). A row passes when the call
-raises the expected exception and its message names the argument and the value (and, where a row says so,
-the fix). Rows whose `expected` is None are inputs the package accepts on purpose (int32 token ids are
-converted; NaN in gives NaN out): they must run without an error.
+raises the expected exception (or one of a tuple of them) and its message names the argument and the value
+(and, where a row says so, the fix). Rows whose `expected` is None are inputs the package accepts on purpose
+(int32 token ids are converted; NaN in gives NaN out): they must run without an error. NaN and inf inputs
+must never come out as finite numbers: rows wrapped in `_nan_visible` pass when the call refuses them or
+returns NaN.
 
 Re-measure the audit's count (clear / obscure / silently accepted) with
 
@@ -1984,6 +1986,35 @@ row("top_p_filter-nan-scores", lambda: _nan_visible(lambda: generate.top_p_filte
 row("cosine_similarity-nan-visible", lambda: _nan_visible(lambda: embeddings.cosine_similarity(np.full(3, NAN),
                                                                                                np.ones(3))),
     ValueError, "nan")
+
+
+def _state_cache_reused_with_another_batch():
+    cache = charlm.StateCache()
+    tiny_char_lstm()(torch.tensor([[1, 2]]), kv_cache=cache)
+    return tiny_char_lstm()(torch.tensor([[1], [2]]), kv_cache=cache)
+
+
+row("CharLSTM-state-cache-other-batch", _state_cache_reused_with_another_batch, ValueError, "cache", "batch")
+
+
+class _Returns(torch.nn.Module):
+    """A model whose forward returns `make(idx)`: logits of the wrong shape, or no logits at all."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def forward(self, idx):
+        return self.make(idx)
+
+
+row("generate-logits-without-vocab", lambda: generate.generate(_Returns(lambda idx: torch.zeros(*idx.shape)), prompt(),
+                                                               2), ValueError, "logits", "(1, 3)")
+row("generate-model-returns-none", lambda: generate.generate(_Returns(lambda idx: None), prompt(), 2), ValueError,
+    "model", "None")
+row("filtered_distribution-nan-logits", lambda: _nan_visible(lambda: viz_sampling.filtered_distribution(
+    torch.full((5,), NAN))), ValueError, "nan")
+row("head_summary-1d", lambda: viz.head_summary(torch.ones(3)), ValueError, "weights", "(3,)")
 
 # the runner's parsers (not the CLI)
 from lmcourse import course  # noqa: E402
