@@ -1,7 +1,8 @@
 """GPT: a decoder-only Transformer language model, and the import of GPT-2 weights from transformers.
 
-Read top to bottom: the config, the key/value cache, the MLP, the block (pre-norm, causal
-multi-head attention from `lmcourse.attention`), the model, then `GPT.from_hf`.
+Read top to bottom: the config, the MLP, the block (pre-norm, causal multi-head attention from
+`lmcourse.attention`, which also owns the key/value cache of generation), the positions and mask of
+left-padded batches, the model, then `GPT.from_hf` (a table of transformers' names for our weights).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import MultiHeadAttention
+from lmcourse.attention import KVCache, MultiHeadAttention, check_key_padding, merge_masks
 from lmcourse.checkpoint import read_checkpoint
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 
@@ -37,69 +38,9 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                              f"e.g. n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-class KVCache:
-    """The keys and values every layer has computed so far, so that generation feeds one new token per step.
-
-    Each layer's keys and values live in a buffer allocated once, (B, n_head, max_len, head_dim), and each
-    step writes its new positions into it in place: no tensor is copied per step (growing the cache with
-    torch.cat would copy all t cached positions at every step, O(t^2) work over a generation).
-    keys[layer][:, :, :layer_length(layer)] are the filled positions. Without the cache, step t of
-    generation recomputes all t positions; with it, only the new one (attention still reads all t).
-    max_len: the capacity (GPT.new_kv_cache gives block_size); None or too small: it doubles when full.
-    """
-
-    def __init__(self, n_layer: int, max_len: int | None = None):
-        if max_len is not None and max_len < 1:
-            raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-        self.max_len = max_len
-        self.keys: list[torch.Tensor | None] = [None] * n_layer  # (B, n_head, capacity, head_dim) buffers
-        self.values: list[torch.Tensor | None] = [None] * n_layer
-        self.lengths = [0] * n_layer
-
-    @property
-    def length(self) -> int:
-        """How many positions are cached (the position of the next token)."""
-        return self.lengths[0]
-
-    def layer_length(self, layer: int) -> int:
-        """How many positions `layer` has cached (during a forward pass, earlier layers are ahead)."""
-        return self.lengths[layer]
-
-    def _reserve(self, layer: int, k: torch.Tensor, v: torch.Tensor, needed: int) -> None:
-        buffer = self.keys[layer]
-        capacity = 0 if buffer is None else buffer.size(2)
-        if needed <= capacity:
-            return
-        size = max(needed, self.max_len or 0, 2 * capacity)
-        B, n_head, _, head_dim = k.shape
-        keys, values = k.new_empty(B, n_head, size, head_dim), v.new_empty(B, n_head, size, v.size(-1))
-        if buffer is not None:  # only when the capacity was too small: copy once, then double
-            n = self.lengths[layer]
-            keys[:, :, :n], values[:, :, :n] = buffer[:, :, :n], self.values[layer][:, :, :n]
-        self.keys[layer], self.values[layer] = keys, values
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new positions' k, v (B, n_head, T_new, head_dim) in place; return views of all of them
-        (B, n_head, T, head_dim)."""
-        start = self.lengths[layer]
-        end = start + k.size(2)
-        self._reserve(layer, k, v, end)
-        self.keys[layer][:, :, start:end] = k
-        self.values[layer][:, :, start:end] = v
-        self.lengths[layer] = end
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` (beam search continues some beams and drops others; same batch size)."""
-        for buffers in (self.keys, self.values):
-            for layer, buffer in enumerate(buffers):
-                if buffer is not None:
-                    n = self.lengths[layer]
-                    buffer[:, :, :n] = buffer[:, :, :n].index_select(0, index)
+        check_number("dropout", self.dropout, 0, 1, high_open=True)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias must be True or False, got {self.bias!r}")
 
 
 class MLP(nn.Module):
@@ -115,27 +56,13 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
 
 
-def cached_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
-    """Causal self-attention of the new positions x (B, T_new, C) to the cached ones and themselves.
-
-    Uses `attn`'s own projection weights, so it computes exactly what `attn(x, x, x, is_causal=True)`
-    would for these positions given the whole sequence.
-    """
-    B, T_new, C = x.shape
-    n_head, head_dim = attn.n_heads, C // attn.n_heads
-    q, k, v = (proj(x).view(B, T_new, n_head, head_dim).transpose(1, 2)  # (B, n_head, T_new, head_dim)
-               for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-    past = cache.layer_length(layer)
-    k, v = cache.update(layer, k, v)  # (B, n_head, past + T_new, head_dim)
-    mask = None  # one new token may see every cached key
-    if T_new > 1:  # new position i sits at past + i and may see keys 0..past + i (True = may attend)
-        mask = torch.arange(past + T_new, device=x.device)[None, :] <= past + torch.arange(T_new, device=x.device)[:, None]
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, n_head, T_new, head_dim)
-    return attn.out_proj(y.transpose(1, 2).reshape(B, T_new, C))
-
-
 class Block(nn.Module):
-    """Pre-norm Transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm Transformer block: x + attention(LN(x)), then x + MLP(LN(x)).
+
+    forward(x (B, T, n_embd), mask=None, kv_cache=None, layer=0): causal self-attention, or `mask`
+    (B, 1, T, past + T) when the GPT has built one for padding; with a kv_cache, layer `layer` of it is
+    read and extended by the attention module.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -145,14 +72,32 @@ class Block(nn.Module):
         self.mlp = MLP(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, kv_cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
         h = self.ln_1(x)
-        if kv_cache is None:
-            a, _ = self.attn(h, h, h, is_causal=True)
-        else:
-            a = cached_attention(self.attn, h, kv_cache, layer)
+        a, _ = self.attn(h, h, h, mask=mask, is_causal=mask is None, kv_cache=kv_cache, layer=layer)
         x = x + self.dropout(a)
         return x + self.mlp(self.ln_2(x))
+
+
+def left_padding(attention_mask: torch.Tensor, T: int, past: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (B, T) and attention mask (B, 1, T, past + T) of the last T tokens of left-padded sequences.
+
+    attention_mask (B, past + T): 1/True for real tokens, 0/False for padding (transformers' convention).
+    As transformers' GPT-2 in `generate`: a token's position counts the real tokens before it
+    (cumsum - 1; padding gets 0), and query i may attend the real keys j <= past + i. A padding position
+    attends only itself: its row would otherwise be empty, which some of torch's kernels turn into NaN
+    (no real token attends it, so what it computes is never read).
+    """
+    B = attention_mask.shape[0] if isinstance(attention_mask, torch.Tensor) else -1
+    if isinstance(attention_mask, torch.Tensor) and not attention_mask.is_floating_point():
+        attention_mask = attention_mask.bool()
+    real = check_key_padding(attention_mask, B, past + T, name="attention_mask")  # (B, past + T)
+    positions = (real.long().cumsum(-1) - 1).masked_fill(~real, 0)[:, past:]  # (B, T)
+    mask = merge_masks(None, real, True, (B, 1, T, past + T), past, real.device)  # (B, 1, T, past + T)
+    keys = torch.arange(past + T, device=real.device)
+    itself = keys[None, :] == past + torch.arange(T, device=real.device)[:, None]  # (T, past + T)
+    return positions, mask | itself
 
 
 class GPT(nn.Module):
@@ -160,6 +105,9 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise ValueError(f"config must be a GPTConfig, got {config!r}; build one with GPTConfig(vocab_size, "
+                             "block_size, n_layer, n_head, n_embd)")
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
@@ -187,30 +135,47 @@ class GPT(nn.Module):
     def new_kv_cache(self, max_len: int | None = None) -> KVCache:
         """An empty key/value cache for `forward(idx, kv_cache=...)` (used by `lmcourse.generate`), with room for
         max_len positions (default block_size; generate asks for prompt + new tokens)."""
-        return KVCache(self.config.n_layer, self.config.block_size if max_len is None else max_len)
+        return KVCache(self.config.n_layer, self.config.block_size if max_len is None else check_int("max_len", max_len))
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                kv_cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy against targets (B, T) or None).
+    def _cached_length(self, kv_cache: KVCache | None) -> int:
+        """How many positions kv_cache holds (0 without one), after checking it belongs to a model like this one."""
+        if kv_cache is None:
+            return 0
+        if not isinstance(kv_cache, KVCache):
+            raise ValueError(f"kv_cache must be a KVCache from model.new_kv_cache(), got {describe(kv_cache)}")
+        if kv_cache.n_layer != self.config.n_layer:
+            raise ValueError(f"kv_cache has n_layer={kv_cache.n_layer} layers, this model {self.config.n_layer}; "
+                             "use model.new_kv_cache()")
+        return kv_cache.length
 
-        kv_cache: idx holds the positions after the cached ones; their keys and values are added to it.
-        """
-        if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
-            raise ValueError(f"idx must have shape (batch, time), got {describe(idx)}")
-        start = kv_cache.length if kv_cache is not None else 0
-        T = idx.size(1)
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence length {start + T} exceeds block_size={self.config.block_size}; "
-                             "crop the input to its last block_size tokens")
-        pos = torch.arange(start, start + T, device=idx.device)
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         try:
-            tok = self.wte(idx)  # (B, T, n_embd)
+            return self.wte(idx)  # (B, T, n_embd)
         except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake (free when right)
             check_token_ids("idx", idx, self.config.vocab_size)
             raise
-        x = self.drop(tok + self.wpe(pos))  # (B, T, n_embd)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache: KVCache | None = None,
+                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy against targets (B, T) or None).
+
+        kv_cache: idx holds the positions after the cached ones; their keys and values are added to it.
+        attention_mask: (B, past + T) over the cached positions and these, 1/True for real tokens and 0/False
+        for left padding (transformers' convention); see `left_padding` for positions and masking.
+        """
+        if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.shape[1] == 0:
+            raise ValueError(f"idx must have shape (batch, time >= 1), got {describe(idx)}")
+        past, T = self._cached_length(kv_cache), idx.size(1)
+        if past + T > self.config.block_size:
+            raise ValueError(f"sequence length {past + T} exceeds block_size={self.config.block_size}; "
+                             "crop the input to its last block_size tokens")
+        if attention_mask is None:
+            pos, mask = torch.arange(past, past + T, device=idx.device), None  # (T,); the attention is causal
+        else:
+            pos, mask = left_padding(attention_mask, T, past)  # (B, T), (B, 1, T, past + T)
+        x = self.drop(self._embed(idx) + self.wpe(pos))  # (B, T, n_embd)
         for layer, block in enumerate(self.blocks):
-            x = block(x, kv_cache, layer)
+            x = block(x, mask, kv_cache, layer)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
         loss = None
         if targets is not None:
@@ -250,6 +215,9 @@ class GPT(nn.Module):
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}; (0.9, 0.95) is usual")
         fused = device is not None and torch.device(device).type == "cuda"
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
 
@@ -265,16 +233,17 @@ class GPT(nn.Module):
             model = cls(GPTConfig(**config))
         except TypeError as exc:
             raise ValueError(f"checkpoint {str(path)!r} holds config {config}, which is not a GPTConfig ({exc})") from exc
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ValueError(f"checkpoint {str(path)!r} holds config {config}, which does not fit its weights"
+                             f"{_config_mismatch(config, state['model'])}; save the config the model was built "
+                             f"with ({str(exc).splitlines()[0]})") from exc
         return model.to(map_location)
 
     @classmethod
     def from_hf(cls, model: nn.Module) -> GPT:
-        """Copy a transformers `GPT2LMHeadModel` into a new GPT with identical logits.
-
-        GPT-2 stores its linear layers as `Conv1D`, with weights (in, out): the transpose of
-        nn.Linear's (out, in). Its attention projects q, k, v with one fused `c_attn`; we split it.
-        """
+        """Copy a transformers `GPT2LMHeadModel` into a new GPT with identical logits (see `GPT2_KEYS`)."""
         hf = getattr(model, "config", None)
         if getattr(hf, "model_type", None) != "gpt2":
             raise ValueError(f"model must be a transformers GPT2LMHeadModel, got a {type(model).__name__} with "
@@ -285,30 +254,58 @@ class GPT(nn.Module):
         config = GPTConfig(vocab_size=hf.vocab_size, block_size=hf.n_positions, n_layer=hf.n_layer,
                            n_head=hf.n_head, n_embd=hf.n_embd, dropout=0.0, bias=True)
         ours = cls(config)
-        sd = model.state_dict()
-        d = config.n_embd
-        with torch.no_grad():
-            ours.wte.weight.copy_(sd["transformer.wte.weight"])
-            ours.wpe.weight.copy_(sd["transformer.wpe.weight"])
-            ours.ln_f.weight.copy_(sd["transformer.ln_f.weight"])
-            ours.ln_f.bias.copy_(sd["transformer.ln_f.bias"])
-            for i, block in enumerate(ours.blocks):
-                p = f"transformer.h.{i}."
-                for ln in ("ln_1", "ln_2"):
-                    getattr(block, ln).weight.copy_(sd[p + ln + ".weight"])
-                    getattr(block, ln).bias.copy_(sd[p + ln + ".bias"])
-                w_qkv, b_qkv = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # (3d, d), (3d,)
-                for j, proj in enumerate((block.attn.q_proj, block.attn.k_proj, block.attn.v_proj)):
-                    proj.weight.copy_(w_qkv[j * d:(j + 1) * d])
-                    proj.bias.copy_(b_qkv[j * d:(j + 1) * d])
-                block.attn.out_proj.weight.copy_(sd[p + "attn.c_proj.weight"].t())
-                block.attn.out_proj.bias.copy_(sd[p + "attn.c_proj.bias"])
-                block.mlp.c_fc.weight.copy_(sd[p + "mlp.c_fc.weight"].t())
-                block.mlp.c_fc.bias.copy_(sd[p + "mlp.c_fc.bias"])
-                block.mlp.c_proj.weight.copy_(sd[p + "mlp.c_proj.weight"].t())
-                block.mlp.c_proj.bias.copy_(sd[p + "mlp.c_proj.bias"])
+        ours.load_state_dict(_from_gpt2_names(model.state_dict(), config.n_layer))
         eps = getattr(hf, "layer_norm_epsilon", 1e-5)
         for module in ours.modules():
             if isinstance(module, nn.LayerNorm):
                 module.eps = eps
         return ours.to(next(model.parameters()).dtype).eval()
+
+
+def _config_mismatch(config: dict, weights: dict) -> str:
+    """': n_layer=2 but the weights hold 1' for each size the config and the weights disagree on (or '')."""
+    try:
+        vocab_size, n_embd = weights["wte.weight"].shape
+        held = {"vocab_size": vocab_size, "n_embd": n_embd, "block_size": weights["wpe.weight"].shape[0],
+                "n_layer": len({name.split(".")[1] for name in weights if name.startswith("blocks.")})}
+    except (KeyError, AttributeError, ValueError):  # not a GPT's weights: the raw error says more
+        return ""
+    wrong = [f"{name}={config.get(name)} but the weights hold {n}" for name, n in held.items() if config.get(name) != n]
+    return ": " + ", ".join(wrong) if wrong else ""
+
+
+# transformers' GPT-2 name (in block i: transformer.h.{i}.NAME) -> (our name, is a Conv1D weight). GPT-2 stores
+# its linear layers as Conv1D, with weights (in, out): the transpose of nn.Linear's (out, in).
+GPT2_KEYS = {
+    "transformer.wte.weight": ("wte.weight", False),
+    "transformer.wpe.weight": ("wpe.weight", False),
+    "transformer.ln_f.weight": ("ln_f.weight", False),
+    "transformer.ln_f.bias": ("ln_f.bias", False),
+}
+GPT2_BLOCK_KEYS = {
+    "ln_1.weight": ("ln_1.weight", False),
+    "ln_1.bias": ("ln_1.bias", False),
+    "attn.c_proj.weight": ("attn.out_proj.weight", True),
+    "attn.c_proj.bias": ("attn.out_proj.bias", False),
+    "ln_2.weight": ("ln_2.weight", False),
+    "ln_2.bias": ("ln_2.bias", False),
+    "mlp.c_fc.weight": ("mlp.c_fc.weight", True),
+    "mlp.c_fc.bias": ("mlp.c_fc.bias", False),
+    "mlp.c_proj.weight": ("mlp.c_proj.weight", True),
+    "mlp.c_proj.bias": ("mlp.c_proj.bias", False),
+}
+
+
+def _from_gpt2_names(hf: dict[str, torch.Tensor], n_layer: int) -> dict[str, torch.Tensor]:
+    """transformers' GPT-2 state dict under our names: the two tables, then each block's fused c_attn split."""
+    ours = {name: hf[key].t() if conv1d else hf[key] for key, (name, conv1d) in GPT2_KEYS.items()}
+    for i in range(n_layer):
+        theirs, mine = f"transformer.h.{i}.", f"blocks.{i}."
+        for key, (name, conv1d) in GPT2_BLOCK_KEYS.items():
+            ours[mine + name] = hf[theirs + key].t() if conv1d else hf[theirs + key]
+        # one Conv1D (d, 3d) projects q, k, v side by side: transposed, its rows are q_proj's, k_proj's, v_proj's
+        weights, biases = hf[theirs + "attn.c_attn.weight"].t().chunk(3), hf[theirs + "attn.c_attn.bias"].chunk(3)
+        for proj, weight, bias in zip(("q_proj", "k_proj", "v_proj"), weights, biases):
+            ours[f"{mine}attn.{proj}.weight"], ours[f"{mine}attn.{proj}.bias"] = weight, bias
+    ours["lm_head.weight"] = ours["wte.weight"]  # tied
+    return ours

@@ -186,3 +186,63 @@ def test_sequence_longer_than_block_size_raises():
     model = GPT(small_config())
     with pytest.raises(ValueError, match="block_size=32"):
         model(torch.zeros(1, 33, dtype=torch.long))
+
+
+def left_padded(prompts: list[torch.Tensor], more: torch.Tensor, pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, T), attention_mask (B, T)): each prompt right-aligned after pad_id tokens, then the tokens `more`."""
+    T = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), T), pad_id)
+    mask = torch.zeros(len(prompts), T, dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, T - len(p):], mask[b, T - len(p):] = p, 1
+    return torch.cat([ids, more.expand(len(prompts), -1)], 1), torch.cat([mask, torch.ones_like(mask[:, :len(more)])], 1)
+
+
+def cached_logits(model, ids, mask, prompt_len):
+    """Logits of the padded prompts through a fresh cache, then of every later token one at a time."""
+    cache = model.new_kv_cache()
+    parts = [model(ids[:, :prompt_len], kv_cache=cache, attention_mask=mask[:, :prompt_len])[0]]
+    for t in range(prompt_len, ids.size(1)):
+        parts.append(model(ids[:, t:t + 1], kv_cache=cache, attention_mask=mask[:, :t + 1])[0])
+    return torch.cat(parts, dim=1)
+
+
+def test_left_padded_batch_gives_each_prompts_own_logits_with_and_without_the_cache():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(1, 50, (n,), generator=g) for n in (9, 4, 12)]
+    more = torch.randint(1, 50, (5,), generator=g)
+    ids, mask = left_padded(prompts, more)
+    with torch.no_grad():
+        full, _ = model(ids, attention_mask=mask)
+        cached = cached_logits(model, ids, mask, prompt_len=12)
+        for b, p in enumerate(prompts):
+            alone, _ = model(torch.cat([p, more])[None])
+            n = len(p) + len(more)
+            torch.testing.assert_close(full[b, -n:], alone[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(cached[b, -n:], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_left_padded_batch_equals_transformers_gpt2_with_its_attention_mask_and_positions(hf_model):
+    ours = GPT.from_hf(hf_model)
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(1, 61, (n,), generator=g) for n in (14, 5, 9, 1)]
+    ids, mask = left_padded(prompts, torch.randint(1, 61, (6,), generator=g))
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # transformers' generate, for GPT-2
+    real = mask.bool()
+    with torch.no_grad():
+        expected = hf_model(ids, attention_mask=mask, position_ids=positions).logits
+        got, _ = ours(ids, attention_mask=mask)
+        cached = cached_logits(ours, ids, mask, prompt_len=14)
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cached[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_mask_of_torch_polarity_or_without_tokens_is_refused():
+    model = GPT(small_config()).eval()
+    ids = torch.ones(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="attention_mask.*rows \\[1\\] hold no real token"):
+        model(ids, attention_mask=torch.tensor([[1, 1, 1], [0, 0, 0]]))
+    with pytest.raises(ValueError, match="attention_mask.*every row starts with padding"):
+        model(ids, attention_mask=torch.tensor([[False, False, True], [False, True, True]]))  # torch: True = pad
