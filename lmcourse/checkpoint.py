@@ -57,6 +57,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     flushed to disk, then renamed, so an interrupted save never corrupts the previous checkpoint.
     Returns the path written.
     """
+    _check_module(model)
     state = {"format": FORMAT, "model": model.state_dict(), "metadata": plain_metadata(metadata)}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
@@ -117,6 +118,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
 
     Uses `weights_only=True`, so a file cannot run code when it is loaded (see `read_checkpoint`).
     """
+    _check_module(model)
     state = read_checkpoint(path, map_location)
     try:
         model.load_state_dict(state["model"])
@@ -128,3 +130,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
             raise ValueError(f"checkpoint {str(path)!r} holds no optimizer state; pass optimizer=None")
         optimizer.load_state_dict(state["optimizer"])
     return state.get("metadata", {})
+
+
+def _check_module(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module (the model whose weights are saved or loaded), "
+                         f"got a {type(model).__name__}")

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from lmcourse.checks import check_int
 from lmcourse.core import check_positive_ints
 from lmcourse.train import Batch, History, default_loss, train
 
@@ -71,6 +72,9 @@ def sharded_loader(dataset: Dataset, global_batch_size: int, seed: int = 0, shuf
     """
     world = world_size if world_size is not None else dist.get_world_size() if dist.is_initialized() else 1
     rank = rank if rank is not None else dist.get_rank() if dist.is_initialized() else 0
+    check_int("world_size", world, fix="the number of processes")
+    check_int("rank", rank, 0, world - 1, fix=f"this process's index among the world_size={world} processes")
+    check_int("global_batch_size", global_batch_size, fix="the examples per step across all processes")
     if global_batch_size % world:
         raise ValueError(f"global_batch_size={global_batch_size} must be divisible by the {world} processes")
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)

@@ -119,12 +119,16 @@ def _fsync_directory(folder: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write `payload` to `path` atomically."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise TypeError(f"payload must be bytes, got a {type(payload).__name__}; for text use atomic_write_text")
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got a {type(text).__name__}; for bytes use atomic_write_bytes")
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

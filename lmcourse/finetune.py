@@ -167,6 +167,7 @@ def accuracy(model: nn.Module, ids: torch.Tensor, key_padding: torch.Tensor, lab
     check_int("batch_size", batch_size)
     if len(ids) == 0:
         raise ValueError("ids is empty (0 examples), so there is no accuracy to measure; give at least one example")
+    check_targets("labels", labels, (len(ids),))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -183,6 +184,11 @@ def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, in
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
+    for name, examples in (("train", train), ("test", test)):
+        if not examples:
+            raise ValueError(f"{name} is empty; give (sentence, label) pairs")
+    if len({y for _, y in train}) < 2:
+        raise ValueError(f"train holds one class only ({train[0][1]!r}); a classifier needs examples of at least two")
     vectorizer = CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None)
     x_train = vectorizer.fit_transform([s for s, _ in train])
     clf = LogisticRegression(C=C, max_iter=2000).fit(x_train, [y for _, y in train])
@@ -253,6 +259,9 @@ def type_baseline_accuracy(examples: list[QAExample]) -> float:
     type in the context). It knows what kind of word to look for, not which one."""
     if not examples:
         raise ValueError("examples is empty; give at least one QAExample")
+    for ex in examples:
+        if not isinstance(ex, QAExample):
+            raise ValueError(f"examples must be QAExamples (from reading_comprehension), got a {type(ex).__name__}")
     total = 0.0
     for ex in examples:
         kind = JOBS if ex.answer in JOBS else CITIES

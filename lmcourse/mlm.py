@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, describe
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 from lmcourse.tokenizers import UNK
 from lmcourse.transformer import Encoder, TransformerConfig
 
@@ -85,6 +85,7 @@ def mask_tokens(ids: torch.Tensor, mask_id: int, n_regular: int, mask_prob: floa
         raise ValueError(f"ids must be a long tensor, got {type(ids).__name__} {getattr(ids, 'dtype', '')}")
     check_number("mask_prob", mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
     check_int("n_regular", n_regular)
+    check_int("mask_id", mask_id, 0, fix="the id of [MASK], e.g. SpecialTokens.mask_id")
     if special is not None and (not isinstance(special, torch.Tensor) or special.dtype != torch.bool
                                 or special.shape != ids.shape):
         raise ValueError(f"special must be a bool tensor shaped like ids {tuple(ids.shape)}, got {describe(special)}")
@@ -108,6 +109,11 @@ class MLMHead(nn.Module):
 
     def __init__(self, d_model: int, embedding: nn.Embedding):
         super().__init__()
+        check_int("d_model", d_model)
+        if not isinstance(embedding, nn.Embedding) or embedding.embedding_dim != d_model:
+            raise ValueError(f"d_model={d_model} must be the width of the tied token embedding, got "
+                             f"{getattr(embedding, 'embedding_dim', describe(embedding))}; pass the encoder's tok_emb "
+                             "and its d_model")
         self.dense = nn.Linear(d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.embedding = embedding
@@ -127,18 +133,27 @@ class MaskedLM(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
+        if not isinstance(config, TransformerConfig):
+            raise ValueError(f"config must be a TransformerConfig, got {describe(config)}; "
+                             "e.g. MaskedLM(TransformerConfig(vocab_size, max_len=64))")
         self.encoder = Encoder(config)
         self.head = MLMHead(config.d_model, self.encoder.tok_emb)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
                 key_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not isinstance(inputs, torch.Tensor) or inputs.is_floating_point() or inputs.dtype == torch.bool:
+            check_token_ids("inputs", inputs)  # raises, naming what inputs are (the dtype check reads no values)
         h, _ = self.encoder(inputs, key_padding=key_padding)  # (B, T, d_model)
         if labels is None:
             return self.head(h), None
         check_targets("labels", labels, inputs.shape)
         picked = labels != IGNORE_INDEX
         logits = self.head(h[picked])  # (N_picked, vocab): the other 85% need no vocabulary softmax
-        return logits, F.cross_entropy(logits, labels[picked])
+        try:
+            return logits, F.cross_entropy(logits, labels[picked])
+        except IndexError as exc:  # named only when it happens: a range check would cost a pass over the labels
+            raise ValueError(f"labels hold ids outside the vocabulary [0, vocab_size={logits.size(-1)}) "
+                             f"({IGNORE_INDEX} marks a position not predicted): {exc}") from exc
 
 
 def _windows(ids: torch.Tensor, block_size: int, starts: torch.Tensor, cls_id: int | None) -> torch.Tensor:
@@ -151,6 +166,8 @@ def _windows(ids: torch.Tensor, block_size: int, starts: torch.Tensor, cls_id: i
 
 def never_picked(x: torch.Tensor, specials: SpecialTokens, pick_unk: bool = False) -> torch.Tensor:
     """(B, T) bool: the special tokens, and <unk> (id 0) unless pick_unk: predicting "<unk>" teaches nothing."""
+    if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.dtype == torch.bool:
+        raise ValueError(f"x must be a tensor of token ids, got {describe(x)}")
     special = x >= specials.n_regular
     return special if pick_unk else special | (x == 0)
 
@@ -162,9 +179,11 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) <= block_size:
         raise ValueError(f"ids must be a 1-D token stream longer than block_size={block_size}, got shape {tuple(ids.shape)}")
+    check_token_ids("ids", ids, specials.vocab_size)  # once here, not per batch
     check_int("block_size", block_size, minimum=2, fix="[CLS] and at least one token")
     check_int("batch_size", batch_size)
     check_number("mask_prob", mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
+    check_int("seed", seed, 0)
     generator = torch.Generator().manual_seed(seed)
     while True:
         starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
@@ -182,8 +201,15 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     "baseline_accuracy" when baseline_token is given: the accuracy of always guessing that token (e.g. the most
     frequent one) on the same masked positions."""
     ids = torch.as_tensor(ids, dtype=torch.long)
+    if ids.ndim != 1 or len(ids) == 0:
+        raise ValueError(f"ids must be a non-empty 1-D stream of held-out token ids, got shape {tuple(ids.shape)}")
+    check_token_ids("ids", ids, specials.vocab_size)
     check_int("block_size", block_size, 2, len(ids) - 1, fix="windows must fit inside ids")
     check_positive_ints(n_windows=n_windows, batch_size=batch_size)
+    check_number("mask_prob", mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
+    check_int("seed", seed, 0)
+    if baseline_token is not None:
+        check_int("baseline_token", baseline_token, 0, specials.vocab_size - 1, fix="a token id, or None")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

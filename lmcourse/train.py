@@ -51,6 +51,7 @@ def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_
     check_number("min_lr", min_lr, 0, max_lr, fix="the learning rate at the end, between 0 and max_lr")
 
     def lr_at(step: int) -> float:
+        check_int("step", step, 0, fix="the optimizer step, counted from 0")
         if step < warmup_steps:
             return max_lr * (step + 1) / warmup_steps
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -65,11 +66,11 @@ def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return out[-1] if isinstance(out, tuple) else out
 
 
-def autocast_dtype(device: torch.device, mixed_precision: str) -> torch.dtype | None:
+def autocast_dtype(device: torch.device | str, mixed_precision: str) -> torch.dtype | None:
     """The autocast dtype for `mixed_precision` ("auto", "bf16", "fp16", "off") on `device`, or None."""
     if mixed_precision not in {"auto", "bf16", "fp16", "off"}:
         raise ValueError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'off', got {mixed_precision!r}")
-    if mixed_precision == "off" or device.type != "cuda":
+    if mixed_precision == "off" or torch.device(device).type != "cuda":
         return None  # on CPU and mps full precision is the safe, well-tested path
     if mixed_precision == "fp16" or (mixed_precision == "auto" and not torch.cuda.is_bf16_supported()):
         return torch.float16
@@ -114,7 +115,13 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
     time_limit: stop after this many wall-clock seconds even if fewer than `steps` were taken
         (to compare models at equal training time).
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {describe(model)}")
+    if not isinstance(batches, Iterable):
+        raise ValueError(f"batches must be an iterable of batches (a list, a DataLoader, a generator), got {batches!r}")
     check_int("steps", steps)
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
     if eval_every is not None:
         check_int("eval_every", eval_every, fix="or None to evaluate only after the last step")
     if time_limit is not None:
@@ -182,8 +189,9 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
                 group["lr"] = lr
         with autocast():
             loss = loss_fn(model, batch)
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            raise ValueError(f"loss_fn must return a scalar loss tensor, got {describe(loss)}; reduce it, e.g. .mean()")
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
+            raise ValueError(f"loss_fn must return a scalar float loss tensor, got {describe(loss)}; reduce it, "
+                             "e.g. .mean(), and compute it from the model's outputs")
         # One read of the loss per step (a sync on CUDA, as recording it always was), taken before
         # backward so that a non-finite loss never reaches the weights or a checkpoint.
         loss_value = loss.item()
@@ -222,5 +230,7 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {describe(model)}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
