@@ -922,7 +922,11 @@ row("attention_stages-q-k-dim", lambda: attention.attention_stages(_q, torch.zer
 row("attention_stages-mask-shape", lambda: attention.attention_stages(_q, _q, torch.ones(4, 4, dtype=bool)),
     ValueError, "mask", "(4, 4)")
 row("MultiHeadAttention.from_torch-kdim", lambda: attention.MultiHeadAttention.from_torch(
-    torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4, batch_first=True)), ValueError, "kdim")
+    torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4, batch_first=True)), None)  # kdim/vdim are supported (issue 25)
+bad_values("MultiHeadAttention", lambda kdim: attention.MultiHeadAttention(8, 2, kdim=kdim), "kdim", SIZES)
+bad_values("MultiHeadAttention", lambda vdim: attention.MultiHeadAttention(8, 2, vdim=vdim), "vdim", SIZES)
+row("MultiHeadAttention-key-width-not-kdim", lambda: attention.MultiHeadAttention(8, 2, kdim=4)(
+    _x, torch.zeros(2, 3, 6), torch.zeros(2, 3, 8)), ValueError, "key", "(2, 3, 6)")
 row("EncoderLayer.from_torch-not-batch-first", lambda: transformer.EncoderLayer.from_torch(
     torch.nn.TransformerEncoderLayer(8, 2, 16)), ValueError, "batch_first")
 row("DecoderLayer-memory_padding-shape", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(
