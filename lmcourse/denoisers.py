@@ -15,6 +15,16 @@ from lmcourse.checks import check_int, check_positive_ints, check_token_ids, des
 from lmcourse.diffusion import timestep_embedding
 
 
+def _check_input(x: torch.Tensor, shape_ok: bool, expected: str, weight: torch.Tensor) -> None:
+    """x's shape (`expected`, e.g. "(B, 2)") and dtype: float64 data into float32 weights fails deep in a layer."""
+    if not isinstance(x, torch.Tensor) or not shape_ok:
+        raise ValueError(f"x must have shape {expected}, got {describe(x)}; the data (or the sampler's shape) "
+                         "must match the denoiser's input size")
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):  # autocast casts on purpose
+        raise ValueError(f"x has dtype {x.dtype} but the denoiser's weights are {weight.dtype}; convert the data "
+                         f"with x.to({weight.dtype}) (or the model with .to({x.dtype}))")
+
+
 def _check_steps(t: torch.Tensor, x: torch.Tensor) -> None:
     if not isinstance(t, torch.Tensor) or t.is_floating_point() or t.dtype == torch.bool or t.shape != x.shape[:1]:
         raise ValueError(f"t must hold one integer step per example, shape ({x.shape[0]},), got {describe(t)}")
@@ -36,8 +46,9 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.inp.in_features:
-            raise ValueError(f"x must have shape (B, {self.inp.in_features}), got {tuple(x.shape)}")
+        dim = self.inp.in_features
+        _check_input(x, isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == dim, f"(B, {dim})",
+                     self.inp.weight)
         _check_steps(t, x)
         temb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, hidden)
         h = self.inp(x)
@@ -51,6 +62,7 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int):
         super().__init__()
+        check_positive_ints(c_in=c_in, c_out=c_out, emb_dim=emb_dim)
         self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
         self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -92,8 +104,8 @@ class UNet8(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
-            raise ValueError(f"x must have shape (B, 1, 8, 8), got {tuple(x.shape)}")
+        _check_input(x, isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1:] == (1, 8, 8), "(B, 1, 8, 8)",
+                     self.inp.weight)
         _check_steps(t, x)
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim))          # (B, emb_dim)
         if self.class_emb is not None:
@@ -115,8 +127,12 @@ class NaiveDenoiser(nn.Module):
 
     def __init__(self, dim: int = 2, hidden: int = 128):
         super().__init__()
+        check_positive_ints(dim=dim, hidden=hidden)
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        dim = self.net[0].in_features
+        _check_input(x, isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == dim, f"(B, {dim})",
+                     self.net[0].weight)
         return self.net(x)   # t is never used

@@ -12,8 +12,10 @@ are wrappers around that callable (`guided`), so the samplers never see labels.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -21,6 +23,7 @@ from lmcourse.checks import check_int, check_number, describe
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 KINDS = ("linear", "cosine")
+SPACINGS = ("trailing", "leading", "linspace")   # diffusers' `timestep_spacing` values
 
 
 class NoiseSchedule:
@@ -66,7 +69,8 @@ class NoiseSchedule:
 
     def check_t(self, t: torch.Tensor, batch: int | None = None) -> torch.Tensor:
         """t as a LongTensor (B,) after checking its range [0, T) and (if given) its length."""
-        t = torch.as_tensor(t)
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"t must be a LongTensor (B,) of steps, got {describe(t)}; wrap it: torch.tensor(t)")
         if t.dtype.is_floating_point or t.dtype == torch.bool:
             raise ValueError(f"t must hold integer steps, got dtype {t.dtype}; use torch.long")
         if t.dim() != 1:
@@ -85,8 +89,7 @@ class NoiseSchedule:
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise: a draw of q(x_t | x0), shape of x0 (B, ...)."""
-        if x0.dim() < 2:
-            raise ValueError(f"x0 must be batched, shape (B, ...), got {tuple(x0.shape)}")
+        _check_data("x0", x0)
         t = self.check_t(t, batch=x0.shape[0])
         if noise is None:
             noise = torch.randn_like(x0)
@@ -96,7 +99,10 @@ class NoiseSchedule:
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Invert q_sample: x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+        """Invert q_sample: x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), shape of x_t (B, ...)."""
+        t = self.check_t(t, batch=x_t.shape[0])
+        if eps.shape != x_t.shape:
+            raise ValueError(f"eps must have the shape of x_t {tuple(x_t.shape)}, got {tuple(eps.shape)}")
         abar = self.gather(self.alphas_cumprod, t, x_t)
         return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
 
@@ -108,6 +114,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     """Sinusoidal embedding of integer steps t (B,) -> (B, dim), as in the Transformer and DDPM."""
     if check_int("dim", dim, minimum=2) % 2:
         raise ValueError(f"dim must be an even int >= 2, got {dim}")
+    check_number("max_period", max_period, 0, low_open=True, fix="10000 is the Transformer's")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1:
+        raise ValueError(f"t must be a tensor of steps, shape (B,), got {describe(t)}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float()[:, None] * freqs[None, :]                    # (B, half)
@@ -117,6 +126,10 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 def diffusion_loss(eps_model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
     """The simple DDPM objective: mean squared error between true and predicted noise at a random t."""
     _check_schedule(schedule)
+    _check_data("x0", x0)
+    if not torch.isfinite(x0).all():  # a pass over x0, small beside the network's; nan would train on nan
+        raise ValueError(f"x0 holds nan or inf values ({int((~torch.isfinite(x0)).sum())} of {x0.numel()}); "
+                         "clean the data (a failed normalisation divides by a zero std)")
     t = torch.randint(0, schedule.T, (x0.shape[0],), device=x0.device)
     noise = torch.randn_like(x0)
     return F.mse_loss(predict_noise(eps_model, schedule.q_sample(x0, t, noise), t), noise)
@@ -129,6 +142,15 @@ def predict_noise(eps_model: EpsModel, x_t: torch.Tensor, t: torch.Tensor) -> to
         raise ValueError(f"eps_model must return the predicted noise shaped like its input x_t {tuple(x_t.shape)}, "
                          f"got {describe(eps)}; make its output layer give one value per input value")
     return eps
+
+
+def _check_data(name: str, x: object) -> None:
+    """A batch of data (B, ...): a float tensor with at least one example (shape checks only: no pass over it)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor (B, ...), got {describe(x)}; convert with {name}.float()")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be batched, shape (B, ...) with B >= 1, got {tuple(x.shape)}; "
+                         f"add the batch dimension with {name}[None], or pass at least one example")
 
 
 def _check_schedule(schedule: NoiseSchedule) -> None:
@@ -151,6 +173,10 @@ def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: fl
     check_number("guidance", guidance, 0, fix="0 is plain conditional sampling")
     if guidance > 0 and null_class is None:
         raise ValueError("guidance > 0 needs null_class, the label the model was trained with for 'no class'")
+    if null_class is not None:
+        check_int("null_class", null_class, minimum=0, fix="the label the model was trained with for 'no class'")
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool or y.dim() != 1:
+        raise ValueError(f"y must be integer class labels, shape (B,), got {describe(y)}; convert with y.long()")
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         cond = eps_model(x, t, y)
@@ -161,11 +187,14 @@ def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: fl
     return eps
 
 
-def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) < 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (B, ...) with positive sizes, got {shape}")
-    return shape
+def _check_shape(shape: object) -> tuple[int, ...]:
+    """The samplers' output shape (B, ...): a tuple of positive ints (a string or 2.5 is not silently cast)."""
+    sizes = isinstance(shape, (tuple, list, torch.Size)) and all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape)
+    if not sizes or len(shape) < 2 or min(shape) < 1:
+        raise ValueError(f"shape must be a tuple (B, ...) of positive ints, got {shape!r}; "
+                         "e.g. (1000, 2) for 1000 points in 2-D")
+    return tuple(int(s) for s in shape)
 
 
 @torch.no_grad()
@@ -188,7 +217,15 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
         x = ddpm_step(eps_model, schedule, x, t, generator=generator, clip=clip)
         if return_trajectory:
             trajectory.append(x.cpu())
+    _check_samples(x, steps=f"{schedule.T} DDPM steps")
     return (x, trajectory) if return_trajectory else x
+
+
+def _check_samples(x: torch.Tensor, steps: str) -> None:
+    """Refuse a sampler's nan or inf output (one check at the end, not a sync per step)."""
+    if not torch.isfinite(x).all():
+        raise ValueError(f"the samples hold nan or inf values ({int((~torch.isfinite(x)).flatten(1).any(1).sum())} "
+                         f"of {len(x)}) after {steps}: eps_model returned nan or inf, or the steps diverged")
 
 
 @torch.no_grad()
@@ -210,45 +247,84 @@ def ddpm_step(eps_model: EpsModel, schedule: NoiseSchedule, x_t: torch.Tensor, t
     return mean + nonzero * var.sqrt() * noise
 
 
-def ddim_timesteps(T: int, steps: int) -> torch.Tensor:
-    """The step indices DDIM visits, ascending (LongTensor (steps,)): "trailing" spacing, T/steps apart,
-    ending at T - 1, as diffusers' `timestep_spacing="trailing"` (Lin et al. 2024)."""
-    return (T - torch.arange(steps, dtype=torch.float64) * (T / steps)).round().long().sub(1).flip(0)
+def ddim_timesteps(T: int, steps: int, spacing: str = "trailing") -> torch.Tensor:
+    """The step indices DDIM visits, ascending, LongTensor (steps,): diffusers' `DDIMScheduler.set_timesteps`.
+
+    spacing, diffusers' `timestep_spacing` (Lin et al. 2024, Table 2):
+    "trailing": T / steps apart, the last one T - 1, so every run starts from the noisiest step;
+    "leading" (diffusers' default, steps_offset=0): multiples of T // steps from 0 (steps=1 visits 0 only);
+    "linspace": np.linspace(0, T - 1, steps), rounded.
+    Computed with numpy as diffusers does: "trailing" rounds np.arange(T, 0, -T / steps), whose accumulated
+    round-off decides which way values near .5 go. For some step counts (62 of 1..1000 at T = 1000) that arange
+    has one value too many, a 0 that becomes index -1 (diffusers keeps it); we keep the first `steps`.
+    """
+    check_int("T", T)
+    check_int("steps", steps, 1, T)
+    if spacing == "trailing":
+        visits = np.round(np.arange(T, 0, -T / steps))[:steps] - 1
+    elif spacing == "leading":
+        visits = np.arange(steps) * (T // steps)
+    elif spacing == "linspace":
+        visits = np.linspace(0, T - 1, steps).round()
+    else:
+        raise ValueError(f"spacing={spacing!r} is not a DDIM timestep spacing; use one of {SPACINGS}")
+    return torch.from_numpy(np.sort(visits).astype(np.int64))
 
 
 @torch.no_grad()
 def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], steps: int = 50,
                 eta: float = 0.0, device: torch.device | str = "cpu", generator: torch.Generator | None = None,
-                return_trajectory: bool = False, clip: float | None = None):
-    """DDIM (Song et al. 2021): `steps` evenly spaced steps of the same trained model; eta = 0 is deterministic.
+                return_trajectory: bool = False, clip: float | None = None, spacing: str = "trailing",
+                min_alpha_cumprod: float = 3e-4):
+    """DDIM (Song et al. 2021): `steps` steps of the same trained model; eta = 0 is deterministic.
 
     x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z.
     Returns x_0 (shape), or (x_0, trajectory of steps + 1 tensors on the CPU) if return_trajectory.
 
-    Conventions, against diffusers' `DDIMScheduler` defaults:
-    - Timesteps are "trailing" (`timestep_spacing="trailing"`, `ddim_timesteps`): the first step is always
-      from the noisiest index T-1, so even steps=1 denoises. diffusers defaults to "leading" spacing, which
-      starts below T-1 (with steps=1, at index 0: a pure-noise input comes back as noise).
-    - The last step goes to abar = 1 (diffusers' `set_alpha_to_one=True`).
-    - clip=None by default (diffusers clips x0_hat to [-1, 1] by default, `clip_sample=True`); with clip,
-      eps_hat is re-derived from the clipped x0_hat (diffusers' `use_clipped_model_output=True`).
+    Each step is diffusers' `DDIMScheduler.step` (with its `set_alpha_to_one=True`: the last step goes to
+    abar = 1), run over the first T' steps of the schedule, those with alphas_cumprod >= min_alpha_cumprod:
+    - min_alpha_cumprod: x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar) multiplies the network's error
+      in eps by 1 / sqrt(abar), and DDIM carries x0_hat whole into a much less noisy step. The cosine schedule
+      ends at abar = 2.4e-9 (a factor 20 000): from there DDIM's samples had std 27 at 50 steps. At 3e-4 the
+      factor is 58, and starting from x ~ N(0, I) drops the signal left at T', sqrt(3e-4) = 1.7 % of the
+      data's scale. (On a 2-D toy, 1e-5 to 1e-3 took DDIM's share on the data at 10 steps from 0.5 to 0.94,
+      and shifted the exact denoiser's output by up to 3 % of the data's mean.) 0 runs over all T steps, as
+      diffusers does. Zero-terminal-SNR rescaling, the other fix, leaves x0_hat undefined at abar = 0 for a
+      noise-predicting model; clipping x0_hat needs bounded data.
+    - spacing: the visited steps are `ddim_timesteps(T', steps, spacing)`. Default "trailing": the first
+      step is from the noisiest index, so even steps=1 denoises (diffusers' default "leading" starts lower;
+      with steps=1 a pure-noise input comes back as noise).
+    - Each step lands on the next visited step, as in the DDIM paper and diffusers' `DDPMScheduler`.
+      `DDIMScheduler.step` lands on t - T' // steps instead: the same for "leading" and whenever steps
+      divides T', otherwise up to an index ("trailing") or many ("linspace") away from the step the model
+      is told next, a known diffusers bug (issues 9261, 11347) that cost the exact denoiser 17 % of the
+      data's mean (cosine, T = 200, 50 steps).
+    - clip=None by default: the data need not lie in [-1, 1] (diffusers clips x0_hat to [-1, 1] by default,
+      `clip_sample=True`); clip=1.0 for images. With clip, eps_hat is re-derived from the clipped x0_hat
+      (diffusers' `use_clipped_model_output=True`).
     """
     shape = _check_shape(shape)
     _check_schedule(schedule)
-    check_int("steps", steps, 1, schedule.T)
     check_number("eta", eta, 0, fix="0 is deterministic DDIM, 1 is DDPM-like noise")
     _check_clip(clip)
-    seq = ddim_timesteps(schedule.T, steps)  # ascending step indices, the last one T - 1
+    check_number("min_alpha_cumprod", min_alpha_cumprod, 0, 1, high_open=True,
+                 fix="1e-3 skips the near-pure-noise end of the schedule, 0 runs over all T steps")
+    abar_all = schedule.alphas_cumprod
+    usable = int((abar_all >= min_alpha_cumprod).sum())        # abar decreases: the first `usable` steps
+    if usable == 0:
+        raise ValueError(f"min_alpha_cumprod={min_alpha_cumprod} leaves no step: alphas_cumprod starts at "
+                         f"{float(abar_all[0]):.3g}; lower it (1e-3 is the default)")
+    check_int("steps", steps, 1, usable, fix=f"the schedule has {usable} steps with alphas_cumprod >= "
+              f"min_alpha_cumprod={min_alpha_cumprod}")
+    visits = ddim_timesteps(usable, steps, spacing).flip(0).tolist()   # from the noisiest
     x = torch.randn(shape, device=device, generator=generator)
     trajectory = [x.cpu()] if return_trajectory else None
-    abar_all = schedule.alphas_cumprod
-    for j in reversed(range(len(seq))):
-        i = int(seq[j])
+    for i, prev in zip(visits, visits[1:] + [-1]):                 # each step lands on the next visited step
+        abar = float(abar_all[i])
+        abar_prev = float(abar_all[prev]) if prev >= 0 else 1.0
         t = torch.full((shape[0],), i, device=device, dtype=torch.long)
         eps = predict_noise(eps_model, x, t)
-        abar = float(abar_all[i])
-        abar_prev = float(abar_all[int(seq[j - 1])]) if j > 0 else 1.0
-        x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+        x0 = schedule.predict_x0(x, t, eps)
         if clip is not None:
             x0 = x0.clamp(-clip, clip)
             eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
@@ -258,6 +334,7 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
             x = x + sigma * torch.randn(shape, device=device, generator=generator)
         if return_trajectory:
             trajectory.append(x.cpu())
+    _check_samples(x, steps=f"{steps} DDIM steps")
     return (x, trajectory) if return_trajectory else x
 
 
@@ -266,7 +343,11 @@ def _pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _flat_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = torch.as_tensor(x).flatten(1), torch.as_tensor(y).flatten(1)
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    if x.dim() < 2 or y.dim() < 2:
+        raise ValueError(f"x and y must be samples (N, ...) and (M, ...), got shapes {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}; make 1-D values one feature each: x[:, None]")
+    x, y = x.flatten(1), y.flatten(1)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same feature size, got {tuple(x.shape)} and {tuple(y.shape)}")
     if len(x) < 2 or len(y) < 2:
@@ -293,9 +374,12 @@ def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float | None = None) ->
     n, m = len(x), len(y)
     dxx, dyy, dxy = _pairwise_distance(x, x), _pairwise_distance(y, y), _pairwise_distance(x, y)
     if bandwidth is None:
-        bandwidth = float(dxy.median())
-    if not bandwidth > 0 or not math.isfinite(bandwidth):
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+        bandwidth = float(dxy.median())  # nan if the samples hold nan: the MMD is then nan too, as it should be
+        if bandwidth == 0:
+            raise ValueError("bandwidth=None takes the median distance between x and y, which is 0 here; "
+                             "pass a bandwidth > 0")
+    else:
+        check_number("bandwidth", bandwidth, 0, low_open=True, fix="None takes the median distance")
     k = lambda d: torch.exp(-d ** 2 / (2 * bandwidth ** 2))  # noqa: E731
     kxx = (k(dxx).sum() - n) / (n * (n - 1))
     kyy = (k(dyy).sum() - m) / (m * (m - 1))

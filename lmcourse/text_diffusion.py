@@ -345,5 +345,7 @@ def _check_stream(model: TextDenoiser, ids: object) -> torch.Tensor:
 
 
 def nats_to_bits(nats: float) -> float:
-    """Convert nats to bits."""
+    """Convert nats to bits (nan stays nan: a failed measurement must not become a number)."""
+    if not isinstance(nats, numbers.Real) or isinstance(nats, bool):
+        raise ValueError(f"nats must be a number, got {nats!r}; convert text with float()")
     return nats / math.log(2)

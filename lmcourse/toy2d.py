@@ -10,7 +10,7 @@ import math
 import numpy as np
 import torch
 
-from lmcourse.checks import check_int
+from lmcourse.checks import check_int, check_number, describe
 
 TOY_DATASETS = ("moons", "spiral", "gaussians")
 
@@ -45,10 +45,16 @@ def near_data_share(points: torch.Tensor, reference: torch.Tensor, radius: float
     With a dense reference sample of the data, it says how many samples lie on the data's support
     (for the moons: on a moon, not in the gap between them). A second data sample gives its ceiling.
     """
-    if points.dim() != 2 or reference.dim() != 2 or points.shape[1] != reference.shape[1]:
-        raise ValueError(f"points and reference must be (N, d) and (M, d), got {tuple(points.shape)} "
+    tensors = isinstance(points, torch.Tensor) and isinstance(reference, torch.Tensor)
+    if not tensors or points.dim() != 2 or reference.dim() != 2 or points.shape[1] != reference.shape[1]:
+        raise ValueError(f"points and reference must be tensors (N, d) and (M, d), got {describe(points)} "
+                         f"and {describe(reference)}")
+    if not len(points) or not len(reference):
+        raise ValueError(f"points and reference need at least one point each, got shapes {tuple(points.shape)} "
                          f"and {tuple(reference.shape)}")
-    if not radius > 0:
-        raise ValueError(f"radius must be > 0, got {radius}")
+    check_number("radius", radius, 0, low_open=True, fix="a distance in the data's units, e.g. 0.1")
+    if not torch.isfinite(points).all():  # nan is never "near": a diverged sampler would score a plain 0 %
+        raise ValueError(f"points holds nan or inf values ({int((~torch.isfinite(points)).any(1).sum())} of "
+                         f"{len(points)}); the sampler diverged: check its steps and schedule")
     nearest = torch.cdist(points.double(), reference.double()).min(dim=1).values   # (N,)
     return float((nearest < radius).double().mean())

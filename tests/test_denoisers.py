@@ -45,3 +45,22 @@ def test_toy_data_is_reproducible_and_roughly_unit_scale(name):
 def test_toy_data_rejects_unknown_names():
     with pytest.raises(ValueError, match="toy data set"):
         make_toy2d("swissroll")
+
+
+@pytest.mark.parametrize("model, x", [(MLPDenoiser(), torch.zeros(4, 2, dtype=torch.float64)),
+                                      (UNet8(channels=8), torch.zeros(2, 1, 8, 8, dtype=torch.float64)),
+                                      (NaiveDenoiser(), torch.zeros(4, 2, dtype=torch.float64))])
+def test_denoisers_name_a_dtype_that_differs_from_their_weights(model, x):
+    with pytest.raises(ValueError, match="x has dtype torch.float64 but the denoiser's weights are torch.float32"):
+        model(x, torch.zeros(len(x), dtype=torch.long))
+
+
+def test_denoisers_accept_other_dtypes_under_autocast():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = MLPDenoiser()(torch.zeros(4, 2, dtype=torch.bfloat16), torch.zeros(4, dtype=torch.long))
+    assert out.shape == (4, 2)
+
+
+def test_naive_denoiser_names_a_width_mismatch():
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 2\), got a tensor of shape \(4, 3\)"):
+        NaiveDenoiser()(torch.zeros(4, 3))

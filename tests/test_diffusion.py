@@ -7,6 +7,7 @@ import pytest
 import scipy.stats
 import torch
 
+from lmcourse.denoisers import MLPDenoiser
 from lmcourse.diffusion import (
     NoiseSchedule,
     ddim_sample,
@@ -19,6 +20,7 @@ from lmcourse.diffusion import (
     mmd_rbf,
     timestep_embedding,
 )
+from lmcourse.toy2d import make_toy2d, near_data_share
 
 
 def test_linear_schedule_is_ddpm_linspace():
@@ -127,10 +129,61 @@ def test_ddim_is_deterministic_given_x_T_and_returns_its_trajectory():
         ddim_sample(eps, s, (5, 2), steps=0)
 
 
-@pytest.mark.parametrize("T, steps", [(1000, 1), (1000, 3), (1000, 50), (1000, 1000), (7, 3), (200, 15)])
-def test_ddim_timesteps_are_diffusers_trailing_spacing(T, steps):
-    trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1  # diffusers' DDIMScheduler, "trailing"
-    assert ddim_timesteps(T, steps).tolist() == sorted(trailing.tolist())
+def diffusers_timesteps(T, steps, spacing):
+    """DDIMScheduler.set_timesteps (steps_offset=0), descending, as diffusers writes it."""
+    if spacing == "leading":
+        return (np.arange(0, steps) * (T // steps)).round()[::-1].copy().astype(np.int64)
+    if spacing == "trailing":
+        return np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
+    return np.linspace(0, T - 1, steps).round()[::-1].copy().astype(np.int64)
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+@pytest.mark.parametrize("T", [1000, 7, 200])
+def test_ddim_timesteps_are_diffusers_for_every_step_count(T, spacing):
+    for steps in range(1, T + 1):
+        want = diffusers_timesteps(T, steps, spacing)
+        if len(want) == steps + 1:  # np.arange's round-off adds a last value 0, index -1: dropped
+            assert spacing == "trailing" and want[-1] == -1
+            want = want[:-1]
+        assert ddim_timesteps(T, steps, spacing).tolist() == want[::-1].tolist(), steps
+        if spacing == "leading" or (spacing == "trailing" and T % steps == 0):  # DDIMScheduler.step: t - T // steps
+            assert (np.diff(want) == -(T // steps)).all()
+
+
+def diffusers_ddim(eps_model, schedule, visits, x, eta=0.0, clip=None, generator=None):
+    """DDIMScheduler.step (epsilon prediction, set_alpha_to_one=True, use_clipped_model_output=True) along the
+    descending `visits`, each step to the next visit (DDPMScheduler.previous_timestep's rule), in float64."""
+    abar = schedule.alphas_cumprod.tolist()
+    for t, prev in zip(visits, list(visits[1:]) + [-1]):
+        a_t, a_prev = abar[t], (abar[prev] if prev >= 0 else 1.0)
+        eps = eps_model(x, torch.full((len(x),), int(t)))
+        x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t ** 0.5
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5
+        std = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
+        x = a_prev ** 0.5 * x0 + (1 - a_prev - std ** 2) ** 0.5 * eps
+        if eta > 0:
+            x = x + std * torch.randn(x.shape, generator=generator).double()
+    return x
+
+
+@pytest.mark.parametrize("min_alpha_cumprod", [0.0, 3e-4])
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+def test_ddim_sample_is_diffusers_step_over_the_steps_above_min_alpha_cumprod(spacing, min_alpha_cumprod):
+    s = NoiseSchedule(1000, "cosine")
+    usable = sum(a >= min_alpha_cumprod for a in s.alphas_cumprod.tolist())     # 1000, or 988 above 3e-4
+    eps = gaussian_oracle(s, 1.0, 0.5)
+    for steps, eta, clip in [(k, 0.0, None) for k in range(1, 31)] + [(7, 1.0, None), (13, 0.0, 1.0), (101, 0.0, None)]:
+        x = ddim_sample(eps, s, (64, 1), steps, eta=eta, clip=clip, generator=torch.Generator().manual_seed(steps),
+                        spacing=spacing, min_alpha_cumprod=min_alpha_cumprod)
+        g = torch.Generator().manual_seed(steps)
+        x_T = torch.randn(64, 1, generator=g).double()                                    # the sampler's x_T
+        visits = diffusers_timesteps(usable, steps, spacing)[:steps]
+        want = diffusers_ddim(eps, s, visits, x_T, eta, clip, generator=g)
+        # float32 round-off divided by sqrt(abar) (5e-5 at the cosine schedule's last step) gives up to ~1e-3
+        torch.testing.assert_close(x.double(), want, atol=2e-3, rtol=1e-3, msg=f"{steps} steps")
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
@@ -141,14 +194,14 @@ def test_few_step_ddim_with_the_exact_denoiser_matches_the_closed_form(kind, ste
     s, mu, sigma = NoiseSchedule(1000, kind), 3.0, 0.5
     x = ddim_sample(gaussian_oracle(s, mu, sigma), s, (2000, 1), steps=steps, generator=torch.Generator().manual_seed(0))
     x_T = torch.randn(2000, 1, generator=torch.Generator().manual_seed(0)).double()  # the sampler's x_T
-    visits = sorted(np.round(np.arange(1000, 0, -1000 / steps)).astype(np.int64) - 1, reverse=True)  # from 999 down
+    usable = int((s.alphas_cumprod >= 3e-4).sum())                                  # the default min_alpha_cumprod
+    visits = np.round(np.arange(usable, 0, -usable / steps))[:steps].astype(np.int64) - 1  # trailing, from the top
     abar = [float(s.alphas_cumprod[i]) for i in visits] + [1.0]
     factor = math.prod((math.sqrt(p * a) * sigma ** 2 + math.sqrt((1 - p) * (1 - a))) / (a * sigma ** 2 + 1 - a)
                        for a, p in zip(abar[:-1], abar[1:]))
     want = mu + factor * (x_T - math.sqrt(abar[0]) * mu)
-    # float32 round-off divided by sqrt(abar_T) (5e-5 for the cosine schedule) gives up to ~1e-3
     torch.testing.assert_close(x.double(), want, atol=2e-3, rtol=1e-3)
-    if steps == 1:  # one step from T-1 lands on the posterior mean E[x0 | x_T], about mu: it denoises
+    if steps == 1:  # one step from the top lands near the posterior mean E[x0 | x_T], about mu: it denoises
         assert (x - mu).abs().max() < 0.02
 
 
@@ -215,3 +268,76 @@ def test_mmd_matches_a_direct_double_sum():
     kyy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
     kxy = sum(k(x[i], y[j]) for i in range(7) for j in range(5)) / 35
     assert mmd_rbf(x, y, bandwidth=1.0) == pytest.approx(kxx + kyy - 2 * kxy)
+
+
+@pytest.mark.slow
+def test_ddim_on_a_trained_cosine_model_lands_on_the_moons_as_often_as_ddpm():
+    torch.manual_seed(0)  # diffusion_loss draws its steps and noise from the global generator
+    s, data = NoiseSchedule(1000, "cosine"), make_toy2d("moons", 20_000, seed=0)
+    model = MLPDenoiser(hidden=64)
+    opt, batches = torch.optim.Adam(model.parameters(), lr=2e-3), torch.Generator().manual_seed(0)
+    for _ in range(2000):
+        loss = diffusion_loss(model, s, data[torch.randint(0, len(data), (256,), generator=batches)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    moons, shape = make_toy2d("moons", 5000, seed=3), (1000, 2)
+    ddpm = near_data_share(ddpm_sample(model.eval(), s, shape, generator=torch.Generator().manual_seed(1)), moons)
+    ddim = {k: ddim_sample(model, s, shape, k, generator=torch.Generator().manual_seed(1)) for k in (1, 2, 10, 50)}
+    assert ddpm > 0.9
+    for k in (10, 50):
+        assert near_data_share(ddim[k], moons) > ddpm - 0.06
+    for k in (1, 2):  # one step from abar = 3e-4 multiplies eps's error by 58: std ~3, not the 1 000 from T - 1
+        assert ddim[k].std() < 4
+    from_the_last_step = ddim_sample(model, s, shape, 50, generator=torch.Generator().manual_seed(1),
+                                     min_alpha_cumprod=0)  # diffusers' range: the first step at abar = 2.4e-9
+    assert from_the_last_step.std() > 5 and near_data_share(from_the_last_step, moons) < 0.1
+
+
+def test_predict_x0_refuses_steps_outside_the_schedule():
+    s, x = NoiseSchedule(10), torch.zeros(2, 2)
+    for t in (torch.tensor([-1, 0]), torch.tensor([0, 10])):  # -1 used to wrap to the last step
+        with pytest.raises(ValueError, match=r"t must lie in \[0, 10\)"):
+            s.predict_x0(x, t, x)
+    with pytest.raises(ValueError, match="eps must have the shape of x_t"):
+        s.predict_x0(x, torch.tensor([0, 1]), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="t must be a LongTensor"):
+        s.q_sample(x, [0, 1])
+
+
+@pytest.mark.parametrize("shape", ["22", (2.5, 2), (True, 2), (4,), (0, 2), None])
+@pytest.mark.parametrize("sampler", [ddpm_sample, ddim_sample])
+def test_samplers_refuse_shapes_that_are_not_tuples_of_positive_ints(sampler, shape):
+    with pytest.raises(ValueError, match="shape must be a tuple"):  # "22" used to give (2, 2)
+        sampler(lambda x, t: x, NoiseSchedule(10), shape)
+
+
+@pytest.mark.parametrize("sampler, extra", [(ddpm_sample, {}), (ddim_sample, {"steps": 5})])
+def test_samplers_refuse_to_return_nan(sampler, extra):
+    with pytest.raises(ValueError, match="eps_model returned nan"):
+        sampler(lambda x, t: torch.full_like(x, float("nan")), NoiseSchedule(10), (4, 2), **extra)
+
+
+@pytest.mark.parametrize("x0, message", [(torch.zeros(4, 2, dtype=torch.long), "x0 must be a float tensor"),
+                                         (torch.zeros(0, 2), r"B >= 1, got \(0, 2\)"),
+                                         (torch.full((4, 2), float("nan")), "x0 holds nan")])
+def test_diffusion_loss_names_bad_data(x0, message):
+    with pytest.raises(ValueError, match=message):
+        diffusion_loss(lambda x, t: x, NoiseSchedule(10), x0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"spacing": "uniform"}, "spacing='uniform'"),
+                                             ({"min_alpha_cumprod": 1.0}, "min_alpha_cumprod must be"),
+                                             ({"min_alpha_cumprod": 0.99999}, "leaves no step"),
+                                             ({"steps": 989}, r"steps must be an int in \[1, 988\]")])
+def test_ddim_sample_names_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ddim_sample(lambda x, t: x, NoiseSchedule(1000, "cosine"), (2, 2), **kwargs)
+
+
+def test_sample_distances_propagate_nan_and_name_1d_input():
+    x = torch.randn(5, 2)
+    assert math.isnan(energy_distance(torch.full((5, 2), float("nan")), x))
+    assert math.isnan(mmd_rbf(torch.full((5, 2), float("nan")), x))
+    with pytest.raises(ValueError, match=r"\(5,\)"):
+        energy_distance(torch.zeros(5), x)

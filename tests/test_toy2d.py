@@ -23,3 +23,9 @@ def test_near_data_share_counts_points_within_the_radius():
 def test_near_data_share_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="points and reference"):
         near_data_share(torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def test_near_data_share_refuses_nan_points_instead_of_counting_them_far():
+    points = torch.tensor([[0.0, 0.0], [float("nan"), 0.0]])
+    with pytest.raises(ValueError, match=r"points holds nan or inf values \(1 of 2\)"):
+        near_data_share(points, torch.zeros(3, 2))
