@@ -20,6 +20,7 @@ import io
 import itertools
 import math
 import re
+import sys
 import threading
 import unicodedata
 import urllib.error
@@ -2076,19 +2077,37 @@ def test_row_ids_are_unique():
     assert not [i for i, n in ids.items() if n > 1]
 
 
+def module_of(row_id: str) -> str:
+    """The lmcourse module defining what a row id starts with: 'NGramLM.prob-...' -> 'ngram',
+    'q_sample-...' (a NoiseSchedule method) -> 'diffusion', 'sdpa-...' -> 'attention'."""
+    head = re.split(r"[-=]", row_id)[0]
+    names = {head.split(".")[0], head.split(".")[-1]}
+    defined = [(name.removeprefix("lmcourse."), obj) for name, module in sorted(sys.modules.items())
+               if name.startswith("lmcourse.") and module is not None
+               for obj in vars(module).values() if getattr(obj, "__module__", None) == name]
+    for module, obj in defined:  # a function or class of that name first
+        if getattr(obj, "__name__", None) in names:
+            return module
+    for module, obj in defined:  # then a method
+        if isinstance(obj, type) and names & set(vars(obj)):
+            return module
+    return {"sdpa": "attention", "notebook": "train"}.get(head, head)
+
+
 def main() -> None:
-    counts, details = Counter(), {}
+    counts, failing = Counter(), {}
     for r in ROWS:
         kind, text = outcome(r)
         counts[kind] += 1
-        details.setdefault(kind, []).append((r.id, text))
-    for kind in ("obscure", "silent", "accepted"):
-        for id, text in details.get(kind, []):
-            print(f"{kind:8s} {id}: {text[:200]}")
+        if kind in ("obscure", "silent"):
+            failing.setdefault(module_of(r.id), []).append(f"{kind:8s} {r.id}: {text[:200]}")
+    for module in sorted(failing):
+        print(f"\n{module} ({len(failing[module])} failing)")
+        print("\n".join(failing[module]))
     bad = len(ROWS) - counts["accepted"]
-    print(f"\nbad inputs tried: {bad}; clear errors: {counts['clear']}; obscure errors: {counts['obscure']}; "
-          f"silently accepted: {counts['silent']}; accepted on purpose (int32 ids converted, NaN in NaN out): "
-          f"{counts['accepted']}")
+    print(f"\nbad inputs tried: {bad}; clear errors: {counts['clear']} ({counts['clear'] / bad:.1%}); "
+          f"obscure errors: {counts['obscure']}; silently accepted: {counts['silent']}; accepted on purpose "
+          f"(int32 ids converted, NaN in NaN out): {counts['accepted']}")
 
 
 if __name__ == "__main__":
