@@ -8,12 +8,12 @@ import torch
 
 from lmcourse.text_diffusion import (
     TextDenoiser,
+    absorb_tokens,
     alibi_bias,
     ar_loss,
     diffusion_bound,
     infill,
     infill_by_span,
-    absorb_tokens,
     masked_diffusion_loss,
     masked_lm_loss,
     masking_times,
