@@ -10,7 +10,8 @@ Last, `Encoder`: token embeddings + positions + a stack of encoder layers (a sma
 
 Shapes are batch-first: x (B, T, d_model). Masks follow torch's attention convention, True = may attend;
 `key_padding` (B, T) is True for real tokens, False for padding (the opposite of torch's
-`src_key_padding_mask`, whose True means "ignore").
+`src_key_padding_mask`, whose True means "ignore"; one of those is refused, see
+`lmcourse.attention.check_key_padding`). Masks are merged by `lmcourse.attention.merge_masks`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import MultiHeadAttention
+from lmcourse.attention import MultiHeadAttention, check_features, check_key_padding
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids
 
 __all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
@@ -105,22 +106,18 @@ class FeedForward(nn.Module):
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, d_model)
 
 
-def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float, layer_norm_eps: float) -> None:
+def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float, layer_norm_eps: float, norm_first: bool) -> None:
     check_positive_ints(d_model=d_model, n_heads=n_heads, d_ff=d_ff)
+    _check_norm_first(norm_first)
     check_number("dropout", dropout, 0, 1, high_open=True)
     check_number("layer_norm_eps", layer_norm_eps, 0, fix="1e-5 is usual")
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
 
 
-def _padding_to_mask(key_padding: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-    """(B, Tk) True = real token -> (B, 1, 1, Tk) attention mask."""
-    if key_padding is None:
-        return None
-    if key_padding.dtype != torch.bool or key_padding.shape != x.shape[:2]:
-        raise ValueError(f"key_padding must be a bool (batch, T) tensor, True for real tokens, shape "
-                         f"{tuple(x.shape[:2])}; got dtype {key_padding.dtype}, shape {tuple(key_padding.shape)}")
-    return key_padding[:, None, None, :]
+def _check_norm_first(norm_first: bool) -> None:
+    if not isinstance(norm_first, bool):
+        raise ValueError(f"norm_first must be True (pre-norm) or False (post-norm), got {norm_first!r}")
 
 
 class EncoderLayer(nn.Module):
@@ -129,14 +126,15 @@ class EncoderLayer(nn.Module):
     norm_first=False (post-norm): x = LN(x + attn(x)); x = LN(x + ff(x)).
     norm_first=True (pre-norm):   x = x + attn(LN(x)); x = x + ff(LN(x)).
     The same parameters and numbers as torch.nn.TransformerEncoderLayer(batch_first=True) (see `from_torch`).
-    forward(x (B, T, d_model), mask=None (broadcastable to (B, H, T, T), True = may attend),
-    key_padding=None ((B, T), True = real), need_weights=False) -> (x (B, T, d_model), weights (B, H, T, T) or None).
+    forward(x (B, T, d_model), mask=None, key_padding=None ((B, T), True = real), need_weights=False)
+    -> (x (B, T, d_model), weights (B, H, T, T) or None). mask: as `MultiHeadAttention`'s, True = may attend
+    or float additive: (T, T), (B, T, T) per example, (B, 1, 1, T), (B or 1, H, T, T) per head.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps)
+        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps, norm_first)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
         self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
@@ -144,28 +142,19 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def _sa(self, x, mask, need_weights):
-        out, weights = self.self_attn(x, x, x, mask=mask, need_weights=need_weights)
+    def _sa(self, x, mask, key_padding, need_weights):
+        out, weights = self.self_attn(x, x, x, mask=mask, need_weights=need_weights, key_padding=key_padding)
         return self.dropout1(out), weights
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None,
                 need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        pad = _padding_to_mask(key_padding, x)  # (B, 1, 1, T)
-        if pad is not None and mask is not None and mask.ndim == 3:
-            mask = mask[:, None]  # (B, T, T) is one mask per example: (B, 1, T, T), so it meets pad batch to batch
-        if pad is not None:
-            if mask is None:
-                mask = pad
-            elif mask.dtype == torch.bool:
-                mask = mask & pad
-            else:  # a float additive mask: padding keys get -inf, as torch does
-                mask = torch.where(pad, mask, float("-inf"))
+        check_features("x", x, self.self_attn.d_model, self.norm1.weight.dtype)
         if self.norm_first:
-            a, weights = self._sa(self.norm1(x), mask, need_weights)
+            a, weights = self._sa(self.norm1(x), mask, key_padding, need_weights)
             x = x + a
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:
-            a, weights = self._sa(x, mask, need_weights)
+            a, weights = self._sa(x, mask, key_padding, need_weights)
             x = self.norm1(x + a)
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, weights
@@ -182,15 +171,20 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Causal self-attention, cross-attention to the encoder's output (memory), feed-forward; residuals + norms.
 
-    The same parameters and numbers as torch.nn.TransformerDecoderLayer(batch_first=True) with tgt_is_causal.
-    forward(x (B, T, d), memory (B, S, d), memory_padding=None ((B, S), True = real), need_weights=False)
+    The same parameters and numbers as torch.nn.TransformerDecoderLayer(batch_first=True).
+    forward(x (B, T, d), memory (B, S, d), memory_padding=None, need_weights=False, *, tgt_mask=None,
+    memory_mask=None, tgt_padding=None, is_causal=True)
     -> (x (B, T, d), (self weights (B, H, T, T), cross weights (B, H, T, S)) or None).
+    Self-attention: causal (is_causal) and tgt_mask (T, T) and tgt_padding (B, T); cross-attention:
+    memory_mask (T, S) and memory_padding (B, S). Paddings are True for real tokens; masks True = may attend
+    or float additive, shaped as `MultiHeadAttention`'s. torch's tgt_key_padding_mask and
+    memory_key_padding_mask are the inverted paddings; its bool tgt_mask and memory_mask the inverted masks.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps)
+        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps, norm_first)
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
@@ -201,15 +195,21 @@ class DecoderLayer(nn.Module):
         self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        mem_mask = _padding_to_mask(memory_padding, memory)
+                need_weights: bool = False, *, tgt_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, tgt_padding: torch.Tensor | None = None,
+                is_causal: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        dtype = self.norm1.weight.dtype
+        check_features("x", x, self.self_attn.d_model, dtype)
+        check_features("memory", memory, self.cross_attn.kdim, dtype)
 
         def sa(h):
-            out, w = self.self_attn(h, h, h, is_causal=True, need_weights=need_weights)
+            out, w = self.self_attn(h, h, h, mask=tgt_mask, is_causal=is_causal, need_weights=need_weights,
+                                    key_padding=tgt_padding)
             return self.dropout1(out), w
 
         def ca(h):
-            out, w = self.cross_attn(h, memory, memory, mask=mem_mask, need_weights=need_weights)
+            out, w = self.cross_attn(h, memory, memory, mask=memory_mask, need_weights=need_weights,
+                                     key_padding=memory_padding)
             return self.dropout2(out), w
 
         if self.norm_first:
@@ -288,6 +288,7 @@ class TransformerConfig:
             raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        _check_norm_first(self.norm_first)
         check_number("dropout", self.dropout, 0, 1, high_open=True)
         self.d_ff = 4 * self.d_model if self.d_ff is None else check_int("d_ff", self.d_ff, fix="None gives 4 * d_model")
 
@@ -297,6 +298,7 @@ class Encoder(nn.Module):
 
     forward(ids (B, T) long, key_padding=None ((B, T) bool, True = real token), need_weights=False)
     -> (hidden (B, T, d_model), per-layer weights [(B, H, T, T)] * n_layers or None).
+    key_padding is checked once and handed to every layer as a (B, 1, 1, T) mask.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -315,9 +317,12 @@ class Encoder(nn.Module):
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         ids = check_token_ids("ids", ids, self.config.vocab_size, ndim=2)
+        if ids.shape[1] == 0:
+            raise ValueError(f"ids must hold at least one token per row, got shape {tuple(ids.shape)}")
+        mask = None if key_padding is None else check_key_padding(key_padding, *ids.shape)[:, None, None, :]
         x = self.dropout(self.pos(self.tok_emb(ids)))  # (B, T, d_model)
         all_weights = []
         for layer in self.layers:
-            x, w = layer(x, key_padding=key_padding, need_weights=need_weights)
+            x, w = layer(x, mask=mask, need_weights=need_weights)
             all_weights.append(w)
         return self.norm(x), (all_weights if need_weights else None)
