@@ -134,12 +134,12 @@ def merge_masks(mask: torch.Tensor | None, key_padding: torch.Tensor | None, is_
     is_causal: query i may attend keys j <= past + i (`causal_mask`, built on `device`).
     The result is bool when every part is, else float with -inf where a bool part forbids (never the
     dtype's finite minimum: a row whose allowed keys are all -inf would then put its weight on a
-    forbidden key). Its shape is the broadcast of the parts, at most scores_shape.
+    forbidden key). Its shape is the broadcast of the parts (the causal part has the scores' rank).
     """
     t_q, t_k = scores_shape[-2], scores_shape[-1]
     allowed = None  # the bool parts, True = may attend
     if is_causal and past < t_k - 1:  # else the causal mask forbids nothing (one new token after the cache)
-        allowed = causal_mask(t_q, t_k, device=device, past=past)
+        allowed = causal_mask(t_q, t_k, device=device, past=past)[(None,) * (len(scores_shape) - 2)]  # (1, .., Tq, Tk)
     if key_padding is not None:
         real = key_padding.view(key_padding.shape[0], *[1] * (len(scores_shape) - 2), t_k)  # (B, 1, ..., 1, Tk)
         allowed = real if allowed is None else allowed & real

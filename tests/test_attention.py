@@ -11,6 +11,7 @@ from lmcourse.attention import (
     MultiHeadAttention,
     attention_stages,
     causal_mask,
+    merge_masks,
     padding_mask,
     scaled_dot_product_attention,
 )
@@ -252,3 +253,199 @@ def test_fully_masked_row_of_a_float_mask_matches_torch_fused_attention():
     explicit, _ = ours(x, x, x, mask=bias, need_weights=True)
     assert torch.isfinite(explicit).all()
     torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- parity sweeps (issue 25)
+
+def random_mask(kind, shape, g, dtype):
+    """A bool (True = may attend) or float (0 / random / -inf) mask of `shape` with a fully masked row."""
+    allowed = torch.rand(shape, generator=g) > 0.4
+    allowed[..., 1, :] = False  # query 1 may attend nothing
+    if kind == "bool":
+        return allowed
+    bias = torch.randn(shape, generator=g, dtype=dtype)
+    return bias.masked_fill(~allowed, float("-inf"))
+
+
+def with_causal(mask, t_q, t_k):
+    """The reference's combination of a mask with is_causal (torch's kernel takes one or the other)."""
+    causal = causal_mask(t_q, t_k)
+    if mask is None:
+        return causal
+    return mask & causal if mask.dtype == torch.bool else mask.masked_fill(~causal, float("-inf"))
+
+
+SWEEP = [(dtype, kind, is_causal, B, H, Tq, Tk)
+         for dtype in (torch.float32, torch.float64)
+         for kind in (None, "bool", "float")
+         for is_causal in (False, True)
+         for B, H, Tq, Tk in ((2, 3, 5, 7), (3, 3, 4, 4), (4, 2, 4, 6), (1, 2, 6, 3))]  # B == H; B == Tq; Tq > Tk
+
+
+def test_sdpa_equals_torch_over_dtypes_masks_causality_and_shapes():
+    g = torch.Generator().manual_seed(5)
+    for dtype, kind, is_causal, B, H, Tq, Tk in SWEEP:
+        q, k, v = (torch.randn(B, H, t, 8, generator=g, dtype=dtype) for t in (Tq, Tk, Tk))
+        mask = None if kind is None else random_mask(kind, (B, 1, Tq, Tk), g, dtype)
+        reference_mask = with_causal(mask, Tq, Tk) if is_causal else mask
+        want = F.scaled_dot_product_attention(q, k, v, attn_mask=reference_mask)
+        got, w = scaled_dot_product_attention(q, k, v, mask, is_causal=is_causal)
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol, msg=f"{dtype} {kind} causal={is_causal} {B, H, Tq, Tk}")
+        assert torch.isfinite(w).all() and w.dtype == dtype
+
+
+def test_float_mask_with_is_causal_never_attends_the_future():
+    # query 1's only allowed past keys are -inf in the float mask: torch gives it zero output, never a future key
+    q, k, v = qkv(B=1, H=1, Tq=4, Tk=4)
+    bias = torch.zeros(4, 4)
+    bias[1, :2] = float("-inf")
+    out, w = scaled_dot_product_attention(q, k, v, bias, is_causal=True)
+    assert (w.triu(1) == 0).all() and (w[..., 1, :] == 0).all() and (out[..., 1, :] == 0).all()
+
+
+def test_float64_softmax_is_exact_and_a_fully_masked_bool_row_is_zero_not_nan():
+    q, k, v = qkv(dtype=torch.float64)
+    mask = torch.ones(5, 7, dtype=torch.bool)
+    mask[2] = False
+    out, w = scaled_dot_product_attention(q, k, v, mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-14, rtol=1e-14)
+    assert (w[..., 2, :] == 0).all() and torch.isfinite(out).all()
+
+
+def torch_mask(mask):
+    """Our mask (True = may attend, or float) as nn.MultiheadAttention's attn_mask (True = may NOT attend)."""
+    return ~mask if mask.dtype == torch.bool else mask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mha_equals_torch_with_masks_key_padding_and_causality(dtype):
+    g = torch.Generator().manual_seed(6)
+    ref, ours = torch_pair()
+    ref, ours = ref.to(dtype), ours.to(dtype)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for kind in (None, "bool", "float"):
+        for is_causal in (False, True):
+            for B, Tq, Tk in ((2, 5, 5), (4, 3, 6), (3, 3, 3)):  # B == n_heads; B == Tq (3-D masks only)
+                query, key = torch.randn(B, Tq, 16, generator=g, dtype=dtype), torch.randn(B, Tk, 16, generator=g, dtype=dtype)
+                mask = None if kind is None else random_mask(kind, (B, Tq, Tk), g, dtype)
+                real = torch.arange(Tk)[None, :] < torch.randint(1, Tk + 1, (B,), generator=g)[:, None]
+                real[0] = True  # one full row, as a right-padded batch has
+                combined = with_causal(mask, Tq, Tk) if is_causal else mask
+                per_head = None if combined is None else torch_mask(combined).repeat_interleave(4, 0) if combined.ndim == 3 \
+                    else torch_mask(combined)
+                padding = ~real if kind != "float" else torch.zeros(B, Tk, dtype=dtype).masked_fill(~real, -math.inf)
+                want, want_w = ref(query, key, key, attn_mask=per_head, key_padding_mask=padding, need_weights=True,
+                                   average_attn_weights=False)
+                keep = want_w.sum(-1).isfinite().all(1) & (want_w.sum(-1) > 0).all(1)  # rows torch leaves as NaN: skip
+                for need_weights in (False, True):
+                    got, w = ours(query, key, key, mask=mask, is_causal=is_causal, need_weights=need_weights,
+                                  key_padding=real)
+                    torch.testing.assert_close(got[keep], want[keep], atol=tol, rtol=tol)
+                    assert torch.isfinite(got).all()
+                torch.testing.assert_close(w.transpose(1, 2)[keep], want_w.transpose(1, 2)[keep], atol=tol, rtol=tol)
+
+
+def test_mha_need_weights_true_and_false_agree_on_fully_masked_rows():
+    _, ours = torch_pair()
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 5, 16, generator=g)
+    for kind in ("bool", "float"):
+        mask = random_mask(kind, (2, 5, 5), g, torch.float32)
+        fused, _ = ours(x, x, x, mask=mask, is_causal=True)
+        explicit, _ = ours(x, x, x, mask=mask, is_causal=True, need_weights=True)
+        torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- masks never misread (issue 26)
+
+def test_merge_masks_combines_bool_float_causal_and_key_padding():
+    real = torch.tensor([[True, True, False], [True, True, True]])
+    bias = torch.randn(3, 3)
+    merged_bool = merge_masks(torch.ones(3, 3, dtype=torch.bool), real, True, (2, 1, 3, 3))
+    want_bool = causal_mask(3) & real[:, None, None, :]
+    assert merged_bool.dtype == torch.bool and torch.equal(merged_bool, want_bool)
+    merged_float = merge_masks(bias, real, True, (2, 1, 3, 3))
+    assert torch.equal(merged_float, torch.where(want_bool, bias, float("-inf")))
+    assert merge_masks(None, None, False, (2, 1, 3, 3)) is None
+    assert merge_masks(None, None, True, (2, 1, 1, 4), past=3) is None  # one new token may see every cached key
+
+
+def test_two_d_mask_is_refused_where_it_could_be_key_padding():
+    q, k, v = torch.randn(2, 2, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    padding = torch.tensor([[True, True, False], [True, True, True]])  # (B, Tk), and B == Tq
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 3\) is ambiguous.*mask\[None\]"):
+        scaled_dot_product_attention(q, k, v, padding)
+    want, _ = scaled_dot_product_attention(q, k, v, padding[:, None, :])  # (B, 1, Tk): per example
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v, key_padding=padding)[0], want)
+
+
+def test_key_padding_of_torch_polarity_is_refused():
+    _, ours = torch_pair()
+    x = torch.randn(2, 3, 16)
+    torch_style = torch.tensor([[False, False, True], [False, True, True]])  # True = padding, right-padded
+    with pytest.raises(ValueError, match="every row starts with padding.*key_padding_mask"):
+        ours(x, x, x, key_padding=torch_style)
+    with pytest.raises(ValueError, match=r"rows \[0\] hold no real token"):
+        ours(x, x, x, key_padding=torch.tensor([[False] * 3, [True] * 3]))
+    left_padded = torch.tensor([[False, True, True], [True, True, True]])
+    assert torch.isfinite(ours(x, x, x, key_padding=left_padded)[0]).all()
+
+
+def test_three_d_mask_is_per_example_and_per_head_masks_are_four_d():
+    _, ours = torch_pair()  # 4 heads
+    x = torch.randn(4, 3, 16)
+    per_head = torch.rand(1, 4, 3, 3, generator=torch.Generator().manual_seed(8)) > 0.3
+    per_head[..., 0] = True
+    _, w = ours(x, x, x, mask=per_head, need_weights=True)
+    assert ((w == 0) | per_head).all() and (w.masked_select(~per_head.expand_as(w)) == 0).all()
+    with pytest.raises(ValueError, match=r"\(1, n_heads, Tq, Tk\) with n_heads=4"):
+        ours(x[:2], x[:2], x[:2], mask=per_head[0])
+
+
+# ----------------------------------------------------------------------------- NaN and obscure errors (issue 26)
+
+@pytest.mark.parametrize("where", ["query", "key", "value", "weights"])
+def test_nan_is_refused_before_the_fused_kernel_and_propagates_on_the_explicit_path(where):
+    _, ours = torch_pair()
+    x = torch.randn(2, 3, 16)
+    inputs = {"query": x, "key": x.clone(), "value": x.clone()}
+    if where == "weights":
+        with torch.no_grad():
+            ours.k_proj.weight[0, 0] = float("nan")
+    else:
+        inputs[where] = inputs[where].clone().index_fill_(1, torch.tensor([1]), float("nan"))
+    with pytest.raises(ValueError, match=f"{'k_proj' if where == 'weights' else where}.*nan"):
+        ours(*inputs.values(), is_causal=True)
+    explicit, _ = ours(*inputs.values(), is_causal=True, need_weights=True)
+    assert torch.isnan(explicit).any()  # visible, never finite numbers from NaN
+
+
+def test_dtype_and_width_mismatches_are_named():
+    _, ours = torch_pair()
+    x = torch.randn(2, 3, 16)
+    with pytest.raises(ValueError, match="query has dtype torch.float64 but the weights are torch.float32"):
+        ours(x.double(), x.double(), x.double())
+    with pytest.raises(ValueError, match=r"key must have shape \(batch, T >= 1, kdim=16\)"):
+        ours(x, torch.randn(2, 3, 8), x)
+    with pytest.raises(ValueError, match="q, k and v must share one dtype"):
+        scaled_dot_product_attention(x, x.double(), x)
+
+
+# ----------------------------------------------------------------------------- kdim / vdim (issue 25)
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mha_with_kdim_and_vdim_equals_torch(bias):
+    torch.manual_seed(9)
+    ref = nn.MultiheadAttention(16, 4, bias=bias, kdim=6, vdim=10, batch_first=True).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0, 0.3)
+    ours = MultiHeadAttention.from_torch(ref).eval()
+    query, key, value = torch.randn(3, 4, 16), torch.randn(3, 7, 6), torch.randn(3, 7, 10)
+    real = torch.arange(7)[None, :] < torch.tensor([7, 5, 2])[:, None]
+    want, want_w = ref(query, key, value, key_padding_mask=~real, need_weights=True, average_attn_weights=False)
+    for need_weights in (False, True):
+        got, w = ours(query, key, value, key_padding=real, need_weights=need_weights)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, want_w, atol=1e-5, rtol=1e-5)

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -180,3 +181,58 @@ def test_bad_input_raises_clear_errors():
         enc(torch.tensor([[1, 2]]), key_padding=torch.ones(1, 2))
     with pytest.raises(ValueError, match="batch_first"):
         EncoderLayer.from_torch(nn.TransformerEncoderLayer(16, 2, 32))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_equals_torch_with_every_mask_and_padding(norm_first):
+    torch.manual_seed(4)
+    g = torch.Generator().manual_seed(5)
+    # train() with dropout 0: torch's documented path (no eval-mode fast path)
+    ref = nn.TransformerDecoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=norm_first).train()
+    ours = DecoderLayer.from_torch(ref).eval()
+    B, T, S = 3, 5, 6
+    x, memory = torch.randn(B, T, 16, generator=g), torch.randn(B, S, 16, generator=g)
+    tgt_allowed, mem_allowed = torch.rand(T, T, generator=g) > 0.3, torch.rand(T, S, generator=g) > 0.3
+    tgt_allowed[:, 0] = mem_allowed[:, 0] = True  # every query keeps a real key: no row left empty
+    tgt_real = torch.arange(T)[None, :] < torch.tensor([5, 3, 1])[:, None]
+    mem_real = torch.arange(S)[None, :] < torch.tensor([6, 2, 4])[:, None]
+    bias = torch.randn(T, T, generator=g).masked_fill(~tgt_allowed, float("-inf"))  # a float tgt_mask
+    causal = nn.Transformer.generate_square_subsequent_mask(T)
+    for tgt_mask, torch_tgt_mask in ((tgt_allowed, ~tgt_allowed | ~torch.ones(T, T, dtype=bool).tril()),
+                                     (bias, bias + causal)):
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about mixing float and bool masks
+            expected = ref(x, memory, tgt_mask=torch_tgt_mask, memory_mask=~mem_allowed,
+                           tgt_key_padding_mask=~tgt_real, memory_key_padding_mask=~mem_real)
+            for need_weights in (False, True):
+                got, _ = ours(x, memory, memory_padding=mem_real, need_weights=need_weights, tgt_mask=tgt_mask,
+                              memory_mask=mem_allowed, tgt_padding=tgt_real)
+                torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_and_decoder_layers_agree_with_and_without_weights_on_fully_masked_rows():
+    torch.manual_seed(6)
+    enc, dec = EncoderLayer(16, 4, 32, dropout=0.0).eval(), DecoderLayer(16, 4, 32, dropout=0.0).eval()
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 4, 16)
+    bias = torch.randn(2, 5, 5).masked_fill(torch.rand(2, 5, 5) > 0.5, float("-inf"))
+    bias[:, 2] = float("-inf")  # query 2 attends nothing
+    with torch.no_grad():
+        fused, _ = enc(x, mask=bias)
+        explicit, _ = enc(x, mask=bias, need_weights=True)
+        torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+        fused, _ = dec(x, memory, tgt_mask=bias)
+        explicit, _ = dec(x, memory, tgt_mask=bias, need_weights=True)
+        torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+
+
+def test_layers_name_width_dtype_and_torch_polarity_mistakes():
+    enc, dec = EncoderLayer(8, 2, 16, dropout=0.0), DecoderLayer(8, 2, 16, dropout=0.0, norm_first=True)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, T >= 1, d_model=8\), got a tensor of shape \(2, 3, 6\)"):
+        enc(torch.randn(2, 3, 6))
+    with pytest.raises(ValueError, match="memory has dtype torch.float64"):
+        dec(x, torch.randn(2, 4, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="key_padding.*every row starts with padding"):
+        enc(x, key_padding=torch.tensor([[False, False, True], [False, True, True]]))  # torch's True = padding
+    with pytest.raises(ValueError, match="norm_first must be True"):
+        EncoderLayer(8, 2, 16, norm_first="pre")

@@ -251,3 +251,21 @@ def test_explore_attention_draws_the_map_of_any_layer(monkeypatch):
         want = model(torch.tensor([[ord(c) % 40 for c in "abcd"]]), output_attentions=True).attentions[1][0, 1]
     (image,) = drawn[-1].axes[0].images  # the last map drawn: layer 1, head 1 of the model
     np.testing.assert_allclose(np.ma.filled(image.get_array(), 0.0), want.numpy(), atol=1e-6)
+
+
+def test_capture_attention_sees_cached_generation_as_rows_of_the_full_forward():
+    from lmcourse.gpt import GPT, GPTConfig
+    from lmcourse.viz.capture import capture_attention
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    ids = torch.randint(30, (2, 9))
+    full = capture_attention(gpt, ids)  # [(2, 2, 9, 9)] per layer
+    cache = gpt.new_kv_cache()
+    gpt(ids[:, :6], kv_cache=cache)
+    new = capture_attention(gpt, ids[:, 6:8], kv_cache=cache)  # two new tokens after 6 cached
+    one = capture_attention(gpt, ids[:, 8:], kv_cache=cache)   # then one more
+    assert len(new) == len(one) == 2
+    for layer in range(2):
+        torch.testing.assert_close(new[layer], full[layer][:, :, 6:8, :8], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(one[layer], full[layer][:, :, 8:, :], atol=1e-6, rtol=1e-6)

@@ -3,7 +3,9 @@
 `Encoder(ids, need_weights=True)` returns its weights; `GPT` and other models that call
 `MultiHeadAttention` without `need_weights` do not. `capture_attention` runs the model once and
 asks every `MultiHeadAttention` inside it for its weights on the way (the explicit path: the same
-outputs as the fused kernel), then hands the model back unchanged.
+outputs as the fused kernel), then hands the model back unchanged. A GPT's cached generation goes
+through the same modules (they own the KV cache), so `capture_attention(gpt, new_ids, kv_cache=cache)`
+gives the new positions' rows (B, n_heads, T_new, past + T_new).
 """
 
 from __future__ import annotations
@@ -64,6 +66,6 @@ def capture_attention(model: nn.Module, *inputs, which: str | None = None, **kwa
         for h in handles:
             h.remove()
     if not captured:
-        raise ValueError("the model called none of its MultiHeadAttention modules (a KV cache bypasses them); "
-                         "run it on the whole sequence without kv_cache")
+        raise ValueError(f"the model called none of its MultiHeadAttention modules {sorted(modules)}; check that "
+                         "these inputs reach them (and which=, if given)")
     return captured
