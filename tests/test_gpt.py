@@ -246,3 +246,35 @@ def test_attention_mask_of_torch_polarity_or_without_tokens_is_refused():
         model(ids, attention_mask=torch.tensor([[1, 1, 1], [0, 0, 0]]))
     with pytest.raises(ValueError, match="attention_mask.*every row starts with padding"):
         model(ids, attention_mask=torch.tensor([[False, False, True], [False, True, True]]))  # torch: True = pad
+
+
+def test_nan_weights_are_refused_not_turned_into_finite_logits():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    with torch.no_grad():
+        model.blocks[1].attn.q_proj.weight[3, 5] = float("nan")
+    with pytest.raises(ValueError, match="q_proj, k_proj or v_proj turn finite inputs into nan"):
+        model(torch.randint(50, (2, 8)))
+
+
+def test_kv_cache_of_another_batch_size_or_model_is_refused():
+    model = GPT(small_config()).eval()
+    cache = model.new_kv_cache()
+    model(torch.ones(1, 2, dtype=torch.long), kv_cache=cache)
+    with pytest.raises(ValueError, match="holds a batch of 1 sequences, got a batch of 2"):
+        model(torch.ones(2, 1, dtype=torch.long), kv_cache=cache)
+    with pytest.raises(ValueError, match="kv_cache has n_layer=3 layers, this model 2"):
+        model(torch.ones(1, 2, dtype=torch.long), kv_cache=KVCache(3))
+
+
+@pytest.mark.parametrize("changes, message", [(dict(n_layer=3), "n_layer=3 but the weights hold 2"),
+                                              (dict(n_embd=16), "n_embd=16 but the weights hold 32")])
+def test_from_checkpoint_names_the_config_field_its_weights_contradict(tmp_path, changes, message):
+    import dataclasses
+
+    from lmcourse.checkpoint import save_checkpoint
+
+    model = GPT(small_config())
+    save_checkpoint(tmp_path / "gpt.pt", model, config={**dataclasses.asdict(model.config), **changes})
+    with pytest.raises(ValueError, match=message):
+        GPT.from_checkpoint(tmp_path / "gpt.pt")
