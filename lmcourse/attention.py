@@ -29,6 +29,7 @@ from lmcourse.checks import check_int, check_number, check_positive_ints, descri
 __all__ = [
     "attention_stages",
     "causal_mask",
+    "check_features",
     "check_key_padding",
     "check_mask",
     "KVCache",

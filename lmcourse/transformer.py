@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.attention import MultiHeadAttention, check_features, check_key_padding
-from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids
+from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids, describe
 
 __all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
            "SinusoidalPositionalEncoding", "TransformerConfig", "sinusoidal_positions"]
@@ -103,6 +103,8 @@ class FeedForward(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[-1] != self.linear1.in_features:
+            raise ValueError(f"x must have shape (..., d_model={self.linear1.in_features}), got {describe(x)}")
         return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, d_model)
 
 
