@@ -371,12 +371,13 @@ def process_scores(ids: torch.Tensor, scores: torch.Tensor, generation_config: G
 # ----------------------------------------------------------------------------------------------
 # Running the model
 
-def _logits_of(output) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple):
-        return output[0]
-    return output.logits
+def _logits_of(output: object) -> torch.Tensor:
+    """The logits (N, T, vocab) in what a model returned: a tensor, a tuple's first item, or `.logits`."""
+    logits = output[0] if isinstance(output, tuple) and output else getattr(output, "logits", output)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 3:
+        raise ValueError(f"model must return next-token logits of shape (batch, time, vocab), got "
+                         f"{describe(logits)}; see the module docstring for what a model must return")
+    return logits
 
 
 def block_size_of(model: nn.Module) -> int | None:
@@ -435,9 +436,6 @@ class _Stepper:
             logits = _logits_of(self.model(new, kv_cache=self.cache, **self._inputs(ids, start)))
         else:
             logits = _logits_of(self.model(ids, **self._inputs(ids, start)))
-        if logits.ndim != 3:
-            raise ValueError(f"model must return next-token logits of shape (batch, time, vocab), got "
-                             f"{describe(logits)}; see the module docstring for what a model must return")
         logits = logits[:, -1, :].float()
         if torch.isnan(logits).any():  # argmax would read NaN as token 0, and sampling would fail obscurely
             rows = torch.isnan(logits).any(dim=-1).nonzero().flatten().tolist()

@@ -469,3 +469,13 @@ def test_bad_new_options_raise_naming_the_option(hf_model, bad, message):
     error = TypeError if "generation_config" in bad else ValueError
     with pytest.raises(error, match=message):
         generate(hf_model, PROMPT, 3, **bad)
+
+
+@pytest.mark.parametrize("name", sorted(PADDING_CASES))
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_left_padded_batch_matches_transformers_on_converted_gpt(hf_model, ours, name, use_cache):
+    options = dict(PADDING_CASES[name], eos_token_id=EOS)
+    seed = 0 if options.get("do_sample") else None
+    expected = hf_generate(hf_model, PADDED, seed=seed, attention_mask=PAD_MASK, **options)
+    got = generate(ours, PADDED, seed=seed, attention_mask=PAD_MASK, use_cache=use_cache, **options)
+    assert torch.equal(got, expected)
