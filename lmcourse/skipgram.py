@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids
-
 from lmcourse.progress import progress_bar
 
 __all__ = ["build_vocab", "keep_probabilities", "negative_table", "skipgram_pairs", "SkipGramNS",

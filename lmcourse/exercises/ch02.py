@@ -6,8 +6,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lmcourse.exercises.grading import (Wrong, call, exercise, generator, rng, same_array, same_number, same_tensor,
-                                        same_value)
+from lmcourse.exercises.grading import (
+    Wrong,
+    call,
+    exercise,
+    generator,
+    rng,
+    same_array,
+    same_number,
+    same_tensor,
+    same_value,
+)
 
 ID_COSINE, ID_SGNS, ID_ANALOGY = "02.cosine_matrix", "02.sgns_loss_and_grads", "02.three_cos_add"
 
