@@ -6,7 +6,8 @@ the items' shared difficulty cancels. Every function returns an `Interval(estima
 
 - a proportion (an accuracy on n independent items): `wilson` (the default: good at any rate, even near
   0 or 1, where the normal approximation p ± 1.96 sqrt(p(1-p)/n) breaks down) or `exact_binomial`
-  (Clopper-Pearson: never too narrow, often too wide);
+  (Clopper-Pearson: never too narrow, often too wide); the difference of two independent proportions
+  (two samplers, each judged on its own samples): `proportion_difference`;
 - a mean of a few independent values (one per seed): `t_interval`, and `paired_t_interval` for the
   per-seed difference of two models trained with the same seeds;
 - a mean over many items: `bootstrap` (resample the items), `paired_bootstrap` (resample the items' differences);
@@ -22,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["Interval", "block_bootstrap", "bootstrap", "exact_binomial", "paired_bootstrap", "paired_t_interval",
-           "t_interval", "wilson"]
+           "proportion_difference", "t_interval", "wilson"]
 
 
 class Interval(NamedTuple):
@@ -112,6 +113,20 @@ def exact_binomial(successes: int, n: int, confidence: float = 0.95) -> Interval
     low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
     high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
     return Interval(successes / n, low, high)
+
+
+def proportion_difference(successes_a: int, n_a: int, successes_b: int, n_b: int,
+                          confidence: float = 0.95) -> Interval:
+    """Difference of two independent proportions, a - b, with Newcombe's (1998) hybrid score interval.
+
+    Each side's distance from the estimate combines the two Wilson intervals' half-widths on that side
+    (low: a's lower and b's upper), so it inherits Wilson's honesty near 0 and 1. For the same items
+    scored twice (paired), use `paired_bootstrap` on the per-item 0/1 outcomes instead.
+    """
+    a, b = wilson(successes_a, n_a, confidence), wilson(successes_b, n_b, confidence)
+    d = a.estimate - b.estimate
+    return Interval(d, d - math.hypot(a.estimate - a.low, b.high - b.estimate),
+                    d + math.hypot(a.high - a.estimate, b.estimate - b.low))
 
 
 # ----------------------------------------------------------------------------- a few independent values

@@ -25,6 +25,15 @@ def test_exact_binomial_equals_scipy_clopper_pearson(k, n):
     assert ours.low == pytest.approx(theirs.low, abs=1e-12) and ours.high == pytest.approx(theirs.high, abs=1e-12)
 
 
+@pytest.mark.parametrize("a, b, low, high", [  # Newcombe (1998), Table II, method 10, printed to 4 decimals
+    ((56, 70), (48, 80), 0.0524, 0.3339), ((9, 10), (3, 10), 0.1705, 0.8090), ((6, 7), (2, 7), 0.0582, 0.8062),
+    ((5, 56), (0, 29), -0.0381, 0.1926), ((0, 10), (0, 20), -0.1611, 0.2775), ((10, 10), (0, 20), 0.6791, 1.0)])
+def test_proportion_difference_equals_newcombes_published_intervals(a, b, low, high):
+    ours = stats.proportion_difference(*a, *b)
+    assert ours.estimate == pytest.approx(a[0] / a[1] - b[0] / b[1])
+    assert ours.low == pytest.approx(low, abs=5e-5) and ours.high == pytest.approx(high, abs=5e-5)
+
+
 def test_wilson_is_much_narrower_near_one_than_the_half_width_at_one_half():
     """The measurement mistake the course once made: a binomial margin computed at p = 0.5 instead of the observed rate."""
     n = 1000
