@@ -84,7 +84,10 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12,
 
 def peak_flops(device: torch.device | str) -> float | None:
     """A CUDA device's dense bf16 peak in FLOP/s, found by its name; None on CPU, mps or a GPU not in the table."""
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device name; use one of {available_devices()}") from exc
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)

@@ -6,6 +6,7 @@ our from-scratch skip-gram (`lmcourse.skipgram`) are evaluated by the same code.
 
 from __future__ import annotations
 
+import reprlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -96,8 +97,7 @@ def train_word2vec(sentences: Sequence[Sequence[str]], sg: int = 1, vector_size:
     """
     from gensim.models import Word2Vec
 
-    if sg not in (0, 1):
-        raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}")
+    check_int("sg", sg, minimum=0, maximum=1, fix="1 for skip-gram, 0 for CBOW")
     check_positive_ints(vector_size=vector_size, window=window, min_count=min_count, epochs=epochs, workers=workers)
     check_int("negative", negative, minimum=0 if kwargs.get("hs") else 1, fix="5 is usual; 0 only with hs=1")
     check_number("sample", sample, 0, fix="1e-3 is usual; 0 turns subsampling off")
@@ -147,6 +147,15 @@ def analogy_questions() -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def _keyed_vectors(kv) -> "KeyedVectors":  # noqa: F821
+    """`kv` itself, or a trained model's `.wv`; anything else is refused naming what it is."""
+    kv = getattr(kv, "wv", kv)
+    if not hasattr(kv, "key_to_index"):
+        raise ValueError(f"kv must be gensim KeyedVectors (or a model with .wv), got {type(kv).__name__}; "
+                         "wrap a word list and matrix with lmcourse.embeddings.to_keyed_vectors(words, vectors)")
+    return kv
+
+
 def _in(kv, word: str) -> bool:
     return word in kv.key_to_index
 
@@ -154,8 +163,7 @@ def _in(kv, word: str) -> bool:
 def pair_similarities(kv, name: str) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """The pairs of `name` ("wordsim353", "simlex999") whose both words have vectors, with their cosine
     similarities (P,) and human scores (P,): what a bootstrap over pairs resamples."""
-    if hasattr(kv, "wv"):
-        kv = kv.wv
+    kv = _keyed_vectors(kv)
     found = [(a, b, s) for a, b, s in word_pairs(name) if _in(kv, a) and _in(kv, b)]
     model = np.array([float(cosine_similarity(kv[a], kv[b])) for a, b, _ in found])
     return [(a, b) for a, b, _ in found], model, np.array([s for _, _, s in found])
@@ -175,8 +183,8 @@ def _pair_eval(kv, name: str) -> dict:
 def analogy_results(kv, restrict_vocab: int = 30000, questions=None) -> tuple[list[tuple], np.ndarray]:
     """The analogy questions (default: all Google ones) whose four words are among the `restrict_vocab` most
     frequent words, and whether 3CosAdd answers each one right (Q,) bool: what a bootstrap resamples."""
-    if hasattr(kv, "wv"):
-        kv = kv.wv
+    kv = _keyed_vectors(kv)
+    check_int("restrict_vocab", restrict_vocab, fix="the number of most frequent words to search for answers")
     questions = analogy_questions() if questions is None else list(questions)
     words = kv.index_to_key[:restrict_vocab]
     index = {w: i for i, w in enumerate(words)}
@@ -221,11 +229,7 @@ def evaluate_embeddings(kv, restrict_vocab: int = 30000) -> dict[str, dict]:
       answer "paris" (gensim, case_insensitive=True by default, upper-cases both sides and matches the most
       frequent variant). Lower-case the training text to compare with gensim's numbers.
     """
-    if hasattr(kv, "wv"):
-        kv = kv.wv
-    if not hasattr(kv, "key_to_index"):
-        raise ValueError(f"kv must be gensim KeyedVectors (or a model with .wv), got {type(kv).__name__}; "
-                         "wrap a word list and matrix with lmcourse.embeddings.to_keyed_vectors(words, vectors)")
+    kv = _keyed_vectors(kv)
     check_int("restrict_vocab", restrict_vocab, fix="the number of most frequent words to search for answers")
     _check_finite(kv.vectors, kv.index_to_key, "kv")
     return {"ws353": _pair_eval(kv, "wordsim353"), "simlex999": _pair_eval(kv, "simlex999"),
@@ -244,9 +248,17 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def _vector(name: str, x) -> np.ndarray:
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a vector of numbers (an array, tensor or list), got {reprlib.repr(x)} "
+                         f"({exc})") from None
+
+
 def cosine_similarity(u, v) -> float | np.ndarray:
     """cos(u, v) = u.v / (|u| |v|) along the last axis (0 where a vector is all zeros)."""
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    u, v = _vector("u", u), _vector("v", v)
     if u.shape[-1] != v.shape[-1]:
         raise ValueError(f"u and v must have the same last dimension, got {u.shape} and {v.shape}")
     return (_unit(u) * _unit(v)).sum(-1)
@@ -261,8 +273,7 @@ def _need(kv, words: Iterable[str]) -> None:
 
 def nearest_neighbours(kv, word: str, topn: int = 10) -> list[tuple[str, float]]:
     """The `topn` words with the highest cosine similarity to `word` (itself excluded), best first."""
-    if hasattr(kv, "wv"):
-        kv = kv.wv
+    kv = _keyed_vectors(kv)
     check_int("topn", topn)
     _need(kv, [word])
     _check_finite(kv.vectors, kv.index_to_key, "kv")
@@ -284,8 +295,7 @@ def _ranked(kv, target: np.ndarray, exclude: set[str], topn: int) -> list[tuple[
 
 def analogy(kv, a: str, b: str, c: str, topn: int = 5) -> list[tuple[str, float]]:
     """a is to b as c is to ?: the words nearest to unit(b) - unit(a) + unit(c) (3CosAdd), a, b, c excluded."""
-    if hasattr(kv, "wv"):
-        kv = kv.wv
+    kv = _keyed_vectors(kv)
     check_int("topn", topn)
     _need(kv, [a, b, c])
     _check_finite(kv.vectors, kv.index_to_key, "kv")
@@ -302,8 +312,7 @@ def weat(kv, targets_x: Sequence[str], targets_y: Sequence[str], attributes_a: S
     sum s(X') - sum s(Y') is at least the observed one. Words missing from the vectors are dropped and
     listed under "missing". Returns {"effect_size", "p_value", "statistic", "n_x", "n_y", "missing"}.
     """
-    if hasattr(kv, "wv"):
-        kv = kv.wv
+    kv = _keyed_vectors(kv)
     check_int("n_permutations", n_permutations)
     groups, missing = {}, []
     for name, words in (("targets_x", targets_x), ("targets_y", targets_y),

@@ -30,14 +30,23 @@ __all__ = ["build_vocab", "keep_probabilities", "negative_table", "skipgram_pair
 
 def build_vocab(sentences: Sequence[Sequence[str]], min_count: int = 5) -> tuple[list[str], np.ndarray]:
     """Words seen at least `min_count` times, most frequent first (ties alphabetical), and their counts."""
+    from lmcourse.embeddings import _check_sentences
+
     check_int("min_count", min_count)
-    counts = Counter(w for s in sentences for w in s)
-    if not counts:
-        raise ValueError("sentences is empty (no words); pass a non-empty list of word lists")
+    counts = Counter(w for s in _check_sentences(sentences) for w in s)
     kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
     if not kept:
         raise ValueError(f"no word occurs min_count={min_count} times; lower min_count or give more text")
     return [w for w, _ in kept], np.array([c for _, c in kept], dtype=np.int64)
+
+
+def _check_counts(counts) -> np.ndarray:
+    """`counts` (V,) as floats, after checking that each is a finite count >= 0."""
+    counts = np.asarray(counts, dtype=np.float64)
+    bad = counts[~np.isfinite(counts) | (counts < 0)]
+    if len(bad):
+        raise ValueError(f"counts must be word counts >= 0, got {bad[0]:g}; pass the counts build_vocab returns")
+    return counts
 
 
 def keep_probabilities(counts: np.ndarray, sample: float = 1e-3) -> np.ndarray:
@@ -46,7 +55,7 @@ def keep_probabilities(counts: np.ndarray, sample: float = 1e-3) -> np.ndarray:
     With threshold t = sample * total: keep(w) = (sqrt(count/t) + 1) * t / count, capped at 1.
     sample=0 keeps everything.
     """
-    counts = np.asarray(counts, dtype=np.float64)
+    counts = _check_counts(counts)
     check_number("sample", sample, 0, fix="0 turns subsampling off")
     if sample == 0:
         return np.ones_like(counts)
@@ -58,7 +67,11 @@ def negative_table(counts: np.ndarray, power: float = 0.75, size: int = 1_000_00
     """A table of word ids in which word w fills a share count(w)^power / sum count^power (draw uniformly)."""
     check_number("power", power, fix="0.75 is word2vec's")
     check_int("size", size)
-    p = np.asarray(counts, dtype=np.float64) ** power
+    counts = _check_counts(counts)
+    if not counts.sum() > 0:
+        raise ValueError(f"counts is empty or all 0 ({len(counts)} counts); the table needs at least one word "
+                         "seen at least once: pass build_vocab's counts")
+    p = counts ** power
     cdf = np.cumsum(p / p.sum())
     return torch.from_numpy(np.searchsorted(cdf, (np.arange(size) + 0.5) / size).clip(0, len(p) - 1))
 
@@ -72,6 +85,9 @@ def skipgram_pairs(ids: np.ndarray, sentence_ids: np.ndarray, window: int,
     distance <= b in the same sentence. Returns two (P,) arrays.
     """
     check_int("window", window)
+    if np.shape(sentence_ids) != np.shape(ids):
+        raise ValueError(f"sentence_ids must have the shape of ids {np.shape(ids)}, one sentence index per token, "
+                         f"got {np.shape(sentence_ids)}")
     b = rng.integers(1, window + 1, size=len(ids))  # (N,) reduced window per centre
     centres, contexts = [], []
     for offset in range(1, window + 1):
@@ -93,6 +109,7 @@ class SkipGramNS(torch.nn.Module):
     def __init__(self, vocab_size: int, dim: int, seed: int = 0):
         super().__init__()
         check_positive_ints(vocab_size=vocab_size, dim=dim)
+        check_int("seed", seed, minimum=0)
         g = torch.Generator().manual_seed(seed)
         self.emb_in = torch.nn.Parameter((torch.rand(vocab_size, dim, generator=g) - 0.5) / dim)
         self.emb_out = torch.nn.Parameter(torch.zeros(vocab_size, dim))
@@ -101,10 +118,17 @@ class SkipGramNS(torch.nn.Module):
         """Summed SGNS loss. centre, context: (B,); negatives: (B, K). Returns a scalar."""
         for name, ids in (("centre", centre), ("context", context), ("negatives", negatives)):
             check_token_ids(name, ids, len(self.emb_in))
+        _check_batch(centre, context, negatives)
         v = self.emb_in[centre]  # (B, dim)
         pos = (self.emb_out[context] * v).sum(-1)  # (B,)
         neg = torch.einsum("bkd,bd->bk", self.emb_out[negatives], v)  # (B, K)
         return -(torch.nn.functional.logsigmoid(pos).sum() + torch.nn.functional.logsigmoid(-neg).sum())
+
+
+def _check_batch(centre: torch.Tensor, context: torch.Tensor, negatives: torch.Tensor) -> None:
+    if centre.ndim != 1 or context.shape != centre.shape or negatives.ndim != 2 or len(negatives) != len(centre):
+        raise ValueError(f"centre and context must have shape (B,) and negatives (B, K), got centre "
+                         f"{tuple(centre.shape)}, context {tuple(context.shape)}, negatives {tuple(negatives.shape)}")
 
 
 @torch.no_grad()
@@ -112,6 +136,7 @@ def sgd_step(model: SkipGramNS, centre: torch.Tensor, context: torch.Tensor, neg
              lr: float) -> float:
     """One word2vec SGD step on a batch of pairs (same as autograd SGD on `model.loss`); returns the loss."""
     check_number("lr", lr, 0, low_open=True)
+    _check_batch(centre, context, negatives)
     w_in, w_out = model.emb_in.data, model.emb_out.data
     v = w_in[centre]  # (B, dim)
     u_pos, u_neg = w_out[context], w_out[negatives]  # (B, dim), (B, K, dim)

@@ -18,9 +18,12 @@ the items' shared difficulty cancels. Every function returns an `Interval(estima
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import NamedTuple
 
 import numpy as np
+
+from lmcourse.checks import check_int
 
 __all__ = ["Interval", "block_bootstrap", "bootstrap", "exact_binomial", "paired_bootstrap", "paired_t_interval",
            "proportion_difference", "t_interval", "wilson"]
@@ -70,7 +73,10 @@ def _check_counts(successes: int, n: int) -> None:
 
 def _values(name: str, values, minimum: int = 2) -> np.ndarray:
     """`values` as a 1-D float array of finite numbers with at least `minimum` entries."""
-    array = np.asarray(values, dtype=float)
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got {reprlib.repr(values)} ({exc})") from None
     if array.ndim != 1 or len(array) < minimum:
         raise ValueError(f"{name} must be a 1-D sequence of at least {minimum} numbers, got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -164,6 +170,7 @@ def bootstrap(values, confidence: float = 0.95, n_boot: int = 2000, seed: int = 
     x = _values("values", values)
     _check_confidence(confidence)
     _check_resamples(n_boot)
+    check_int("seed", seed, minimum=0)
     index = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
     return _percentile_interval(float(x.mean()), x[index].mean(axis=1), confidence)
 
@@ -187,6 +194,7 @@ def block_bootstrap(values, block: int, confidence: float = 0.95, n_boot: int = 
                          f"blocks exist, got {block!r}")
     _check_confidence(confidence)
     _check_resamples(n_boot)
+    check_int("seed", seed, minimum=0)
     blocks = x[: len(x) // block * block].reshape(-1, block).mean(axis=1)  # (n_blocks,) block means
     index = np.random.default_rng(seed).integers(0, len(blocks), size=(n_boot, len(blocks)))
     return _percentile_interval(float(x.mean()), blocks[index].mean(axis=1), confidence)

@@ -42,6 +42,7 @@ def alibi_bias(T: int, n_head: int, causal: bool) -> torch.Tensor:
     read nothing: their output is zero.) Causal: every head looks left, the position itself included
     (j <= i), as a next-token model must.
     """
+    check_positive_ints(T=T, n_head=n_head)
     i = torch.arange(T)
     offset = i[:, None] - i[None, :]                                   # (T, T): i - j, > 0 for keys on the left
     slopes = 4.0 ** -(torch.arange(n_head) // 2).float()               # (n_head,): 1, 1, 1/4, 1/4, ...
