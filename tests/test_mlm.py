@@ -209,7 +209,9 @@ def test_classifier_reads_the_cls_position(chars):
     h, _ = enc(ids, key_padding=real)
     assert torch.allclose(logits, clf.classifier(h[:, 0]), atol=1e-6)
     assert loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([0, 2])).item())
-    assert 0.0 <= accuracy(clf, ids, real, torch.tensor([0, 2])) <= 1.0
+    predicted = logits.argmax(-1)  # labels made of the model's own answers: the accuracy is known exactly
+    assert accuracy(clf, ids, real, predicted) == 1.0
+    assert accuracy(clf, ids, real, torch.stack([predicted[0], (predicted[1] + 1) % 3]), batch_size=1) == 0.5
     with pytest.raises(ValueError, match="n_classes"):
         SequenceClassifier(enc, 1)
 
@@ -272,7 +274,13 @@ def test_span_qa_loss_and_accuracy(chars):
     assert s.shape == batch["ids"].shape
     expected = (F.cross_entropy(s, batch["start"]) + F.cross_entropy(e, batch["end"])) / 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert 0.0 <= span_accuracy(model, batch) <= 1.0
+    model.eval()
+    with torch.no_grad():
+        s, e, _ = model(batch["ids"], batch["key_padding"])
+    ps, pe = best_span(s, e, batch["context_mask"])  # the model's own answers: the exact match is known exactly
+    assert span_accuracy(model, {**batch, "start": ps, "end": pe}) == 1.0
+    even = torch.arange(len(ps)) % 2 == 0  # odd examples get an end before their start, a span never predicted
+    assert span_accuracy(model, {**batch, "start": ps, "end": torch.where(even, pe, ps - 1)}, batch_size=3) == 0.5
 
 
 def _tiny_bert_qa(tmp_path):
