@@ -96,6 +96,8 @@ def person_or_place(split: str, n_per_class: int | None = None, max_words: int =
     """
     if split not in ("train", "valid"):
         raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
+    check_int("max_words", max_words, minimum=4, fix="sentences have at least 4 words")
+    check_int("max_chars", max_chars)
     kind = {w: 0 for w in PLACE_WORDS} | {w: 1 for w in PERSON_WORDS}
     pools = ([], [])
     for sentence in (s for name in SOURCES for s in split_sentences(load_corpus(name, split))):
@@ -107,9 +109,11 @@ def person_or_place(split: str, n_per_class: int | None = None, max_words: int =
             if m and m.group(1) in kind:
                 pools[kind[m.group(1)]].append(" ".join(words[:i] + ["[MASK]" + m.group(2)] + words[i + 1:]))
     available = min(len(p) for p in pools)
-    n = available if n_per_class is None else n_per_class
-    if not 1 <= n <= available:
-        raise ValueError(f"n_per_class must be in [1, {available}] for split {split!r}, got {n_per_class}")
+    if not available:  # the length limits, not n_per_class, left a label without sentences
+        raise ValueError(f"max_words={max_words} and max_chars={max_chars} leave no {split!r} sentence naming a "
+                         "place or a person for one of the labels; raise them (the defaults are 30 and 200)")
+    n = available if n_per_class is None else check_int("n_per_class", n_per_class, maximum=available,
+                                                        fix=f"split {split!r} gives at most {available} per class")
     rng = random.Random(seed)
     pairs = [(s, label) for label, pool in enumerate(pools) for s in rng.sample(pool, n)]
     rng.shuffle(pairs)
@@ -118,6 +122,9 @@ def person_or_place(split: str, n_per_class: int | None = None, max_words: int =
 
 def encode_masked(specials, text: str) -> list[int]:
     """Token ids of `text` (no [CLS]) with each literal "[MASK]" as the mask token's id."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {describe(text)}; encode one sentence at a time, e.g. "
+                         "[encode_masked(specials, s) for s, _ in pairs]")
     ids = []
     for j, piece in enumerate(text.split("[MASK]")):
         ids += [specials.mask_id] if j else []
@@ -128,10 +135,19 @@ def encode_masked(specials, text: str) -> list[int]:
 def vectors_at(h: torch.Tensor, ids: torch.Tensor, token_id: int, name: str = "token_id") -> torch.Tensor:
     """(B, d_model): each row's vector of h (B, T, d_model) at the first position where ids (B, T) hold token_id.
     `name`: the caller's name for token_id, for the error message."""
+    if h.ndim != 3 or ids.shape != h.shape[:2]:
+        raise ValueError(f"h must be (B, T, d_model) and ids (B, T) with the same B and T, got h {tuple(h.shape)} "
+                         f"and ids {tuple(ids.shape)}")
     hit = ids == token_id
     if not hit.any(1).all():
         raise ValueError(f"{name}={token_id}: some rows of ids do not hold that token; put it in every row")
     return h[torch.arange(len(ids), device=h.device), hit.int().argmax(1).to(h.device)]
+
+
+def _check_encoder(encoder: object) -> None:
+    if not isinstance(encoder, Encoder):
+        raise ValueError(f"encoder must be an lmcourse.transformer.Encoder, got {describe(encoder)}; e.g. a "
+                         "pretrained MaskedLM's .encoder")
 
 
 class SequenceClassifier(nn.Module):
@@ -143,8 +159,12 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, encoder: Encoder, n_classes: int, dropout: float = 0.1, read_id: int | None = None):
         super().__init__()
+        _check_encoder(encoder)
         check_int("n_classes", n_classes, minimum=2)
         check_number("dropout", dropout, 0, 1, high_open=True)
+        if read_id is not None:
+            check_int("read_id", read_id, 0, encoder.config.vocab_size - 1,
+                      fix="a token id of the encoder's vocabulary (e.g. specials.mask_id), or None to read [CLS]")
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.d_model, n_classes)
@@ -157,7 +177,11 @@ class SequenceClassifier(nn.Module):
         logits = self.classifier(self.dropout(vector))  # (B, n_classes)
         if labels is None:
             return logits, None
-        return logits, F.cross_entropy(logits, check_targets("labels", labels, logits.shape[:1]))
+        check_targets("labels", labels, logits.shape[:1])
+        try:
+            return logits, F.cross_entropy(logits, labels)
+        except IndexError as exc:  # named only when it happens: a range check would cost a device sync per step
+            raise ValueError(f"labels must be class ids in [0, n_classes={logits.size(-1)}): {exc}") from exc
 
 
 @torch.no_grad()
@@ -228,6 +252,7 @@ def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAEx
     job, the facts shuffled into one context; the question asks one fact about one person. Answering needs
     the question's name and relation matched against the context (each slot value appears for several people)."""
     check_int("n", n)
+    check_int("seed", seed, minimum=0)
     check_int("n_people", n_people, 2, len(NAMES))
     rng = random.Random(seed)
     examples = []
@@ -272,6 +297,8 @@ def type_baseline_accuracy(examples: list[QAExample]) -> float:
 def encode_qa(examples: list[QAExample], specials, max_len: int) -> dict[str, torch.Tensor]:
     """[CLS] question [SEP] context [SEP] as ids (N, T), key_padding (N, T), and the answer's token
     positions start/end (N,) in that sequence, plus context_mask (N, T): True on context tokens (where a span may lie)."""
+    if not examples:
+        raise ValueError("examples is empty; give at least one QAExample, e.g. reading_comprehension(8)")
     rows, starts, ends, offsets = [], [], [], []
     for ex in examples:
         q = specials.encode(ex.question)
@@ -304,6 +331,7 @@ class SpanQA(nn.Module):
 
     def __init__(self, encoder: Encoder):
         super().__init__()
+        _check_encoder(encoder)
         self.encoder = encoder
         self.qa_outputs = nn.Linear(encoder.config.d_model, 2)
 
@@ -316,7 +344,10 @@ class SpanQA(nn.Module):
             end_logits = end_logits.masked_fill(~key_padding, torch.finfo(end_logits.dtype).min)
         loss = None
         if start is not None and end is not None:
-            loss = (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end)) / 2
+            try:
+                loss = (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end)) / 2
+            except IndexError as exc:  # named only when it happens: a range check would cost a device sync per step
+                raise ValueError(f"start and end must be token positions in [0, T={ids.shape[1]}): {exc}") from exc
         return start_logits, end_logits, loss
 
 
@@ -333,6 +364,10 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, allowed: tor
         raise ValueError(f"allowed must be a bool tensor shaped like start_logits {tuple(start_logits.shape)}, "
                          f"got {describe(allowed)}")
     check_int("max_answer_len", max_answer_len)
+    if allowed is not None and not allowed.any(1).all():
+        row = int((~allowed.any(1)).nonzero()[0])
+        raise ValueError(f"allowed is False everywhere in row {row}, so that row has no span to choose; allow at "
+                         "least one position per row (e.g. the context tokens)")
     T = start_logits.shape[1]
     scores = start_logits.float()[:, :, None] + end_logits.float()[:, None, :]  # (B, T_start, T_end)
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]

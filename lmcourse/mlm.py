@@ -38,6 +38,9 @@ class SpecialTokens:
     NAMES = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
 
     def __init__(self, tokenizer):
+        if not all(hasattr(tokenizer, name) for name in ("vocab_size", "encode", "decode")):
+            raise ValueError(f"tokenizer must be a course tokenizer (with vocab_size, encode and decode), got "
+                             f"{describe(tokenizer)}; e.g. SpecialTokens(CharTokenizer.from_text(text))")
         self.tokenizer = tokenizer
         self.n_regular = tokenizer.vocab_size
         self.pad_id, self.mask_id, self.cls_id, self.sep_id = range(self.n_regular, self.n_regular + 4)
@@ -69,6 +72,7 @@ class SpecialTokens:
         ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        check_token_ids("sequences", ids, self.vocab_size)
         return ids, ids != self.pad_id
 
 

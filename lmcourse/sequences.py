@@ -16,6 +16,8 @@ from lmcourse.checks import check_int, check_positive_ints, check_token_ids
 
 
 def _as_ids(ids) -> torch.Tensor:
+    if isinstance(ids, str):
+        raise ValueError("ids must be token ids, got a str; encode the text first, e.g. tokenizer.encode(text)")
     ids = torch.as_tensor(ids)
     if ids.ndim != 1:
         raise ValueError(f"ids must be a 1-D sequence of token ids, got shape {tuple(ids.shape)}")
@@ -77,6 +79,8 @@ class Windows(Dataset):
         return (len(self.ids) - 1) // self.block_size
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(f"window index {i} is out of range: there are {len(self)} windows")
         start = i * self.block_size
         return self.ids[start:start + self.block_size], self.ids[start + 1:start + self.block_size + 1]
 

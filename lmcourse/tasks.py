@@ -43,6 +43,8 @@ class ReversalTask:
         return source[::-1]
 
     def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str of symbols, got {text!r}; e.g. task.encode({self.symbols[:3]!r})")
         unknown = sorted(set(text) - set(self.symbols))
         if unknown:
             raise ValueError(f"text has symbols {unknown} outside this task's alphabet {self.symbols!r}")
@@ -50,8 +52,13 @@ class ReversalTask:
 
     def decode(self, ids) -> str:
         """Ids -> text, stopping at <eos> and skipping <pad>/<bos>."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"ids {bad[:5]} are outside this task's vocabulary [0, vocab_size={self.vocab_size}); "
+                             "decode ids of this task (from task.encode or a model trained on it)")
         out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
+        for i in ids:
             if i == EOS:
                 break
             if i >= len(SPECIALS):

@@ -56,7 +56,15 @@ class Vocabulary:
     """A fixed list of tokens; id 0 is `<unk>`, the id of every token not in the list."""
 
     def __init__(self, tokens: Iterable[str]):
-        self.itos = [UNK] + [t for t in dict.fromkeys(tokens) if t != UNK]
+        tokens = list(tokens)
+        for t in tokens:
+            if not isinstance(t, str):
+                raise ValueError(f"tokens must all be strs, got {t!r}; e.g. Vocabulary(['a', 'b'])")
+        repeated = [t for t, n in Counter(tokens).items() if n > 1]
+        if repeated:
+            raise ValueError(f"tokens must be distinct, got {repeated[0]!r} more than once; give each token once, "
+                             "e.g. list(dict.fromkeys(tokens))")
+        self.itos = [UNK] + [t for t in tokens if t != UNK]
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     @classmethod

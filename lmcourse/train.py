@@ -62,6 +62,9 @@ def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_
 
 def default_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """`model(*batch)` returning a loss, or a tuple whose last item is the loss (as GPT's (logits, loss))."""
+    if not isinstance(batch, (tuple, list)):
+        raise ValueError(f"batch must be a tuple of tensors such as (inputs, targets), got {describe(batch)}; "
+                         "e.g. default_loss(model, (x, y))")
     out = model(*batch)
     return out[-1] if isinstance(out, tuple) else out
 

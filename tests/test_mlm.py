@@ -176,6 +176,11 @@ def test_person_or_place_hides_one_listed_name_per_example_balanced_and_seeded()
         person_or_place("valid", 10 ** 6)
 
 
+def test_person_or_place_blames_the_length_limits_when_they_leave_no_sentence():
+    with pytest.raises(ValueError, match="max_chars=10"):
+        person_or_place("valid", max_chars=10)
+
+
 def test_encode_masked_puts_the_mask_id_in_place_of_each_literal_mask():
     tok = BPETokenizer.from_text("In Paris the rain fell. John said so. " * 20, 300)
     specials = SpecialTokens(tok)

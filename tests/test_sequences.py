@@ -72,6 +72,13 @@ def test_windows_cover_the_stream_without_overlap():
     assert x.tolist() == [5, 6, 7, 8, 9] and y.tolist() == [6, 7, 8, 9, 10]
 
 
+def test_windows_iterate_to_the_last_window_and_stop():
+    windows = Windows(torch.arange(21), block_size=5)
+    assert [x.tolist() for x, _ in windows] == [windows[i][0].tolist() for i in range(len(windows))]
+    with pytest.raises(IndexError, match="4 windows"):
+        windows[4]
+
+
 def test_windows_reject_a_block_longer_than_the_stream():
     with pytest.raises(ValueError, match="block_size"):
         Windows(torch.arange(5), block_size=5)
