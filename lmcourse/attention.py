@@ -307,17 +307,17 @@ class KVCache:
 
 # ----------------------------------------------------------------------------- multi-head attention
 
-def check_features(name: str, x: object, width: int, dtype: torch.dtype, width_name: str = "d_model") -> None:
+def check_features(name: str, x: object, width: int, dtype: torch.dtype | None, width_name: str = "d_model") -> None:
     """Raise ValueError unless x is a float (batch, T >= 1, width) tensor of the weights' `dtype`.
 
-    Under autocast any float dtype passes (autocast casts it). Named here, the mistakes torch would
+    Under autocast, or with dtype None (quantized weights, which take any float input), any float dtype passes. Named here, the mistakes torch would
     report as "mat1 and mat2 shapes cannot be multiplied" or "must have the same dtype".
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] == 0 or x.shape[2] != width:
         raise ValueError(f"{name} must have shape (batch, T >= 1, {width_name}={width}), got {describe(x)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor, got dtype {x.dtype}; embed token ids first")
-    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
         raise ValueError(f"{name} has dtype {x.dtype} but the weights are {dtype}; convert the input with "
                          f"{name}.to({dtype}) or the module with module.to({x.dtype})")
 
@@ -362,7 +362,8 @@ class MultiHeadAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, head_dim)
 
     def _check_inputs(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
-        dtype = self.q_proj.weight.dtype
+        weight = self.q_proj.weight      # a method, not a tensor, once torch.ao quantization replaced the Linear
+        dtype = weight.dtype if isinstance(weight, torch.Tensor) else None
         for name, x, width, width_name in (("query", query, self.d_model, "d_model"), ("key", key, self.kdim, "kdim"),
                                            ("value", value, self.vdim, "vdim")):
             check_features(name, x, width, dtype, width_name)
