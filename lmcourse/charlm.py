@@ -6,6 +6,8 @@ weights of one load into the other.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -39,6 +41,14 @@ def _embed(embed: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     except (IndexError, RuntimeError):  # ids outside the vocabulary or not integers: name the mistake
         check_token_ids("ids", ids, embed.num_embeddings, ndim=2)
         raise
+
+
+def _unpack(batch, names: tuple[str, ...]) -> tuple:
+    """batch as a tuple of len(names) items, or a ValueError naming what it is instead."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != len(names):
+        got = f"{len(batch)} items" if isinstance(batch, (tuple, list)) else describe(batch)
+        raise ValueError(f"batch must be a tuple ({', '.join(names)}), got {got}")
+    return tuple(batch)
 
 
 def _next_token_loss(logits: torch.Tensor, targets: torch.Tensor, name: str = "y") -> torch.Tensor:
@@ -118,6 +128,9 @@ class CharLSTM(nn.Module):
             if state is not None:
                 raise ValueError("pass state or kv_cache, not both: the cache carries the state")
             state = kv_cache.state
+            if state is not None and state[0].shape[1] != ids.shape[0]:
+                raise ValueError(f"kv_cache carries the state of a batch of {state[0].shape[1]} sequences, got ids "
+                                 f"of a batch of {ids.shape[0]}; start a fresh cache (model.new_kv_cache()) per batch")
         self._check_state(state, ids.shape[0])
         out, state = self.lstm(x, state)  # (B, T, H)
         if kv_cache is not None:
@@ -137,8 +150,13 @@ def sample(model: CharLSTM, prompt_ids: list[int], n: int, temperature: float = 
     top-k, top-p and beam search.
     """
     check_number("temperature", temperature, 0, fix="0 is greedy")
+    if isinstance(prompt_ids, str):
+        raise ValueError(f"prompt_ids must be a list of int token ids, got the str {prompt_ids!r}; encode it first")
     if not len(prompt_ids):
         raise ValueError("prompt_ids must hold at least one id")
+    bad = [i for i in prompt_ids if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+    if bad:
+        raise ValueError(f"prompt_ids must be a list of int token ids, got {bad[0]!r} ({type(bad[0]).__name__})")
     check_int("n", n, minimum=0)
     was_training = model.training
     model.eval()
@@ -171,6 +189,7 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         check_int("num_classes", num_classes, minimum=2)
         check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size)
+        check_int("pad_id", pad_id, minimum=-vocab_size, maximum=vocab_size - 1, fix="the padding token's id")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.lstm = _make_lstm(impl, embed_dim, hidden_size, 1, 0.0)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -192,7 +211,7 @@ class LSTMClassifier(nn.Module):
 
 def lm_loss(model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Next-character cross-entropy (nats) of a batch (x (B, T), y (B, T)); the `loss_fn` for `lmcourse.train.train`."""
-    x, y = batch
+    x, y = _unpack(batch, ("x", "y"))
     return _next_token_loss(model(x), y)  # logits (B, T, V)
 
 
@@ -208,7 +227,7 @@ class TBPTTLoss:
         self.state: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __call__(self, model: CharLSTM, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y, first = batch
+        x, y, first = _unpack(batch, ("x", "y", "first"))
         if bool(first) or self.state is None or self.state[0].shape[1] != x.shape[0]:
             self.state = None
         logits, state = model(x, self.state, return_state=True)  # (B, T, V)

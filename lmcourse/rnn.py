@@ -38,6 +38,8 @@ class _CellBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
         check_positive_ints(input_size=input_size, hidden_size=hidden_size)
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be True or False, got {bias!r}")
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         g = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(g, input_size))

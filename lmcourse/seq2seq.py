@@ -33,17 +33,30 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
 
 
+def _check_attention_inputs(query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, query_dim: int,
+                            key_dim: int) -> None:
+    """query (B, query_dim), keys (B, S, key_dim), mask (B, S); shapes only, so a decoder step pays no sync."""
+    if keys.ndim != 3 or keys.shape[-1] != key_dim or query.shape != (keys.shape[0], query_dim):
+        raise ValueError(f"query must be (B, query_dim={query_dim}) and keys (B, S, key_dim={key_dim}), got query "
+                         f"{tuple(query.shape)} and keys {tuple(keys.shape)}")
+    if mask.shape != keys.shape[:2]:
+        raise ValueError(f"mask must be (B, S) = {tuple(keys.shape[:2])} like keys, True at real positions, got "
+                         f"{tuple(mask.shape)}")
+
+
 class BahdanauAttention(nn.Module):
     """Additive attention: score_j = v . tanh(W_q q + W_k h_j). q (B, Dq), keys (B, S, Dk) -> (context (B, Dk), weights (B, S))."""
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int):
         super().__init__()
+        check_positive_ints(query_dim=query_dim, key_dim=key_dim, attn_dim=attn_dim)
         self.w_q = nn.Linear(query_dim, attn_dim, bias=False)
         self.w_k = nn.Linear(key_dim, attn_dim, bias=True)
         self.v = nn.Linear(attn_dim, 1, bias=False)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 projected_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_attention_inputs(query, keys, mask, self.w_q.in_features, self.w_k.in_features)
         pk = self.w_k(keys) if projected_keys is None else projected_keys  # (B, S, A): once per sequence
         scores = self.v(torch.tanh(pk + self.w_q(query)[:, None])).squeeze(-1)  # (B, S)
         weights = _masked_softmax(scores, mask)
@@ -55,10 +68,12 @@ class LuongAttention(nn.Module):
 
     def __init__(self, query_dim: int, key_dim: int):
         super().__init__()
+        check_positive_ints(query_dim=query_dim, key_dim=key_dim)
         self.w = nn.Linear(key_dim, query_dim, bias=False)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor,
                 projected_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_attention_inputs(query, keys, mask, self.w.out_features, self.w.in_features)
         pk = self.w(keys) if projected_keys is None else projected_keys  # (B, S, Dq)
         scores = (pk @ query[:, :, None]).squeeze(-1)  # (B, S)
         weights = _masked_softmax(scores, mask)
@@ -74,6 +89,7 @@ class Seq2SeqEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, emb_dim: int, hidden: int):
         super().__init__()
+        check_positive_ints(vocab_size=vocab_size, emb_dim=emb_dim, hidden=hidden)
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
         self.rnn = nn.GRU(emb_dim, hidden, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(2 * hidden, hidden)
@@ -98,7 +114,6 @@ class Seq2Seq(nn.Module):
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         check_int("vocab_size", vocab_size, minimum=4, fix="the 3 special tokens and at least one symbol")
-        check_positive_ints(emb_dim=emb_dim, hidden=hidden)
         self.attention_kind, self.hidden = attention, hidden
         self.encoder = Seq2SeqEncoder(vocab_size, emb_dim, hidden)
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=PAD)
@@ -123,6 +138,9 @@ class Seq2Seq(nn.Module):
                              "build them with task.batch(pairs)")
         if src.ndim != 2 or src_lengths.shape != src.shape[:1]:
             raise ValueError(f"src must be (B, S) and src_lengths (B,), got {tuple(src.shape)} and {tuple(src_lengths.shape)}")
+        if src_lengths.is_floating_point() or src_lengths.dtype == torch.bool:
+            raise ValueError(f"src_lengths must hold integer lengths, got dtype {src_lengths.dtype}; build the batch "
+                             "with task.batch(pairs)")
         if src.numel() == 0:
             raise ValueError(f"src is empty, shape {tuple(src.shape)}; pass at least one source of one token")
         lengths = src_lengths.cpu()
@@ -222,6 +240,9 @@ def exact_match(model: Seq2Seq, task, pairs: list[tuple[str, str]], batch_size: 
     check_int("batch_size", batch_size)
     if not pairs:
         raise ValueError("pairs is empty; give at least one (source, target) pair, e.g. task.sample(200, seed=0)")
+    bad = [p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2)]
+    if bad:
+        raise ValueError(f"pairs must hold (source, target) pairs, got {bad[0]!r}; e.g. task.sample(200, seed=0)")
     model.eval()
     device = next(model.parameters()).device
     hits = 0

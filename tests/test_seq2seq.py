@@ -105,7 +105,13 @@ def test_attention_learns_short_reversal():
     assert sum(hist.loss[-5:]) / 5 < 0.5 * hist.loss[0]
     acc = accuracy_by_length(model, task, [2, 3], n_per_length=30)
     assert acc[2] > 0.5, acc
-    assert exact_match(model, task, [("012", "210")]) in (0.0, 1.0)
+    src, lengths, _, _ = task.batch([("012", "210")])
+    ids, _ = model.greedy_decode(src, lengths, max_len=8)
+    assert EOS in ids[0].tolist()  # a complete answer: exact_match's shorter decoding gives the same one
+    answer = task.decode(ids[0])
+    right, wrong = ("012", answer), ("012", answer + "0")
+    assert exact_match(model, task, [right, wrong]) == 0.5
+    assert exact_match(model, task, [right, wrong, right, right], batch_size=3) == 0.75  # across batches
 
 
 def test_seq2seq_rejects_bad_input():
