@@ -1,0 +1,86 @@
+"""From a recipe to its tokenizer and its model, with what training and scoring that kind of model need.
+
+Each model kind is one function `kind(recipe, vocab_size) -> Trainable`, registered in `KINDS`; a new kind
+(a char LSTM, a masked LM, a text-diffusion model) is one more such function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lmcourse.data import corpus_tokenizer
+from lmcourse.gpt import GPT, GPTConfig
+from lmcourse.sequences import cross_entropy, random_windows
+from lmcourse.tokenizers import CharTokenizer
+from lmcourse.train import Batch, default_loss
+from lmcourse.zoo.recipes import Recipe
+
+SCORE_TOKENS = 16_384  # tokens per batch when scoring held-out text: few Python steps, modest memory
+
+
+@dataclass
+class Trainable:
+    """A freshly initialised model of one kind, and what training and scoring it need.
+
+    optimizer(): the recipe's AdamW over the model's parameters (call it after moving the model to its device).
+    batches(train_ids (N,)): endless training batches for `lmcourse.train.train`.
+    score(valid_ids (N,), max_tokens): held-out nats per token (per character for a char tokenizer).
+    """
+
+    model: nn.Module
+    optimizer: Callable[[], torch.optim.Optimizer]
+    batches: Callable[[torch.Tensor], Iterator[Batch]]
+    score: Callable[[torch.Tensor, int | None], float]
+    loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = default_loss
+
+
+def gpt(recipe: Recipe, vocab_size: int) -> Trainable:
+    """A `lmcourse.gpt.GPT` trained on random windows, scored with `lmcourse.sequences.cross_entropy`."""
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=recipe.block_size, **recipe.model))
+
+    def optimizer() -> torch.optim.Optimizer:
+        device = next(model.parameters()).device
+        return model.configure_optimizer(recipe.lr, recipe.weight_decay, recipe.betas, device=device)
+
+    def score(ids: torch.Tensor, max_tokens: int | None) -> float:
+        device = next(model.parameters()).device
+        return cross_entropy(lambda x: model(x)[0], ids, recipe.block_size, batch_size=max(1, SCORE_TOKENS // recipe.block_size),
+                             device=device, max_tokens=max_tokens)
+
+    return Trainable(model, optimizer, lambda ids: random_windows(ids, recipe.block_size, recipe.batch_size,
+                                                                  seed=recipe.seed), score)
+
+
+KINDS: dict[str, Callable[[Recipe, int], Trainable]] = {"gpt": gpt}
+TOKENIZERS: dict[str, Callable[[str], CharTokenizer]] = {"char": lambda corpus: corpus_tokenizer(corpus, "char")}
+
+
+def build_tokenizer(recipe: Recipe) -> CharTokenizer:
+    """The recipe's tokenizer, built from its corpus's train split."""
+    if recipe.tokenizer not in TOKENIZERS:
+        raise ValueError(f"recipe {recipe.name!r} asks for tokenizer {recipe.tokenizer!r}; lmcourse.zoo knows "
+                         f"{sorted(TOKENIZERS)}: add it to lmcourse.zoo.build.TOKENIZERS")
+    return TOKENIZERS[recipe.tokenizer](recipe.corpus)
+
+
+def tokenizer_sha256(tokenizer: CharTokenizer) -> str:
+    """A fingerprint of a tokenizer: the sha256 of its tokens in id order (as JSON)."""
+    return hashlib.sha256(json.dumps(tokenizer.vocab.itos).encode("utf-8")).hexdigest()
+
+
+def build(recipe: Recipe, vocab_size: int) -> Trainable:
+    """A new model of the recipe's kind and size (on the CPU, initialised from the current torch seed)."""
+    if recipe.kind not in KINDS:
+        raise ValueError(f"recipe {recipe.name!r} asks for model kind {recipe.kind!r}; lmcourse.zoo knows "
+                         f"{sorted(KINDS)}: add a function to lmcourse.zoo.build.KINDS")
+    try:
+        return KINDS[recipe.kind](recipe, vocab_size)
+    except TypeError as exc:  # a config key the model does not take
+        raise ValueError(f"recipe {recipe.name!r} has model config {recipe.model}, which a {recipe.kind!r} model "
+                         f"does not take ({exc})") from exc

@@ -1,0 +1,99 @@
+"""Recipes of the reference models: everything a training run depends on, written down in code.
+
+A recipe names its data, tokenizer, model kind and size, seed, optimiser, schedule and number of steps,
+so that `python -m lmcourse.zoo train NAME` reproduces the shipped weights (up to the device's arithmetic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmcourse.checks import check_int, check_number
+
+DTYPES_ON_DISK = ("bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One reference model: what it is trained on, how, and for how long."""
+
+    name: str
+    about: str                         # one line: what the model is
+    corpus: str                        # lmcourse.data.load_corpus(corpus, split) is the training text
+    split: str
+    tokenizer: str                     # "char": the course's lmcourse.data.corpus_tokenizer(corpus, "char")
+    kind: str                          # the model kind, a key of lmcourse.zoo.build.KINDS ("gpt")
+    model: dict[str, Any] = field(hash=False)  # the kind's config, less vocab_size (from the tokenizer) and block_size
+    seed: int
+    lr: float                          # AdamW's peak learning rate
+    betas: tuple[float, float]
+    weight_decay: float                # on matrices only (embeddings, Linear weights)
+    warmup_steps: int                  # linear warm-up, then cosine decay to min_lr at the last step
+    min_lr: float
+    grad_clip: float
+    batch_size: int
+    block_size: int                    # tokens of context
+    steps: int
+    eval_every: int                    # steps between points of the held-out curve
+    eval_chars: int                    # the curve scores the first eval_chars characters of the valid split
+    dtype_on_disk: str                 # "bfloat16" halves the file; the card reports the score it costs
+
+    def __post_init__(self) -> None:
+        for name in ("name", "about", "corpus", "tokenizer", "kind"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"Recipe.{name} must be a non-empty str, got {getattr(self, name)!r}")
+        if self.split != "train":
+            raise ValueError(f"Recipe.split must be 'train' (the valid split is the held-out text every chapter "
+                             f"scores on), got {self.split!r}")
+        if not isinstance(self.model, dict):
+            raise ValueError(f"Recipe.model must be a dict of the model's config, got {self.model!r}")
+        check_int("seed", self.seed, minimum=0)
+        for name in ("batch_size", "block_size", "steps", "eval_every", "eval_chars"):
+            check_int(name, getattr(self, name))
+        check_int("warmup_steps", self.warmup_steps, 0, self.steps, fix="warm-up steps, at most steps")
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("min_lr", self.min_lr, 0, self.lr, fix="the learning rate at the last step, between 0 and lr")
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("grad_clip", self.grad_clip, 0, low_open=True)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"Recipe.betas must be two numbers in [0, 1), got {self.betas!r}; (0.9, 0.99) is usual")
+        if self.dtype_on_disk not in DTYPES_ON_DISK:
+            raise ValueError(f"Recipe.dtype_on_disk must be one of {DTYPES_ON_DISK}, got {self.dtype_on_disk!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recipe as plain JSON data (betas as a list), as stored in the card."""
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe(
+        name="gpt-char-wiki",
+        about="a character-level GPT (4 layers, 192 wide) trained on the wiki corpus's train split",
+        corpus="wiki", split="train", tokenizer="char", kind="gpt",
+        model={"n_layer": 4, "n_head": 4, "n_embd": 192, "dropout": 0.0},
+        seed=0, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.1, warmup_steps=100, min_lr=2e-4, grad_clip=1.0,
+        batch_size=32, block_size=256,
+        # A placeholder: the lead sets it from a measured throughput, so that the run fits in 45 minutes on
+        # 2 CPU cores (`python -m lmcourse.zoo train gpt-char-wiki` prints steps/s on its progress bar).
+        steps=3000,
+        eval_every=250, eval_chars=32_768, dtype_on_disk="bfloat16"),
+    Recipe(
+        name="tiny-test",
+        about="a one-layer, 32-wide character GPT trained for 20 steps: the recipe the unit tests train",
+        corpus="wiki", split="train", tokenizer="char", kind="gpt",
+        model={"n_layer": 1, "n_head": 2, "n_embd": 32, "dropout": 0.0},
+        seed=0, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1, warmup_steps=5, min_lr=1e-3, grad_clip=1.0,
+        batch_size=8, block_size=32, steps=20, eval_every=10, eval_chars=2048, dtype_on_disk="bfloat16"),
+]}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called `name`; ValueError listing the known names otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"name={name!r} is not a reference model of lmcourse.zoo; the known ones are "
+                         f"{', '.join(sorted(RECIPES))} (python -m lmcourse.zoo list)")
+    return RECIPES[name]

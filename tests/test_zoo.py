@@ -1,0 +1,220 @@
+"""lmcourse.zoo: a tiny recipe trains and loads back, its card is complete, and every mismatch is refused."""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+
+from lmcourse.data import load_corpus
+from lmcourse.files import sha256_file
+from lmcourse.sequences import cross_entropy
+from lmcourse.train import count_parameters
+from lmcourse.zoo import CARD_FIELDS, RECIPES, card_path, load, train, weights_path
+from lmcourse.zoo.build import build, build_tokenizer
+from lmcourse.zoo.cli import main
+
+NAME = "tiny-test"
+FIX = r"python -m lmcourse\.zoo train tiny-test"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """tiny-test trained once into a temporary zoo folder: (root, trained model, card)."""
+    root = tmp_path_factory.mktemp("zoo")
+    model, card = train(NAME, device="cpu", root=root, progress=False)
+    return root, model, card
+
+
+@pytest.fixture
+def copy(trained, tmp_path):
+    """A copy of the trained zoo folder that a test may damage."""
+    root = tmp_path / "zoo"
+    shutil.copytree(trained[0], root)
+    return root
+
+
+def edit_card(root, change):
+    path = card_path(NAME, root)
+    card = json.loads(path.read_text())
+    change(card)
+    path.write_text(json.dumps(card))
+
+
+def test_loaded_model_has_the_logits_of_the_trained_weights_rounded_to_bfloat16(trained):
+    root, trained_model, _ = trained
+    model, tokenizer, _ = load(NAME, root=root)
+    assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
+    rounded = build(RECIPES[NAME], tokenizer.vocab_size).model.eval()
+    rounded.load_state_dict({k: v.bfloat16().float() for k, v in trained_model.state_dict().items()})
+    ids = torch.tensor([tokenizer.encode("The history of the city")])
+    with torch.no_grad():
+        logits, reference, unrounded = model(ids)[0], rounded(ids)[0], trained_model(ids)[0]
+    torch.testing.assert_close(logits, reference, rtol=0, atol=0)
+    torch.testing.assert_close(logits, unrounded, rtol=0.05, atol=0.05)  # bfloat16 keeps 8 bits of mantissa
+
+
+def test_card_scores_are_those_of_the_loaded_and_the_trained_model_on_the_whole_valid_split(trained):
+    root, trained_model, card = trained
+    model, tokenizer, _ = load(NAME, root=root)
+    valid = torch.tensor(tokenizer.encode(load_corpus("wiki", "valid")))
+    block = RECIPES[NAME].block_size
+    with torch.no_grad():  # one batch holds windows of 32 tokens
+        assert cross_entropy(lambda x: model(x)[0], valid, block, batch_size=512) == pytest.approx(card["valid_nats_per_char"], rel=1e-9)
+        assert cross_entropy(lambda x: trained_model(x)[0], valid, block, batch_size=512) == pytest.approx(
+            card["valid_nats_per_char_before_cast"], rel=1e-9)
+
+
+def test_weights_file_is_a_bfloat16_state_dict_that_loads_with_weights_only(trained):
+    root, trained_model, _ = trained
+    state = torch.load(weights_path(NAME, root), weights_only=True)
+    assert state.keys() == trained_model.state_dict().keys()
+    assert all(t.dtype == torch.bfloat16 for t in state.values() if t.is_floating_point())
+    assert state["wte.weight"].data_ptr() == state["lm_head.weight"].data_ptr()  # tied weights stored once
+
+
+def test_card_has_every_field_and_the_right_hashes(trained):
+    root, model, card = trained
+    assert json.loads(card_path(NAME, root).read_text()) == card
+    assert set(CARD_FIELDS) <= card.keys()
+    assert card["recipe"] == RECIPES[NAME].as_dict()
+    assert card["data_sha256"] == hashlib.sha256(load_corpus("wiki", "train").encode()).hexdigest()
+    assert card["weights_sha256"] == sha256_file(weights_path(NAME, root))
+    assert card["weights_bytes"] == weights_path(NAME, root).stat().st_size
+    assert card["parameters"] == count_parameters(model)
+    assert card["tokenizer_vocab_size"] == build_tokenizer(RECIPES[NAME]).vocab_size
+    assert card["steps_taken"] == 20
+    assert card["curve"]["step"] == [0, 10, 20] and len(card["curve"]["nats_per_char"]) == 3
+    assert card["curve"]["nats_per_char"][-1] < card["curve"]["nats_per_char"][0]  # 20 steps do learn something
+    assert {"type", "name", "cpu", "torch_threads", "precision"} <= card["device"].keys()
+    assert card["device"]["type"] == "cpu" and card["torch_version"] == torch.__version__
+    assert card["git_commit"] is None or len(card["git_commit"]) == 40
+    assert card["wall_seconds"] >= card["train_seconds"] >= 0
+    assert "bfloat16" in card["valid_note"]
+    assert datetime.datetime.fromisoformat(card["date"]).tzinfo is not None
+
+
+def test_training_leaves_only_the_weights_and_the_card(trained):
+    root = trained[0]
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == \
+        ["cards/tiny-test.json", "weights/tiny-test.pt"]
+
+
+def test_training_again_gives_the_same_weights(trained, tmp_path):
+    _, first, card = trained
+    again, card_again = train(NAME, device="cpu", root=tmp_path, progress=False)
+    for (key, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+    assert card_again["curve"] == card["curve"]
+
+
+def test_a_flipped_byte_in_the_weights_is_refused_naming_file_hashes_and_fix(copy):
+    path = weights_path(NAME, copy)
+    payload = bytearray(path.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    path.write_bytes(payload)
+    expected = json.loads(card_path(NAME, copy).read_text())["weights_sha256"]
+    with pytest.raises(ValueError, match=FIX) as caught:
+        load(NAME, root=copy)
+    message = str(caught.value)
+    assert str(path) in message and expected in message and hashlib.sha256(payload).hexdigest() in message
+    assert "restore the file with git" in message
+
+
+def test_training_text_other_than_the_cards_is_refused(copy):
+    edit_card(copy, lambda card: card.update(data_sha256="0" * 64))
+    with pytest.raises(ValueError, match=r"training text .* sha256 [0-9a-f]{64}.* sha256 0{64}.*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_a_tokenizer_other_than_the_cards_is_refused(copy):
+    edit_card(copy, lambda card: card.update(tokenizer_sha256="0" * 64))
+    with pytest.raises(ValueError, match=r"tokenizer .* sha256 0{64}.*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_a_recipe_changed_since_training_is_refused(copy):
+    edit_card(copy, lambda card: card["recipe"].update(steps=10))
+    with pytest.raises(ValueError, match=r"steps=10.*steps=20.*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_a_card_missing_a_field_is_named(copy):
+    edit_card(copy, lambda card: card.pop("curve"))
+    with pytest.raises(ValueError, match=r"tiny-test\.json lacks the field\(s\) curve .*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_a_card_that_is_not_json_is_refused(copy):
+    card_path(NAME, copy).write_text("{not json")
+    with pytest.raises(ValueError, match=r"not a readable JSON card.*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_a_missing_card_says_how_to_train(copy):
+    card_path(NAME, copy).unlink()
+    with pytest.raises(FileNotFoundError, match=r"tiny-test\.json does not exist.*" + FIX):
+        load(NAME, root=copy)
+
+
+def test_missing_weights_say_how_to_train(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"has not been trained here.*" + FIX):
+        load(NAME, root=tmp_path)
+
+
+def test_an_unknown_name_lists_the_known_ones(tmp_path):
+    for call in (lambda: load("gpt-wiki", root=tmp_path), lambda: train("gpt-wiki", root=tmp_path)):
+        with pytest.raises(ValueError, match=r"'gpt-wiki' is not a reference model.*gpt-char-wiki, tiny-test"):
+            call()
+
+
+def test_gpt_char_wiki_recipe_is_the_one_asked_for():
+    r = RECIPES["gpt-char-wiki"]
+    assert (r.corpus, r.split, r.tokenizer, r.kind) == ("wiki", "train", "char", "gpt")
+    assert r.model == {"n_layer": 4, "n_head": 4, "n_embd": 192, "dropout": 0.0} and r.block_size == 256
+    assert (r.batch_size, r.lr, r.betas, r.weight_decay) == (32, 2e-3, (0.9, 0.99), 0.1)
+    assert (r.warmup_steps, r.min_lr, r.eval_every, r.eval_chars) == (100, r.lr / 10, 250, 32_768)
+    assert r.dtype_on_disk in ("bfloat16", "float32")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_its_model(name):
+    recipe = RECIPES[name]
+    assert recipe.name == name and "\n" not in recipe.about
+    model = build(recipe, vocab_size=100).model
+    assert model.config.block_size == recipe.block_size
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(warmup_steps=21), r"warmup_steps must be an int in \[0, 20\]"),
+    (dict(split="valid"), r"split must be 'train'"),
+    (dict(dtype_on_disk="int8"), r"dtype_on_disk must be one of"),
+    (dict(min_lr=1.0), r"min_lr must be in"),
+])
+def test_a_bad_recipe_is_named(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(RECIPES[NAME], **change)
+
+
+def test_an_unknown_model_kind_is_named():
+    recipe = dataclasses.replace(RECIPES[NAME], kind="char_lstm")
+    with pytest.raises(ValueError, match=r"model kind 'char_lstm'.*\['gpt'\]"):
+        build(recipe, vocab_size=100)
+
+
+def test_cli_lists_shows_and_names_errors(trained, tmp_path, capsys):
+    root = str(trained[0])
+    assert main(["list", "--root", root]) == 0
+    listing = capsys.readouterr().out
+    assert any(line.split()[:2] == ["tiny-test", "yes"] and "kB" in line for line in listing.splitlines())
+    assert any(line.split()[:2] == ["gpt-char-wiki", "no"] for line in listing.splitlines())
+    assert main(["show", NAME, "--root", root]) == 0
+    shown = capsys.readouterr().out
+    assert "nats/char as saved" in shown and "step      20" in shown
+    assert main(["show", "gpt-char-wiki", "--root", root]) == 0
+    assert "not trained: python -m lmcourse.zoo train gpt-char-wiki" in capsys.readouterr().out
+    assert main(["show", "nope", "--root", root]) == 1
+    assert "gpt-char-wiki, tiny-test" in capsys.readouterr().err
