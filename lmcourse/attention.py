@@ -389,11 +389,14 @@ class MultiHeadAttention(nn.Module):
         """Refuse NaN/inf in q, k, v before torch's fused CPU kernel, which turns NaN in q or k into finite
         outputs (pytorch issue 141128): a diverged model would otherwise look healthy.
 
-        Called on the CPU only: there it reads the new q, k, v once, about 1/d_model of the projections'
-        work, with no device sync (the GPT train step keeps its speed); on CUDA a check would cost a sync
-        per layer, and its kernels give NaN for NaN. The explicit path (need_weights) propagates NaN itself.
+        Called on the CPU only: a NaN or inf anywhere makes the sum of q, k and v non-finite, so one sum each
+        (no boolean tensor; 4 % of the GPT train step's time with `isfinite(x).all()`, nothing measurable this
+        way) tells; on CUDA a check would cost a sync per layer, and its kernels give NaN for NaN. The explicit
+        path (need_weights) propagates NaN itself.
         """
-        if all(bool(torch.isfinite(x).all()) for x in projected):
+        if bool(torch.isfinite(sum(x.sum() for x in projected))):
+            return
+        if all(bool(torch.isfinite(x).all()) for x in projected):  # finite values whose sum overflowed
             return
         for name, x in inputs.items():
             if not torch.isfinite(x).all():
