@@ -172,6 +172,38 @@ def attention(q, k, v, mask=None):
     weights = scores.softmax(-2)
     return weights @ v, weights
 ''',
+        "-inf fill (a fully masked row is NaN)": '''
+import math
+
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    return weights @ v, weights
+''',
+        "-1e9 fill (a fully masked row gets uniform weights, not zeros)": '''
+import math
+
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -1e9)
+    weights = scores.softmax(-1)
+    return weights @ v, weights
+''',
+        "the keys as values (v ignored)": '''
+import math
+
+import torch
+
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(-1) if mask is None else scores.softmax(-1) * mask
+    return weights @ k, weights
+''',
     }))
 
 add(Cells(
@@ -308,6 +340,82 @@ class MyMultiHeadAttention(nn.Module):
         B, _, Tq, _ = y.shape
         return y.transpose(1, 2).reshape(B, Tq, -1)
 ''',
+        "value ignored: the key projected as the values": '''
+import math
+
+import torch
+from torch import nn
+
+class MyMultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+
+    def split(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(key))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        y = scores.softmax(-1) @ v
+        B, _, Tq, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+''',
+        "key and value swapped": '''
+import math
+
+import torch
+from torch import nn
+
+class MyMultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+
+    def split(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(value)), self.split(self.v_proj(key))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        y = scores.softmax(-1) @ v
+        B, _, Tq, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+''',
+        "-inf fill (a fully masked row is NaN)": '''
+import math
+from torch import nn
+
+class MyMultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+
+    def split(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        y = scores.softmax(-1) @ v
+        B, _, Tq, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+''',
     }))
 
 
@@ -366,6 +474,23 @@ def top_p_filter(logits, top_p):
 def top_p_filter(logits, top_p):
     probs, order = logits.softmax(-1).sort(-1, descending=True)
     keep = (probs.cumsum(-1) - probs) < top_p
+    return logits.masked_fill(~keep, float("-inf"))
+''',
+        "drops a token once the mass before it exceeds top_p (one too many at an exact boundary)": '''
+def top_p_filter(logits, top_p):
+    probs, order = logits.softmax(-1).sort(-1, descending=True)
+    remove = probs.cumsum(-1) > top_p
+    remove[:, 1:] = remove[:, :-1].clone()  # shift right: keep the token that crosses top_p
+    remove[:, 0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+''',
+        "keeps a token while the mass before it is at most top_p (<= for <)": '''
+import torch
+
+def top_p_filter(logits, top_p):
+    probs, order = logits.softmax(-1).sort(-1, descending=True)
+    keep_sorted = probs.cumsum(-1) - probs <= top_p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return logits.masked_fill(~keep, float("-inf"))
 ''',
     }))
@@ -442,6 +567,21 @@ def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size
     _, index = torch.topk(log_probs.flatten(), num_beams)
     beam, token = index // log_probs.shape[1], index % log_probs.shape[1]
     scores = beam_scores[beam] + log_probs.flatten()[index]
+    return torch.cat([sequences[beam], token[:, None]], 1), scores
+''',
+        "finds each best score's position by its value (tied continuations all map to the first)": '''
+import torch
+
+def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size=0):
+    n, log_probs = no_repeat_ngram_size, log_probs.clone()
+    for b, row in enumerate(sequences.tolist()):
+        if n > 0 and len(row) >= n - 1:
+            prefix = row[len(row) - (n - 1):]
+            log_probs[b, [row[i + n - 1] for i in range(len(row) - n + 1) if row[i:i + n - 1] == prefix]] = float("-inf")
+    total = (beam_scores[:, None] + log_probs).flatten()
+    scores = total.sort(descending=True).values[:num_beams]
+    index = torch.stack([(total == s).nonzero()[0, 0] for s in scores])
+    beam, token = index // log_probs.shape[1], index % log_probs.shape[1]
     return torch.cat([sequences[beam], token[:, None]], 1), scores
 ''',
     }))

@@ -13,6 +13,15 @@ def _random_mask(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return torch.rand(shape, generator=g) < 0.6
 
 
+def _fully_masked_rows(mask: torch.Tensor) -> torch.Tensor:
+    """A (B, 1, Tq, Tk) mask with query 0 of example 0 and the last query of the last example masked out entirely
+    (padded queries): an unguarded -inf fill gives NaN there, a -1e9 fill uniform weights instead of zeros."""
+    mask = mask.clone()
+    mask[0, :, 0] = False
+    mask[-1, :, -1] = False
+    return mask
+
+
 @exercise(ID_SOFTMAX, "masked softmax", hints=[
     "Which scores may a query use? torch's convention: mask True = may attend. The masked entries must get weight "
     "exactly 0, also when a whole row is masked, and float16 must not overflow.",
@@ -62,6 +71,8 @@ def check_scaled_dot_product_attention(attention) -> None:
          torch.ones(6, 6, dtype=torch.bool).tril()),
         ("padding mask (B, 1, 1, Tk)", (2, 2, 5, 8), (2, 2, 5, 8), (2, 2, 5, 8),
          torch.tensor([[True] * 5, [True, True, True, False, False]])[:, None, None, :]),
+        ("padded queries: a fully masked row in each example", (2, 2, 5, 8), (2, 2, 5, 8), (2, 2, 5, 8),
+         _fully_masked_rows(torch.ones(2, 1, 5, 5, dtype=torch.bool).tril())),
     ]
     for name, sq, sk, sv, mask in cases:
         q, k, v = (torch.randn(s, generator=g) for s in (sq, sk, sv))
@@ -83,11 +94,16 @@ def check_scaled_dot_product_attention(attention) -> None:
 def check_multi_head_attention(module_class) -> None:
     from lmcourse.attention import MultiHeadAttention
 
-    cases = [("d_model=32, 4 heads, self-attention", 32, 4, 2, 5, 5, None),
+    # query, key and value are three different tensors except in the first case, so a module that uses key as
+    # the value, or swaps them, shows
+    cases = [("d_model=32, 4 heads, self-attention (query = key = value)", 32, 4, 2, 5, 5, None),
+             ("d_model=32, 4 heads, query, key and value all different", 32, 4, 2, 5, 5, None),
              ("d_model=48, 3 heads, cross-attention Tq=4, Tk=7", 48, 3, 2, 4, 7, None),
              ("d_model=32, 8 heads, causal mask", 32, 8, 3, 6, 6, torch.ones(6, 6, dtype=torch.bool).tril()),
              ("d_model=24, 2 heads, padding mask (B, 1, 1, Tk)", 24, 2, 2, 5, 5,
-              torch.tensor([[True] * 5, [True, True, False, False, False]])[:, None, None, :])]
+              torch.tensor([[True] * 5, [True, True, False, False, False]])[:, None, None, :]),
+             ("d_model=32, 4 heads, padded queries: a fully masked row in each example", 32, 4, 2, 5, 5,
+              _fully_masked_rows(torch.ones(2, 1, 5, 5, dtype=torch.bool).tril()))]
     for i, (name, d_model, n_heads, B, Tq, Tk, mask) in enumerate(cases):
         g = generator(ID_MHA, i)
         with torch.random.fork_rng():  # random weights without touching the notebook's random state
@@ -99,11 +115,21 @@ def check_multi_head_attention(module_class) -> None:
         except Exception as exc:
             raise Wrong(name, "your module must have q_proj, k_proj, v_proj, out_proj = nn.Linear(d_model, d_model) "
                               f"and no other parameters ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-        query, key = torch.randn(B, Tq, d_model, generator=g), torch.randn(B, Tk, d_model, generator=g)
+        query, key, value = (torch.randn(B, T, d_model, generator=g) for T in (Tq, Tk, Tk))
+        if i == 0:
+            key = value = query
         with torch.no_grad():
-            want, _ = reference(query, key, key, mask=mask)
-            got = call(name, module.eval(), query, key, key, mask)
+            want, _ = reference(query, key, value, mask=mask)
+            got = call(name, module.eval(), query.clone(), key.clone(), value.clone(),
+                       None if mask is None else mask.clone())
         if isinstance(got, tuple):
             got = got[0]
+        if mask is not None and isinstance(got, torch.Tensor) and got.shape == want.shape:
+            # A fully masked row must be finite (an unguarded -inf fill gives NaN), but any finite output passes
+            # there for now: the reference gives zero weights (out_proj's bias), the stored solution uniform ones.
+            # Require the reference's row once the solution multiplies its weights by the mask.
+            padded = ~mask.any(-1).expand(B, 1, Tq)[:, 0]  # (B, Tq)
+            finite = torch.isfinite(got.detach()).all(-1)  # (B, Tq)
+            want = torch.where((padded & finite)[..., None], got.detach(), want)
         same_tensor(name, got, want, atol=1e-5)
 

@@ -22,11 +22,18 @@ def check_top_p_filter(top_p_filter) -> None:
 
     g = generator(ID_TOP_P)
     ties = torch.log(torch.tensor([[0.3, 0.3, 0.3, 0.05, 0.05], [0.05, 0.3, 0.05, 0.3, 0.3]]))
+    # Powers of two: their float32 softmax and sums are exact, so the mass of the most likely tokens lands exactly
+    # on top_p. The nucleus stops there (transformers' rule); "drop a token once the mass *before* it exceeds
+    # top_p" keeps one token too many.
+    dyadic = torch.log(torch.tensor([[0.125, 0.5, 0.03125, 0.25, 0.0625, 0.03125],
+                                     [0.0625, 0.03125, 0.25, 0.03125, 0.125, 0.5]]))
     cases = [
         ("random logits (4, 50), top_p=0.9", torch.randn(4, 50, generator=g) * 2, 0.9),
         ("top_p=1: every token stays", torch.randn(3, 20, generator=g), 1.0),
         ("top_p=0.01: only the most likely token", torch.randn(3, 20, generator=g) * 3, 0.01),
         ("ties at the top and in the tail, top_p=0.85", ties, 0.85),
+        ("the two most likely tokens hold exactly top_p=0.75", dyadic, 0.75),
+        ("the most likely token alone holds exactly top_p=0.5", dyadic, 0.5),
         ("a peaked row and a flat row (float64), top_p=0.5",
          torch.stack([torch.randn(30, generator=g) * 8, torch.randn(30, generator=g) * 0.01]).double(), 0.5),
     ]
@@ -49,6 +56,12 @@ def _reference_beam_step(sequences: torch.Tensor, beam_scores: torch.Tensor, log
     return torch.cat([sequences[beam], token[:, None]], dim=1), scores
 
 
+def _tie_order(sequences: torch.Tensor, scores: torch.Tensor) -> list[int]:
+    """The rows of `sequences` (num_beams, T) best score first, equal scores ordered by their tokens: any order of
+    tied continuations compares equal."""
+    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), sequences[i].tolist()))
+
+
 @exercise(ID_BEAM, "one beam-search step with the no-repeat ban", hints=[
     "A beam's score is the sum of its tokens' log-probabilities. Rank every (beam, next token) pair together, "
     "not each beam on its own; a token that would complete an n-gram the beam already contains is banned first.",
@@ -61,7 +74,8 @@ def check_beam_search_step(beam_step) -> None:
     g = generator(ID_BEAM)
     V = 8
 
-    def case(name: str, sequences: torch.Tensor, num_beams: int, n: int, favour_banned: bool = False) -> None:
+    def case(name: str, sequences: torch.Tensor, num_beams: int, n: int, favour_banned: bool = False,
+             tied: bool = False) -> None:
         beams = sequences.shape[0]
         log_probs = torch.randn(beams, V, generator=g).log_softmax(-1)
         if favour_banned:  # make the token that repeats a bigram the most likely one, so ignoring the ban shows
@@ -70,11 +84,16 @@ def check_beam_search_step(beam_step) -> None:
                 if repeats:
                     log_probs[b, repeats[0]] = -0.01
         beam_scores = -torch.rand(beams, generator=g) * 3
+        if tied:  # beams 0 and 1 score every token alike: each of their continuations ties with the other's
+            log_probs[1], beam_scores[1] = log_probs[0], beam_scores[0]
+            beam_scores[2:] -= 100  # the others far behind, so no tie straddles the cut-off
         want_seq, want_scores = _reference_beam_step(sequences, beam_scores, log_probs, num_beams, n)
         got = call(name, beam_step, sequences.clone(), beam_scores.clone(), log_probs.clone(), num_beams, n)
-        got = expect_pair(name, got, "(sequences, scores)")
-        same_tensor(name, got[0], want_seq, what="the new sequences")
-        same_tensor(name, got[1], want_scores, atol=1e-6, what="the new scores")
+        got_seq, got_scores = expect_pair(name, got, "(sequences, scores)")
+        same_tensor(name, got_scores, want_scores, atol=1e-6, what="the new scores")
+        if isinstance(got_seq, torch.Tensor) and got_seq.shape == want_seq.shape:  # tied continuations in any order
+            got_seq, want_seq = got_seq[_tie_order(got_seq, want_scores)], want_seq[_tie_order(want_seq, want_scores)]
+        same_tensor(name, got_seq, want_seq, what="the new sequences")
 
     case("3 beams, no ban", torch.randint(V, (3, 5), generator=g), 3, 0)
     case("4 beams, no_repeat_ngram_size=2, the repeating token is likely",
@@ -82,6 +101,8 @@ def check_beam_search_step(beam_step) -> None:
     case("2 beams, no_repeat_ngram_size=3", torch.tensor([[1, 2, 3, 4, 1, 2], [5, 5, 5, 5, 5, 5]]), 2, 3)
     case("beams shorter than n-1: nothing to ban", torch.tensor([[3], [5]]), 2, 3)
     case("keep 2 of 4 beams", torch.randint(V, (4, 3), generator=g), 2, 2)
+    case("two beams with equal scores: ties between their continuations",
+         torch.tensor([[1, 2, 3], [4, 5, 6], [7, 0, 1]]), 4, 0, tied=True)
 
 
 @exercise(ID_PENALTY, "repetition penalty", hints=[
