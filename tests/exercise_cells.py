@@ -1508,6 +1508,11 @@ def q_sample(schedule, x0, t, noise):
     abar = schedule.alphas_cumprod[t].float()[:, None]
     return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 ''',
+        "returns float64 (the schedule's dtype, not x0's)": '''
+def q_sample(schedule, x0, t, noise):
+    abar = schedule.alphas_cumprod[t].view(-1, *([1] * (x0.dim() - 1)))
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+''',
     }))
 
 add(Cells(
