@@ -261,13 +261,40 @@ class MyMultiHeadAttention(nn.Module):
     def forward(self, query, key, value, mask=None):
         q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, n_heads, Tq, Tk)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        y = scores.softmax(dim=-1) @ v                                 # (B, n_heads, Tq, head_dim)
+        weights = scores.softmax(dim=-1) if mask is None else \
+            scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1) * mask   # a row with no key: 0
+        y = weights @ v                                                # (B, n_heads, Tq, head_dim)
         B, _, Tq, _ = y.shape
         return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))     # heads side by side, (B, Tq, d_model)
 ''',
     wrong={
+        "-1e9 fill, weights not masked (a fully masked row gets uniform weights, not zeros)": '''
+import math
+
+import torch
+from torch import nn
+
+
+class MyMultiHeadAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+
+    def split(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e9)
+        y = scores.softmax(dim=-1) @ v
+        B, _, Tq, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+''',
         "scaled by sqrt(d_model) instead of sqrt(head_dim)": '''
 import math
 from torch import nn

@@ -124,12 +124,5 @@ def check_multi_head_attention(module_class) -> None:
                        None if mask is None else mask.clone())
         if isinstance(got, tuple):
             got = got[0]
-        if mask is not None and isinstance(got, torch.Tensor) and got.shape == want.shape:
-            # A fully masked row must be finite (an unguarded -inf fill gives NaN), but any finite output passes
-            # there for now: the reference gives zero weights (out_proj's bias), the stored solution uniform ones.
-            # Require the reference's row once the solution multiplies its weights by the mask.
-            padded = ~mask.any(-1).expand(B, 1, Tq)[:, 0]  # (B, Tq)
-            finite = torch.isfinite(got.detach()).all(-1)  # (B, Tq)
-            want = torch.where((padded & finite)[..., None], got.detach(), want)
         same_tensor(name, got, want, atol=1e-5)
 
