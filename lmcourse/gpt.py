@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from lmcourse.attention import KVCache, MultiHeadAttention, check_key_padding, merge_masks
 from lmcourse.checkpoint import read_checkpoint
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
+from lmcourse.train import adamw
 
 
 @dataclass
@@ -208,18 +209,8 @@ class GPT(nn.Module):
 
     def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
                             device: torch.device | str | None = None) -> torch.optim.AdamW:
-        """AdamW with weight decay on matrices (Linear weights, embeddings) only; biases and LayerNorms are not decayed."""
-        check_number("lr", lr, 0, low_open=True)
-        check_number("weight_decay", weight_decay, 0, fix="0.1 is usual; 0 turns it off")
-        params = {id(p): p for p in self.parameters() if p.requires_grad}.values()  # tied weight once
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}; (0.9, 0.95) is usual")
-        fused = device is not None and torch.device(device).type == "cuda"
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+        """AdamW with weight decay on matrices (Linear weights, embeddings) only: `lmcourse.train.adamw`."""
+        return adamw(self, lr, weight_decay, betas, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GPT:

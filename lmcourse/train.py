@@ -231,6 +231,24 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
     return history
 
 
+def adamw(model: nn.Module, lr: float, weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95),
+          device: torch.device | str | None = None) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (Linear and recurrent weights, embeddings) only; biases and norms are not decayed.
+
+    device "cuda" selects the fused kernel. A tied weight (one tensor under two names) is counted once.
+    """
+    check_number("lr", lr, 0, low_open=True)
+    check_number("weight_decay", weight_decay, 0, fix="0.1 is usual; 0 turns it off")
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}; (0.9, 0.95) is usual")
+    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    fused = device is not None and torch.device(device).type == "cuda"
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     if not isinstance(model, nn.Module):

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from lmcourse.charlm import CharLSTM, TBPTTLoss
 from lmcourse.data import corpus_tokenizer
 from lmcourse.gpt import GPT, GPTConfig
-from lmcourse.sequences import cross_entropy, random_windows
+from lmcourse.sequences import consecutive_windows, cross_entropy, random_windows
 from lmcourse.tokenizers import CharTokenizer
-from lmcourse.train import Batch, default_loss
+from lmcourse.train import Batch, adamw, default_loss
 from lmcourse.zoo.recipes import Recipe
 
 SCORE_TOKENS = 16_384  # tokens per batch when scoring held-out text: few Python steps, modest memory
+LSTM_SCORE_PARTS = 32  # an LSTM scores the held-out text in this many parts, state carried (as chapter 03 does)
 
 
 @dataclass
@@ -31,12 +34,14 @@ class Trainable:
     optimizer(): the recipe's AdamW over the model's parameters (call it after moving the model to its device).
     batches(train_ids (N,)): endless training batches for `lmcourse.train.train`.
     score(valid_ids (N,), max_tokens): held-out nats per token (per character for a char tokenizer).
+    scoring: how score reads the held-out text, for the card.
     """
 
     model: nn.Module
     optimizer: Callable[[], torch.optim.Optimizer]
     batches: Callable[[torch.Tensor], Iterator[Batch]]
     score: Callable[[torch.Tensor, int | None], float]
+    scoring: str
     loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = default_loss
 
 
@@ -44,20 +49,43 @@ def gpt(recipe: Recipe, vocab_size: int) -> Trainable:
     """A `lmcourse.gpt.GPT` trained on random windows, scored with `lmcourse.sequences.cross_entropy`."""
     model = GPT(GPTConfig(vocab_size=vocab_size, block_size=recipe.block_size, **recipe.model))
 
-    def optimizer() -> torch.optim.Optimizer:
-        device = next(model.parameters()).device
-        return model.configure_optimizer(recipe.lr, recipe.weight_decay, recipe.betas, device=device)
-
     def score(ids: torch.Tensor, max_tokens: int | None) -> float:
         device = next(model.parameters()).device
         return cross_entropy(lambda x: model(x)[0], ids, recipe.block_size, batch_size=max(1, SCORE_TOKENS // recipe.block_size),
                              device=device, max_tokens=max_tokens)
 
-    return Trainable(model, optimizer, lambda ids: random_windows(ids, recipe.block_size, recipe.batch_size,
-                                                                  seed=recipe.seed), score)
+    return Trainable(model, _optimizer(model, recipe),
+                     lambda ids: random_windows(ids, recipe.block_size, recipe.batch_size, seed=recipe.seed), score,
+                     scoring=f"windows of {recipe.block_size} tokens, each read from its start")
 
 
-KINDS: dict[str, Callable[[Recipe, int], Trainable]] = {"gpt": gpt}
+def char_lstm(recipe: Recipe, vocab_size: int) -> Trainable:
+    """A `lmcourse.charlm.CharLSTM` trained with truncated backpropagation through time (chapter 03's way).
+
+    Training reads `batch_size` parallel streams of the text, `block_size` characters at a time, the state
+    carried from one window to the next (`charlm.TBPTTLoss`). Scoring reads the held-out text in
+    LSTM_SCORE_PARTS consecutive parts with the state carried through each, as chapter 03 scores its LSTM.
+    """
+    model = CharLSTM(vocab_size, **recipe.model)
+
+    def score(ids: torch.Tensor, max_tokens: int | None) -> float:
+        device = next(model.parameters()).device
+        n = len(ids) - 1 if max_tokens is None else min(max_tokens, len(ids) - 1)
+        part = math.ceil(n / LSTM_SCORE_PARTS)
+        return cross_entropy(model, ids, part, batch_size=LSTM_SCORE_PARTS, device=device, max_tokens=max_tokens)
+
+    return Trainable(model, _optimizer(model, recipe),
+                     lambda ids: consecutive_windows(ids, recipe.block_size, recipe.batch_size), score,
+                     scoring=f"{LSTM_SCORE_PARTS} consecutive parts, the LSTM state carried through each",
+                     loss_fn=TBPTTLoss())
+
+
+def _optimizer(model: nn.Module, recipe: Recipe) -> Callable[[], torch.optim.Optimizer]:
+    """The recipe's AdamW (decay on matrices only), made once the model is on its device."""
+    return lambda: adamw(model, recipe.lr, recipe.weight_decay, recipe.betas, device=next(model.parameters()).device)
+
+
+KINDS: dict[str, Callable[[Recipe, int], Trainable]] = {"gpt": gpt, "char_lstm": char_lstm}
 TOKENIZERS: dict[str, Callable[[str], CharTokenizer]] = {"char": lambda corpus: corpus_tokenizer(corpus, "char")}
 
 

@@ -92,7 +92,7 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
         "valid_nats_per_char": valid_saved,
         "valid_nats_per_char_before_cast": valid_before_cast,
         "valid_note": f"nats/char on the whole {recipe.corpus} valid split ({len(valid_text):,} characters, scored "
-                      f"by lmcourse.sequences.cross_entropy in windows of {recipe.block_size}) with the model as "
+                      f"by lmcourse.sequences.cross_entropy in {trainable.scoring}) with the model as "
                       f"saved: weights cast to {recipe.dtype_on_disk} and back to float32, as lmcourse.zoo.load "
                       "returns it; valid_nats_per_char_before_cast is the same score before the cast",
         **provenance(),
