@@ -8,17 +8,21 @@ import shutil
 
 import pytest
 import torch
+from torch.nn import functional as F
 
+from lmcourse.charlm import CharLSTM
 from lmcourse.data import load_corpus
 from lmcourse.files import sha256_file
+from lmcourse.mlm import MaskedLM, SpecialTokens, evaluate_mlm
 from lmcourse.sequences import cross_entropy
 from lmcourse.train import count_parameters
 from lmcourse.zoo import CARD_FIELDS, RECIPES, card_path, load, train, weights_path
-from lmcourse.zoo.build import build, build_tokenizer
+from lmcourse.zoo.build import build, build_tokenizer, tokenizer_sha256
 from lmcourse.zoo.cli import main
 
 NAME = "tiny-test"
 FIX = r"python -m lmcourse\.zoo train tiny-test"
+KNOWN = "char-lstm-wiki, gpt-char-wiki, mlm-bpe-wiki, tiny-test, tiny-test-lstm, tiny-test-mlm"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def test_loaded_model_has_the_logits_of_the_trained_weights_rounded_to_bfloat16(
     root, trained_model, _ = trained
     model, tokenizer, _ = load(NAME, root=root)
     assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
-    rounded = build(RECIPES[NAME], tokenizer.vocab_size).model.eval()
+    rounded = build(RECIPES[NAME], tokenizer).model.eval()
     rounded.load_state_dict({k: v.bfloat16().float() for k, v in trained_model.state_dict().items()})
     ids = torch.tensor([tokenizer.encode("The history of the city")])
     with torch.no_grad():
@@ -167,7 +171,7 @@ def test_missing_weights_say_how_to_train(tmp_path):
 
 def test_an_unknown_name_lists_the_known_ones(tmp_path):
     for call in (lambda: load("gpt-wiki", root=tmp_path), lambda: train("gpt-wiki", root=tmp_path)):
-        with pytest.raises(ValueError, match=r"'gpt-wiki' is not a reference model.*gpt-char-wiki, tiny-test"):
+        with pytest.raises(ValueError, match=r"'gpt-wiki' is not a reference model.*" + KNOWN):
             call()
 
 
@@ -184,8 +188,14 @@ def test_gpt_char_wiki_recipe_is_the_one_asked_for():
 def test_every_recipe_builds_its_model(name):
     recipe = RECIPES[name]
     assert recipe.name == name and "\n" not in recipe.about
-    model = build(recipe, vocab_size=100).model
-    assert model.config.block_size == recipe.block_size
+    tokenizer = build_tokenizer(recipe)
+    model = build(recipe, tokenizer).model
+    if recipe.kind == "gpt":
+        assert model.config.block_size == recipe.block_size and model.config.vocab_size == tokenizer.vocab_size
+    elif recipe.kind == "char_lstm":
+        assert isinstance(model, CharLSTM) and model.hidden_size == recipe.model["hidden_size"]
+    else:
+        assert isinstance(model, MaskedLM) and model.encoder.config.vocab_size == tokenizer.vocab_size + 4
 
 
 @pytest.mark.parametrize("change, match", [
@@ -193,6 +203,7 @@ def test_every_recipe_builds_its_model(name):
     (dict(split="valid"), r"split must be 'train'"),
     (dict(dtype_on_disk="int8"), r"dtype_on_disk must be one of"),
     (dict(min_lr=1.0), r"min_lr must be in"),
+    (dict(mask_prob=0.15), r"mask_prob must be a share in \(0, 1\) for a masked LM and None for other kinds"),
 ])
 def test_a_bad_recipe_is_named(change, match):
     with pytest.raises(ValueError, match=match):
@@ -200,9 +211,68 @@ def test_a_bad_recipe_is_named(change, match):
 
 
 def test_an_unknown_model_kind_is_named():
-    recipe = dataclasses.replace(RECIPES[NAME], kind="char_lstm")
-    with pytest.raises(ValueError, match=r"model kind 'char_lstm'.*\['gpt'\]"):
-        build(recipe, vocab_size=100)
+    recipe = dataclasses.replace(RECIPES[NAME], kind="rnn")
+    with pytest.raises(ValueError, match=r"model kind 'rnn'.*\['char_lstm', 'gpt', 'masked_lm'\]"):
+        build(recipe, build_tokenizer(recipe))
+
+
+def test_char_lstm_recipe_is_chapter_03s_way_made_larger():
+    r = RECIPES["char-lstm-wiki"]
+    assert (r.corpus, r.split, r.tokenizer, r.kind) == ("wiki", "train", "char", "char_lstm")
+    assert r.model == {"embed_dim": 64, "hidden_size": 512, "num_layers": 2, "dropout": 0.25}
+    assert (r.batch_size, r.block_size, r.dtype_on_disk) == (32, 128, "bfloat16")
+
+
+def test_an_lstm_trains_with_its_state_carried_and_its_card_scores_32_carried_parts(tmp_path):
+    name = "tiny-test-lstm"
+    trained, card = train(name, device="cpu", root=tmp_path, progress=False)
+    model, tokenizer, loaded_card = load(name, root=tmp_path)
+    assert isinstance(model, CharLSTM) and loaded_card == card and not model.training
+    assert card["curve"]["nats_per_char"][-1] < card["curve"]["nats_per_char"][0]
+    valid = torch.tensor(tokenizer.encode(load_corpus("wiki", "valid")))
+    part = -(-(len(valid) - 1) // 32)
+    with torch.no_grad():  # each part read in one call: the state is carried from its first character to its last
+        ends = [min(s + part, len(valid) - 1) for s in range(0, len(valid) - 1, part)]
+        nats = torch.cat([F.cross_entropy(model(valid[s:e][None])[0], valid[s + 1:e + 1], reduction="none")
+                          for s, e in zip(range(0, len(valid) - 1, part), ends)])
+    assert len(nats) == len(valid) - 1
+    assert nats.double().mean().item() == pytest.approx(card["valid_nats_per_char"], rel=1e-6)
+    assert "32 consecutive parts, the LSTM state carried" in card["valid_note"]
+    state = torch.load(weights_path(name, tmp_path), weights_only=True)
+    assert state.keys() == trained.state_dict().keys() and state["lstm.weight_hh_l0"].dtype == torch.bfloat16
+
+
+def test_a_masked_lm_trains_reads_mask_and_its_card_scores_masked_tokens(tmp_path):
+    name = "tiny-test-mlm"
+    trained, card = train(name, device="cpu", root=tmp_path, progress=False)
+    model, specials, loaded_card = load(name, root=tmp_path)
+    assert isinstance(model, MaskedLM) and isinstance(specials, SpecialTokens) and loaded_card == card
+    assert card["metric"] == "masked_nats_per_token" and "nats_per_char" not in card["curve"]
+    curve = card["curve"]["masked_nats_per_token"]
+    assert curve[-1] < curve[0] and "15 % of the tokens picked" in card["valid_note"]
+    valid = torch.tensor(specials.encode(load_corpus("wiki", "valid")))
+    scored = evaluate_mlm(model, valid, specials, 32, n_windows=len(valid) // 32, mask_prob=0.15)
+    assert scored["loss"] == pytest.approx(card["valid_masked_nats_per_token"], rel=1e-6)
+    assert scored["n"] > 0.13 * len(valid)  # the whole valid split, 15 % of it picked
+    assert tokenizer_sha256(specials.tokenizer) == card["tokenizer_sha256"]  # the BPE merges are learnt the same way
+
+
+def test_a_card_without_its_metrics_score_is_named(copy):
+    edit_card(copy, lambda card: card.pop("valid_nats_per_char"))
+    with pytest.raises(ValueError, match=r"tiny-test\.json lacks the field\(s\) valid_nats_per_char .*" + FIX):
+        load(NAME, root=copy)
+    edit_card(copy, lambda card: card.update(metric="bleu"))
+    with pytest.raises(ValueError, match=r"lacks the field\(s\) metric \(one of nats_per_char, masked_nats_per_token, "
+                                         r"not 'bleu'\)"):
+        load(NAME, root=copy)
+
+
+def test_a_card_older_than_a_recipe_field_at_its_default_still_loads(copy):
+    edit_card(copy, lambda card: card["recipe"].pop("mask_prob"))
+    load(NAME, root=copy)
+    edit_card(copy, lambda card: card["recipe"].update(mask_prob=0.4))
+    with pytest.raises(ValueError, match=r"mask_prob=0\.4.*mask_prob=None"):
+        load(NAME, root=copy)
 
 
 def test_cli_lists_shows_and_names_errors(trained, tmp_path, capsys):
@@ -217,4 +287,4 @@ def test_cli_lists_shows_and_names_errors(trained, tmp_path, capsys):
     assert main(["show", "gpt-char-wiki", "--root", root]) == 0
     assert "not trained: python -m lmcourse.zoo train gpt-char-wiki" in capsys.readouterr().out
     assert main(["show", "nope", "--root", root]) == 1
-    assert "gpt-char-wiki, tiny-test" in capsys.readouterr().err
+    assert KNOWN in capsys.readouterr().err

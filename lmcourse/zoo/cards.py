@@ -31,8 +31,10 @@ CARD_FIELDS = (
     "tokenizer_vocab_size", "tokenizer_sha256",
     "weights_sha256", "weights_bytes", "parameters",
     "steps_taken", "wall_seconds", "train_seconds", "device", "torch_version", "python_version", "git_commit",
-    "curve", "valid_nats_per_char", "valid_nats_per_char_before_cast", "valid_note", "date",
+    "metric", "curve", "valid_note", "date",
 )
+# and the held-out score in the card's metric: valid_METRIC, valid_METRIC_before_cast (see `card_scores`)
+METRICS = {"nats_per_char": "nats/char", "masked_nats_per_token": "nats per masked token"}
 
 
 def weights_path(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -94,10 +96,16 @@ def provenance() -> dict[str, Any]:
 
 def write_card(path: Path, card: dict[str, Any]) -> None:
     """Write `card` as indented JSON, atomically."""
-    missing = [f for f in CARD_FIELDS if f not in card]
+    missing = [f for f in CARD_FIELDS + (f"valid_{card.get('metric')}",) if f not in card]
     if missing:
         raise ValueError(f"the card of {card.get('name')!r} lacks {missing}; this is a bug in lmcourse.zoo")
     atomic_write_text(path, json.dumps(card, indent=1) + "\n")
+
+
+def card_scores(card: dict[str, Any]) -> tuple[float, float, str]:
+    """A card's held-out score as saved, before the cast to the dtype on disk, and its unit ("nats/char")."""
+    metric = card["metric"]
+    return card[f"valid_{metric}"], card[f"valid_{metric}_before_cast"], METRICS[metric]
 
 
 def read_card(name: str, root: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -112,6 +120,10 @@ def read_card(name: str, root: str | os.PathLike | None = None) -> dict[str, Any
         raise ValueError(f"{path} is not a readable JSON card ({exc}); re-train with {train_command(name)} or "
                          f"restore the file with git (git checkout -- {path})") from exc
     missing = [f for f in CARD_FIELDS if not isinstance(card, dict) or f not in card]
+    if not missing and card["metric"] not in METRICS:
+        missing = [f"metric (one of {', '.join(METRICS)}, not {card['metric']!r})"]
+    if not missing:
+        missing = [f for f in (f"valid_{card['metric']}", f"valid_{card['metric']}_before_cast") if f not in card]
     if missing:
         raise ValueError(f"{path} lacks the field(s) {', '.join(missing)} that every card of lmcourse.zoo holds; "
                          f"re-train with {train_command(name)} or restore the file with git (git checkout -- {path})")

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from lmcourse.zoo.cards import ZOO, read_card, weights_path
+from lmcourse.zoo.cards import ZOO, card_scores, read_card, weights_path
 from lmcourse.zoo.recipes import RECIPES, get_recipe
 from lmcourse.zoo.training import train
 
@@ -44,19 +44,18 @@ def show_model(name: str, root: str | os.PathLike | None = None) -> str:
     if not weights_path(name, root).is_file():
         return "\n".join(lines + [f"not trained: python -m lmcourse.zoo train {name}"])
     card = read_card(name, root)
-    device = card["device"]
+    device, (saved, before_cast, unit) = card["device"], card_scores(card)
     lines += [
         f"trained: {card['steps_taken']} steps in {card['wall_seconds'] / 60:.1f} min on {device['type']} "
         f"({device['name']}, {device['torch_threads']} torch threads, {device['precision']}), {card['date']}",
         f"commit {card['git_commit']}, torch {card['torch_version']}",
         f"{card['parameters']:,} parameters, weights {_size(card['weights_bytes'])} ({recipe.dtype_on_disk}), "
         f"sha256 {card['weights_sha256'][:16]}...",
-        f"valid: {card['valid_nats_per_char']:.4f} nats/char as saved "
-        f"({card['valid_nats_per_char_before_cast']:.4f} before the cast to {recipe.dtype_on_disk})",
+        f"valid: {saved:.4f} {unit} as saved ({before_cast:.4f} before the cast to {recipe.dtype_on_disk})",
         "held-out curve (first eval_chars of the valid split):",
     ]
-    lines += [f"  step {step:>7,}  {value:.4f} nats/char"
-              for step, value in zip(card["curve"]["step"], card["curve"]["nats_per_char"])]
+    lines += [f"  step {step:>7,}  {value:.4f} {unit}"
+              for step, value in zip(card["curve"]["step"], card["curve"][card["metric"]])]
     return "\n".join(lines)
 
 
@@ -81,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             print(show_model(args.name, args.root))
         else:
             _, card = train(args.name, device=args.device, root=args.root)
-            print(f"{args.name}: {card['valid_nats_per_char']:.4f} nats/char on the valid split, "
+            saved, _, unit = card_scores(card)
+            print(f"{args.name}: {saved:.4f} {unit} on the valid split, "
                   f"{card['wall_seconds'] / 60:.1f} min on {card['device']['name']}; wrote "
                   f"{weights_path(args.name, args.root)} and its card")
     except (ValueError, FileNotFoundError) as exc:

@@ -16,10 +16,9 @@ from torch import nn
 
 from lmcourse.core import get_device
 from lmcourse.data import load_corpus
-from lmcourse.tokenizers import CharTokenizer
 from lmcourse.zoo.build import build, build_tokenizer, tokenizer_sha256
 from lmcourse.zoo.cards import card_path, read_card, text_sha256, train_command, weights_path
-from lmcourse.zoo.recipes import get_recipe
+from lmcourse.zoo.recipes import RECIPE_DEFAULTS, get_recipe
 from lmcourse.zoo.weights import read_weights
 
 
@@ -28,8 +27,10 @@ def _fix(name: str, path: os.PathLike) -> str:
 
 
 def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike | None = None
-         ) -> tuple[nn.Module, CharTokenizer, dict[str, Any]]:
+         ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """Reference model `name` -> (model in float32 and eval mode on `device`, its tokenizer, its card).
+
+    The tokenizer is what the model reads: for a masked LM, an `lmcourse.mlm.SpecialTokens` ([MASK] and the rest).
 
     root: the zoo folder (default: the package's). Raises ValueError for an unknown name or any mismatch
     with the card, FileNotFoundError when the model has not been trained (saying how to train it).
@@ -43,7 +44,8 @@ def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike 
                                 f"or restore the shipped file with git (git checkout -- {weights})")
     card = read_card(name, root)
     card_file = card_path(name, root)
-    changed = sorted(k for k, v in recipe.as_dict().items() if card["recipe"].get(k) != v)
+    # a field added to Recipe after a card was written is the same recipe when it has its default value
+    changed = sorted(k for k, v in recipe.as_dict().items() if card["recipe"].get(k, RECIPE_DEFAULTS.get(k)) != v)
     if changed:
         trained = ", ".join(f"{k}={card['recipe'].get(k)!r}" for k in changed)
         in_code = ", ".join(f"{k}={getattr(recipe, k)!r}" for k in changed)
@@ -65,10 +67,11 @@ def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike 
                          f"{tokenizer_sha256(tokenizer)} ({tokenizer.vocab_size} tokens), but {card_file} was "
                          f"trained with sha256 {card['tokenizer_sha256']} ({card['tokenizer_vocab_size']} tokens); "
                          f"{_fix(name, weights)}")
-    model = build(recipe, tokenizer.vocab_size).model
+    trainable = build(recipe, tokenizer)
+    model = trainable.model
     try:
         model.load_state_dict(read_weights(payload, str(weights)))
     except RuntimeError as exc:
         raise ValueError(f"{weights} does not fit the {recipe.kind!r} model of the recipe ({exc}); "
                          f"{_fix(name, weights)}") from exc
-    return model.to(device).eval(), tokenizer, card
+    return model.to(device).eval(), trainable.tokenizer, card

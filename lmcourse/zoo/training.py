@@ -22,6 +22,7 @@ from lmcourse.train import train as train_loop
 from lmcourse.zoo.build import build, build_tokenizer, tokenizer_sha256
 from lmcourse.zoo.cards import (
     CARD_FORMAT,
+    METRICS,
     card_path,
     describe_device,
     provenance,
@@ -47,8 +48,8 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
     tokenizer = build_tokenizer(recipe)
     train_text, valid_text = load_corpus(recipe.corpus, recipe.split), load_corpus(recipe.corpus, "valid")
     train_ids = torch.tensor(tokenizer.encode(train_text))
-    valid_ids = torch.tensor(tokenizer.encode(valid_text))  # one id per character: nats/token = nats/char
-    trainable = build(recipe, tokenizer.vocab_size)
+    valid_ids = torch.tensor(tokenizer.encode(valid_text))  # a char tokenizer: nats/token = nats/char
+    trainable = build(recipe, tokenizer)
     model = trainable.model.to(device)
 
     def curve_point(_model: nn.Module) -> float:  # the first eval_chars held-out characters
@@ -67,13 +68,14 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
 
     # The card's score is that of the model as saved: the weights cast to dtype_on_disk, read back as `load` does.
     payload = weights_bytes(model, recipe.dtype_on_disk)
-    saved = build(recipe, tokenizer.vocab_size)
+    saved = build(recipe, tokenizer)
     saved.model.load_state_dict(read_weights(payload, f"the new weights of {name!r}"))
     saved.model.to(device).eval()
     with torch.no_grad():
         valid_saved = saved.score(valid_ids, None)
         valid_before_cast = trainable.score(valid_ids, None) if recipe.dtype_on_disk != "float32" else valid_saved
 
+    unit = METRICS[trainable.metric]
     autocast = autocast_dtype(device, "auto")  # what lmcourse.train.train trains in on this device
     precision = "float32" if autocast is None else f"{str(autocast).removeprefix('torch.')} autocast"
     card = {
@@ -85,16 +87,17 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
         "parameters": count_parameters(model), "steps_taken": history.step[-1] + 1,
         "train_seconds": round(train_seconds, 3),  # the training loop, with its curve evaluations
         "device": describe_device(device, precision),
+        "metric": trainable.metric,
         "curve": {"step": [0] + [s + 1 for s in history.eval_step],
-                  "nats_per_char": [untrained] + history.eval_loss,
-                  "note": f"held-out nats/char on the first {recipe.eval_chars:,} characters of the {recipe.corpus} "
+                  trainable.metric: [untrained] + history.eval_loss,
+                  "note": f"held-out {unit} on the first {recipe.eval_chars:,} tokens of the {recipe.corpus} "
                           "valid split, during training (in the training precision)"},
-        "valid_nats_per_char": valid_saved,
-        "valid_nats_per_char_before_cast": valid_before_cast,
-        "valid_note": f"nats/char on the whole {recipe.corpus} valid split ({len(valid_text):,} characters, scored "
-                      f"by lmcourse.sequences.cross_entropy in {trainable.scoring}) with the model as "
+        f"valid_{trainable.metric}": valid_saved,
+        f"valid_{trainable.metric}_before_cast": valid_before_cast,
+        "valid_note": f"{unit} on the whole {recipe.corpus} valid split ({len(valid_text):,} characters, scored "
+                      f"in {trainable.scoring}) with the model as "
                       f"saved: weights cast to {recipe.dtype_on_disk} and back to float32, as lmcourse.zoo.load "
-                      "returns it; valid_nats_per_char_before_cast is the same score before the cast",
+                      f"returns it; valid_{trainable.metric}_before_cast is the same score before the cast",
         **provenance(),
     }
     card["wall_seconds"] = round(time.perf_counter() - started, 3)  # everything: data, training, final scores
