@@ -201,9 +201,12 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
                  batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
                  pick_unk: bool = False, baseline_token: int | None = None) -> dict[str, float]:
     """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
-    (the same seed every call, so numbers compare across training). Returns {"loss", "accuracy", "n"}, and
-    "baseline_accuracy" when baseline_token is given: the accuracy of always guessing that token (e.g. the most
-    frequent one) on the same masked positions."""
+    (the same seed every call, so numbers compare across training).
+
+    Returns {"loss", "accuracy", "n"} over every picked position (80 % shown as [MASK], 10 % as a random token,
+    10 % unchanged: an unchanged one is easy to "predict"), and {"mask_accuracy", "mask_n"} over the positions
+    shown as [MASK] only, the honest fill-in score. With baseline_token, also "baseline_accuracy" and
+    "mask_baseline_accuracy": the accuracy of always guessing that token (e.g. the most frequent one) there."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError(f"ids must be a non-empty 1-D stream of held-out token ids, got shape {tuple(ids.shape)}")
@@ -221,22 +224,32 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     starts = torch.arange(0, len(ids) - block_size, stride)[:n_windows]
     generator = torch.Generator().manual_seed(seed)
     total_loss, correct, count, baseline = 0.0, 0, 0, 0
+    mask_correct, mask_count, mask_baseline = 0, 0, 0
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
         inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob,
                                      never_picked(x, specials, pick_unk), generator=generator)
         logits, _ = model(inputs.to(device), labels.to(device))
-        target = labels[labels != IGNORE_INDEX].to(device)
+        picked = labels != IGNORE_INDEX
+        target = labels[picked].to(device)
+        shown_mask = (inputs[picked] == specials.mask_id).to(device)  # (N_picked,) the [MASK] positions
         total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
-        correct += (logits.argmax(-1) == target).sum().item()
-        baseline += (target == baseline_token).sum().item() if baseline_token is not None else 0
+        hit = logits.argmax(-1) == target
+        correct += hit.sum().item()
+        mask_correct += hit[shown_mask].sum().item()
+        if baseline_token is not None:
+            baseline += (target == baseline_token).sum().item()
+            mask_baseline += (target[shown_mask] == baseline_token).sum().item()
         count += len(target)
+        mask_count += shown_mask.sum().item()
     model.train(was_training)
     if count == 0:
         raise ValueError(f"no position of ids was masked in {len(starts)} windows (mask_prob={mask_prob}, "
                          f"n_windows={n_windows}): raise mask_prob or n_windows, or give ids with regular tokens "
                          "(special tokens and <unk> are never targets unless pick_unk=True)")
-    result = {"loss": total_loss / count, "accuracy": correct / count, "n": count}
+    result = {"loss": total_loss / count, "accuracy": correct / count, "n": count,
+              "mask_accuracy": mask_correct / max(mask_count, 1), "mask_n": mask_count}
     if baseline_token is not None:
         result["baseline_accuracy"] = baseline / count
+        result["mask_baseline_accuracy"] = mask_baseline / max(mask_count, 1)
     return result

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.data import corpus_tokenizer, load_corpus
@@ -145,6 +146,26 @@ def test_evaluate_mlm_baseline_is_the_share_of_that_token_among_the_targets(char
     assert result["baseline_accuracy"] == pytest.approx(0.5, abs=0.15)
     assert evaluate_mlm(model, ids, chars, 16, baseline_token=5)["baseline_accuracy"] == 0.0
     assert "baseline_accuracy" not in evaluate_mlm(model, ids, chars, 16)
+
+
+class CopyInput(nn.Module):
+    """A 'masked LM' that predicts the token it is shown: right at every unchanged position, never at a [MASK]."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.vocab_size, self.unused = vocab_size, nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs, labels):
+        return 10.0 * F.one_hot(inputs[labels != IGNORE_INDEX], self.vocab_size).float(), None
+
+
+def test_mask_accuracy_counts_only_the_positions_shown_as_mask(chars):
+    ids = torch.randint(1, chars.n_regular, (4000,))
+    result = evaluate_mlm(CopyInput(chars.vocab_size), ids, chars, 16, n_windows=250, baseline_token=3)
+    # the 10 % left unchanged (and a random replacement that drew the original) are "predicted" by copying
+    assert result["accuracy"] == pytest.approx(0.1 + 0.1 / chars.n_regular, abs=0.03)
+    assert result["mask_accuracy"] == 0.0 and result["mask_n"] == pytest.approx(0.8 * result["n"], rel=0.1)
+    assert result["mask_baseline_accuracy"] == pytest.approx(1 / (chars.n_regular - 1), abs=0.05)
 
 
 def test_source_sentences_are_balanced_and_disjoint_between_splits():
