@@ -13,6 +13,7 @@ import torch  # noqa: E402
 from lmcourse.attention import MultiHeadAttention, attention_stages, causal_mask  # noqa: E402
 from lmcourse.viz.attention import (  # noqa: E402
     attention_array,
+    attention_with_labels,
     clean_token,
     head_summary,
     head_summary_table,
@@ -153,6 +154,14 @@ def test_plot_rejects_bad_arguments():
 def test_clean_token():
     assert [clean_token(t) for t in ["Ġthe", "▁the", "##ing", "Ċ", "\n", " ", "", "low</w>", "x"]] == \
         ["the", "the", "-ing", "\\n", "\\n", "␣", "∅", "low", "x"]
+
+
+def test_attention_with_labels_cleans_tokens_and_numbers_missing_ones():
+    arr, q_labels, k_labels = attention_with_labels(torch.rand(1, 2, 2, 3), ["Ġa", "b"], ["x", "##y", "z"])
+    assert arr.shape == (1, 2, 2, 3) and q_labels == ["a", "b"] and k_labels == ["x", "-y", "z"]
+    assert attention_with_labels(torch.rand(2, 2))[1:] == (["0", "1"], ["0", "1"])
+    with pytest.raises(ValueError, match="key_tokens"):
+        attention_with_labels(torch.rand(2, 3), ["a", "b"])
 
 
 def test_head_summary_on_known_patterns():

@@ -11,12 +11,12 @@ from lmcourse.viz.embeddings import answer_query, explore_embeddings, pca_2d, pl
 from lmcourse.viz.head_view import head_view, plot_head_view
 from lmcourse.viz.model_view import model_view, plot_model_view
 from lmcourse.viz.sampling import explore_sampling, plot_next_token_distribution
-from lmcourse.viz.style import MODEL_COLORS, model_color
+from lmcourse.viz.style import model_color
 from lmcourse.viz.training import plot_history
 from lmcourse.viz.views import save_html, save_png, save_svg
 
 __all__ = [
-    "MODEL_COLORS", "model_color", "plot_history",
+    "model_color", "plot_history",
     "explore_sampling", "plot_next_token_distribution",
     "attention_array", "explore_attention", "head_summary", "head_summary_table", "hf_attend",
     "plot_attention", "plot_head_summary",

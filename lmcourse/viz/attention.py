@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["attention_array", "clean_token", "head_summary", "head_summary_table", "plot_attention",
-           "plot_head_summary"]
+__all__ = ["attention_array", "attention_with_labels", "clean_token", "head_summary", "head_summary_table",
+           "is_causal", "plot_attention", "plot_head_summary"]
 
 EAGER_HINT = ("attention weights are None: the model computed attention with a fused kernel that does not "
               "return them. Load it with attn_implementation=\"eager\" (e.g. AutoModel.from_pretrained(name, "
@@ -102,8 +102,8 @@ def clean_token(token: str) -> str:
     return token or "∅"
 
 
-def _is_causal(arr: np.ndarray) -> bool:
-    """True when every head gives (numerically) zero weight above the diagonal of a square map."""
+def is_causal(arr: np.ndarray) -> bool:
+    """arr (..., Tq, Tk): True when the maps are square with (numerically) zero or NaN weight above the diagonal."""
     if arr.shape[-1] != arr.shape[-2] or arr.shape[-1] < 2:
         return False
     upper = np.triu(np.ones(arr.shape[-2:], dtype=bool), 1)
@@ -118,6 +118,22 @@ def _labels(tokens, n: int, name: str) -> list[str]:
     if len(tokens) != n:
         raise ValueError(f"{name} has {len(tokens)} tokens but the attention map has {n} along that axis")
     return tokens
+
+
+def attention_with_labels(attention, tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None,
+                          batch_index: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Weights in any `attention_array` shape and their tokens -> (array (L, H, Tq, Tk), query labels, key labels).
+
+    Labels are the cleaned tokens (positions when tokens is None); keys take the query tokens unless `key_tokens`
+    is given (cross-attention).
+    """
+    arr = attention_array(attention, batch_index)  # (L, H, Tq, Tk)
+    Tq, Tk = arr.shape[-2:]
+    if tokens is not None and key_tokens is None and Tq != Tk:
+        raise ValueError(f"queries ({Tq}) and keys ({Tk}) differ in number: give key_tokens for cross-attention")
+    q_labels = _labels(tokens, Tq, "tokens")
+    k_labels = _labels(key_tokens if key_tokens is not None else tokens, Tk, "key_tokens")
+    return arr, q_labels, k_labels
 
 
 def plot_attention(weights, tokens: Sequence[str] | None = None, *, key_tokens: Sequence[str] | None = None,
@@ -150,7 +166,7 @@ def plot_attention(weights, tokens: Sequence[str] | None = None, *, key_tokens: 
     if tokens is not None and key_tokens is None and Tq != Tk:
         raise ValueError(f"queries ({Tq}) and keys ({Tk}) differ in number: give key_tokens for cross-attention")
     sub = arr[np.ix_(layer_idx, head_idx)]  # (l, h, Tq, Tk)
-    causal = _is_causal(sub) if causal is None else causal
+    causal = is_causal(sub) if causal is None else causal
     if causal:
         if Tq != Tk:
             raise ValueError(f"causal=True needs a square map, got {Tq} queries and {Tk} keys")
@@ -221,7 +237,7 @@ def head_summary(weights, batch_index: int = 0) -> list[dict]:
     L, H, Tq, Tk = arr.shape
     p = np.clip(arr, 0, None)
     ent = -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)  # (L, H, Tq)
-    allowed = np.maximum((p > 0).sum(-1), 1) if _is_causal(arr) else np.full((L, H, Tq), Tk)
+    allowed = np.maximum((p > 0).sum(-1), 1) if is_causal(arr) else np.full((L, H, Tq), Tk)
     max_ent = np.log(np.maximum(allowed, 1))
     ratio = np.where(max_ent > 0, ent / np.where(max_ent > 0, max_ent, 1), np.nan)
     square = Tq == Tk

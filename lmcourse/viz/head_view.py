@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from lmcourse.viz.attention import _labels, attention_array
+from lmcourse.viz.attention import attention_with_labels
 from lmcourse.viz.views import View
 
 __all__ = ["HeadView", "Lines", "head_colors", "head_view", "head_view_lines", "plot_head_view"]
@@ -355,17 +355,6 @@ class HeadView(View):
         self._image.value = self.svg().encode()
 
 
-def _prepare(attention, tokens, key_tokens, batch_index):
-    """weights in any course shape + tokens -> (array (L, H, Tq, Tk), query labels, key labels)."""
-    arr = attention_array(attention, batch_index)  # (L, H, Tq, Tk)
-    Tq, Tk = arr.shape[-2:]
-    if tokens is not None and key_tokens is None and Tq != Tk:
-        raise ValueError(f"queries ({Tq}) and keys ({Tk}) differ in number: give key_tokens for cross-attention")
-    q_labels = _labels(tokens, Tq, "tokens")
-    k_labels = _labels(key_tokens if key_tokens is not None else tokens, Tk, "key_tokens")
-    return arr, q_labels, k_labels
-
-
 def head_view(attention, tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None, *,
               layer: int = 0, heads: Sequence[int] | int | None = None, token: int | None = None,
               query: int | None = None, key: int | None = None, batch_index: int = 0,
@@ -381,7 +370,7 @@ def head_view(attention, tokens: Sequence[str] | None = None, key_tokens: Sequen
     Returns a HeadView: the cell's last line shows it as a widget; `.select(...)` changes it; `save_html`,
     `save_png`, `save_svg` export it.
     """
-    arr, q_labels, k_labels = _prepare(attention, tokens, key_tokens, batch_index)
+    arr, q_labels, k_labels = attention_with_labels(attention, tokens, key_tokens, batch_index)
     view = HeadView(arr, q_labels, k_labels, layer=layer, heads=heads, title=title)
     return view.select(token=token) if token is not None else view.select(query=query, key=key)
 

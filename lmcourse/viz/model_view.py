@@ -19,8 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from lmcourse.viz.attention import _is_causal
-from lmcourse.viz.head_view import HeadView, _prepare
+from lmcourse.viz.attention import attention_with_labels, is_causal
+from lmcourse.viz.head_view import HeadView
 from lmcourse.viz.views import View
 
 __all__ = ["ModelView", "model_view", "model_view_grid", "plot_model_view"]
@@ -44,7 +44,7 @@ def model_view_grid(arr: np.ndarray, tile: int | None = None, cmap: str = "virid
     max-pooled, shorter ones repeated. Returns (image, map height, map width) in pixels.
     """
     L, H, Tq, Tk = arr.shape
-    if _is_causal(arr):  # the future a causal model may not see: grey, as in plot_attention
+    if is_causal(arr):  # the future a causal model may not see: grey, as in plot_attention
         arr = np.where(np.triu(np.ones((Tq, Tk), dtype=bool), 1), np.nan, arr)
     tile = tile or int(max(16, min(96, 900 // max(L, H))))
     scale = tile / max(Tq, Tk)
@@ -196,7 +196,7 @@ def model_view(attention, tokens: Sequence[str] | None = None, key_tokens: Seque
     `attentions`, a tensor (L, B, H, Tq, Tk)...). Returns a ModelView: the cell's last line shows it;
     `.select(layer=, head=)` opens another map; `save_html`, `save_png`, `save_svg` export it.
     """
-    arr, q_labels, k_labels = _prepare(attention, tokens, key_tokens, batch_index)
+    arr, q_labels, k_labels = attention_with_labels(attention, tokens, key_tokens, batch_index)
     return ModelView(arr, q_labels, k_labels, layer=layer, head=head, title=title)
 
 
