@@ -18,7 +18,8 @@ from lmcourse.files import atomic_path, cache_dir, sha256_file
 from lmcourse.tokenizers import split_sentences, split_words
 
 __all__ = ["corpus_sentences", "train_word2vec", "to_keyed_vectors", "evaluate_embeddings", "word_pairs",
-           "pair_similarities", "analogy_questions", "analogy_results", "download_text8", "cosine_similarity", "nearest_neighbours", "analogy", "weat", "one_hot_memory"]
+           "pair_similarities", "analogy_questions", "analogy_results", "download_text8", "cosine_similarity",
+           "nearest_neighbours", "nearest_to_sum", "analogy", "weat", "one_hot_memory"]
 
 
 def corpus_sentences(name: str = "wiki", split: str = "all", max_words: int | None = None) -> list[list[str]]:
@@ -301,6 +302,16 @@ def analogy(kv, a: str, b: str, c: str, topn: int = 5) -> list[tuple[str, float]
     _check_finite(kv.vectors, kv.index_to_key, "kv")
     target = _unit(kv[b]) - _unit(kv[a]) + _unit(kv[c])
     return _ranked(kv, target, exclude={a, b, c}, topn=topn)
+
+
+def nearest_to_sum(kv, terms: Sequence[tuple[int, str]], topn: int = 10) -> list[tuple[str, float]]:
+    """The `topn` words nearest to sum(sign * unit(word)) over terms [(+1 or -1, word), ...], those words excluded."""
+    kv = _keyed_vectors(kv)
+    check_int("topn", topn)
+    _need(kv, [w for _, w in terms])
+    _check_finite(kv.vectors, kv.index_to_key, "kv")
+    target = sum(sign * _unit(kv[w]) for sign, w in terms)
+    return _ranked(kv, target, exclude={w for _, w in terms}, topn=topn)
 
 
 def weat(kv, targets_x: Sequence[str], targets_y: Sequence[str], attributes_a: Sequence[str],

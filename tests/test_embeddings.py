@@ -9,6 +9,7 @@ from lmcourse.embeddings import (
     cosine_similarity,
     evaluate_embeddings,
     nearest_neighbours,
+    nearest_to_sum,
     one_hot_memory,
     to_keyed_vectors,
     train_word2vec,
@@ -209,6 +210,14 @@ def test_answer_query_is_neighbours_or_3cosadd(random_kv):
     assert answer_query(random_kv, "woman + king - man", topn=3) == analogy(random_kv, "man", "woman", "king", 3)
     with pytest.raises(ValueError, match="zzzqx"):
         answer_query(random_kv, "king + zzzqx")
+    # another combination: the words nearest to unit(king) + unit(woman), computed by hand
+    target = sum(v / np.linalg.norm(v) for v in (random_kv["king"].astype(np.float64), random_kv["woman"].astype(np.float64)))
+    sims = {w: float(target @ random_kv[w] / np.linalg.norm(target) / np.linalg.norm(random_kv[w]))
+            for w in random_kv.index_to_key if w not in ("king", "woman")}
+    best = sorted(sims, key=sims.get, reverse=True)[:3]
+    got = answer_query(random_kv, "king + woman", topn=3)
+    assert [w for w, _ in got] == best and got == nearest_to_sum(random_kv, [(1, "king"), (1, "woman")], topn=3)
+    assert [s for _, s in got] == pytest.approx([sims[w] for w in best], abs=1e-6)  # float32 vectors
 
 
 def test_plot_word_groups_and_explorer_build():

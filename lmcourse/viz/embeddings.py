@@ -11,7 +11,7 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lmcourse.embeddings import analogy, nearest_neighbours
+from lmcourse.embeddings import analogy, nearest_neighbours, nearest_to_sum
 
 __all__ = ["pca_2d", "plot_word_groups", "parse_query", "answer_query", "explore_embeddings"]
 
@@ -92,10 +92,7 @@ def answer_query(kv, query: str, topn: int = 8) -> list[tuple[str, float]]:
     minus = [w for s, w in terms if s < 0]
     if len(plus) == 2 and len(minus) == 1:
         return analogy(kv, minus[0], plus[0], plus[1], topn=topn)
-    from lmcourse.embeddings import _need, _ranked, _unit
-    _need(kv, [w for _, w in terms])
-    target = sum(s * _unit(kv[w]) for s, w in terms)
-    return _ranked(kv, target, exclude={w for _, w in terms}, topn=topn)
+    return nearest_to_sum(kv, terms, topn=topn)
 
 
 def explore_embeddings(kv, topn: int = 8, initial: str = "king - man + woman"):
