@@ -189,6 +189,25 @@ def widget_fallback_problems(nb: dict, name: str) -> list[str]:
     return problems
 
 
+def widget_state_problems(nb: dict, name: str) -> list[str]:
+    """A stored widget state (`metadata.widgets`, or a widget-state bundle in an output).
+
+    With it, static views (`jupyter nbconvert --to html`, GitHub, nbviewer) hand each widget output to a widget
+    manager fetched from a CDN, which draws nothing offline, instead of showing the output's stored fallback.
+    """
+    fix = ("remove it: re-run with the course runner, which stores none, or keep the outputs with "
+           "lmcourse.course.runner.strip_stored_widget_state(path)")
+    problems = []
+    state = nb.get("metadata", {}).get("widgets")
+    if state is not None:
+        models = len(state.get("application/vnd.jupyter.widget-state+json", {}).get("state", {}))
+        problems.append(f"{name}: the notebook's metadata stores widget state ({models} widget models); {fix}")
+    for i, cell in enumerate(nb.get("cells", [])):
+        if any("application/vnd.jupyter.widget-state+json" in out.get("data", {}) for out in cell.get("outputs", [])):
+            problems.append(f"{name}: cell {i} stores a widget state in its output; {fix}")
+    return problems
+
+
 def html_progress_bar_problems(path: Path) -> list[str]:
     """Unfinished progress bars in the notebook exported to HTML (jupyter nbconvert --to html)."""
     from nbconvert import HTMLExporter
@@ -290,7 +309,8 @@ def prose_number_problems(nb: dict, name: str) -> list[str]:
 
 def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True,
                    recorded: dict | None = None) -> dict[str, list[str]]:
-    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, widgets, key results.
+    """Every check of one stored notebook, by kind: health, runtime table, figures, prose, bars, widgets (fallbacks,
+    stored state), key results.
 
     runtimes, recorded: the contents of runtimes.json and key_results.json (default: read them).
     """
@@ -305,6 +325,7 @@ def check_notebook(path: Path, runtimes: dict | None = None, html: bool = True,
         "prose numbers": prose_number_problems(nb, name),
         "progress bars": progress_bar_problems(nb, name) + (html_progress_bar_problems(path) if html else []),
         "widget fallbacks": widget_fallback_problems(nb, name),
+        "widget state": widget_state_problems(nb, name),
         "key results": key_result_problems(nb, name) + recorded_key_result_problems(nb, name, recorded),
     }
     return found

@@ -15,6 +15,10 @@ if the runner is killed while saving, the next `run` or `check` completes or dis
 notebook, runtimes.json, key_results.json and the README always agree. A fast run that took as long as
 the recorded full run (a busy machine) is not recorded: run it again.
 
+A saved notebook keeps no widget state (`metadata.widgets`): with it, `jupyter nbconvert --to html`, GitHub
+and nbviewer hand each widget output to a widget manager fetched from a CDN, which draws nothing offline;
+without it they show the output's static fallback (the PNG or text the course's views store beside it).
+
 Ctrl-C stops the whole run at once: the notebook in progress is not saved (a save already under way
 completes first), the notebooks finished before it stay saved, one line says which, and the exit
 status is 130.
@@ -47,7 +51,7 @@ from lmcourse.course.results import (
     runtime_table,
     set_runtime_table,
 )
-from lmcourse.files import atomic_write_texts, finish_interrupted_writes
+from lmcourse.files import atomic_path, atomic_write_texts, finish_interrupted_writes
 
 
 def _machine() -> str:
@@ -79,6 +83,53 @@ def coalesce_streams(nb: dict) -> None:
                 out["text"] = _visible_text(_joined(out["text"]))
         if "outputs" in cell:
             cell["outputs"] = [o for o in merged if o.get("output_type") != "stream" or o["text"]]
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def strip_widget_state(nb: dict) -> bool:
+    """Remove the stored widget state (`metadata.widgets`, and a widget-state bundle in any output); True if any.
+
+    Each output keeps its widget view and its static fallback (text/plain, image/png, text/html): a static view
+    without the state shows the fallback, JupyterLab draws the widget again when the cell runs.
+    """
+    found = nb.get("metadata", {}).pop("widgets", None) is not None
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            found |= out.get("data", {}).pop(WIDGET_STATE, None) is not None
+    return found
+
+
+def _cells_text(text: str) -> str | None:
+    """The stored text of a notebook file's `cells` list (the course writes it first, keys sorted)."""
+    head = '{\n "cells": '
+    if not text.startswith(head):
+        return None
+    _, end = json.JSONDecoder().raw_decode(text, len(head))
+    return text[len(head):end]
+
+
+def strip_stored_widget_state(path: Path) -> bool:
+    """Remove the widget state from a stored notebook file; its cells stay byte for byte. True if it had any.
+
+    Raises ValueError, writing nothing, when rewriting the file would change a cell's stored text (a file not
+    written by the course runner or nbformat, e.g. edited by hand): re-run that notebook with the runner instead.
+    """
+    import nbformat
+
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    if not strip_widget_state(nb):
+        return False
+    new = nbformat.writes(nb) + "\n"
+    if _cells_text(text) is None or _cells_text(new) != _cells_text(text):
+        raise ValueError(f"{path.name}: its cells are not stored as nbformat writes them, so removing the widget "
+                         "state would rewrite them too; nothing was written (re-run it with `make course "
+                         f"NOTEBOOKS={path.stem}`, which stores no widget state)")
+    with atomic_path(path) as tmp:
+        tmp.write_text(new, encoding="utf-8")
+    return True
 
 
 class _CtrlC:
@@ -146,6 +197,7 @@ def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
 
     env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text"}  # bars stored as text
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=KernelManager,
+                            store_widget_state=False,  # see the module docstring: static views need the fallbacks
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     with _CTRL_C.noting_only():
@@ -237,6 +289,7 @@ def _write_run(run: Run, path: Path, save_outputs: bool, folder: CourseFolder) -
         "machine": _machine(),
         "results": {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in run.results}}
     nb = run.nb if save_outputs else nbformat.reads(run.original, as_version=4)
+    strip_widget_state(nb)  # also from a notebook stored before the runner dropped it
     set_runtime_table(nb, run.name, runtime_table(run.name, runtimes))
     contents = {path: nbformat.writes(nb) + "\n",  # outputs and their runtime table
                 folder.runtimes: json.dumps(runtimes, indent=1, sort_keys=True) + "\n",
