@@ -12,7 +12,7 @@ LAB_SETTINGS  := $(VENV)/share/jupyter/lab/settings/overrides.json
 SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install lab test test-unit test-notebooks course course-fast course-reproducible bench lint slides handout clean distclean
+.PHONY: help install lab test test-unit test-notebooks course course-fast course-reproducible bench lint slides handout book clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -73,6 +73,14 @@ slides: $(VENV)/.test-installed  ## every chapter as reveal.js slides in build/s
 
 handout: $(VENV)/.test-installed  ## exercise notebooks without solutions (build/handout/) and an answer key (build/answers/)
 	$(PY) -m lmcourse.classroom handout
+
+# The website needs only its own packages (pyproject.toml's [book] extra), not the course's torch: install that list.
+$(VENV)/.book-installed: pyproject.toml constraints.txt | $(PY)
+	$(PIP) $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["book"]))')
+	@touch $@
+
+book: $(VENV)/.book-installed  ## the course website in build/book/ from the stored outputs (offline, runs no notebook; open build/book/index.html)
+	$(PY) book/build.py
 
 clean:  ## remove caches and build leftovers (keeps .venv)
 	rm -rf .pytest_cache build dist *.egg-info artifacts
