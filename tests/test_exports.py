@@ -24,7 +24,6 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 #   .venv/bin/python -c 'import sys, pathlib; from lmcourse.course.runner import strip_stored_widget_state as s;
 #   [print(p, s(pathlib.Path(p))) for p in sys.argv[1:]]' notebooks/03_rnn_lstm.ipynb ...
 # and empty this set.
-PENDING_RERUN = {"03_rnn_lstm", "05_transformer", "08_scaling_out", "09_capstone"}
 
 
 def widget_state(model_id="abc"):
@@ -159,9 +158,7 @@ def test_the_runner_asks_nbclient_not_to_record_widget_state(tmp_path, monkeypat
 
 
 def stored_paths():
-    return [pytest.param(p, marks=pytest.mark.xfail(p.stem in PENDING_RERUN, strict=False,
-                                                    reason="re-run in progress; strip its widget state afterwards"),
-                         id=p.stem) for p in course.notebook_paths()]
+    return [pytest.param(p, id=p.stem) for p in course.notebook_paths()]
 
 
 @pytest.mark.parametrize("path", stored_paths())
@@ -173,9 +170,7 @@ def test_stored_notebooks_carry_no_widget_state(path):
 WIDGET_PATHS = [p for p in course.notebook_paths() if WIDGET_VIEW in p.read_text(encoding="utf-8")]
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(
-    p.stem in PENDING_RERUN, strict=False, reason="re-run in progress")) for p in WIDGET_PATHS],
-    ids=[p.stem for p in WIDGET_PATHS])
+@pytest.mark.parametrize("path", WIDGET_PATHS, ids=[p.stem for p in WIDGET_PATHS])
 def test_exported_html_shows_each_widgets_fallback_and_loads_no_widget_manager(path):
     """`jupyter nbconvert --to html`: every PNG the notebook stores is an <img>, and nothing comes from a CDN."""
     from nbconvert import HTMLExporter
