@@ -28,7 +28,8 @@ def _weights(cell) -> tuple[torch.Tensor, ...]:
     "the hidden projection, or on the projected h? And which of n and h does z keep?",
     "gi = x @ W_ih.T + b_ih and gh = h @ W_hh.T + b_hh, each split with .chunk(3, dim=1) into r, z, n parts; "
     "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z).",
-    "n = tanh(gi_n + r * gh_n) (r multiplies the projected h, bias included); h_new = (1 - z) * n + z * h.",
+    "The candidate n is a tanh of the input part plus r times the *projected* state part (bias included). The "
+    "new state mixes n and h unit by unit with z as the weight of the old state h (z = 1 keeps h unchanged).",
 ])
 def check_gru_step(gru_step) -> None:
     from lmcourse.rnn import GRUCell
