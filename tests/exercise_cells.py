@@ -1181,8 +1181,8 @@ add(Cells(
 Write `pre_norm_block(layer, x, mask=None)`: the forward pass of a **pre-norm** encoder block from its parts,
 `layer.norm1`, `layer.self_attn` (a `MultiHeadAttention`: call it as `layer.self_attn(q, k, v, mask=mask)`,
 it returns `(out, weights)`), `layer.norm2` and `layer.ff`. Pre-norm normalises the input of each sub-layer
-and leaves the residual stream itself un-normalised, which is why deep pre-norm stacks train without warm-up
-(the experiment above). The checker compares with `EncoderLayer(..., norm_first=True)` in eval mode, with and
+and leaves the residual stream itself un-normalised; Xiong et al. (2020) show that this lets deep pre-norm
+stacks train without warm-up (at this notebook's size, the experiment above found no difference). The checker compares with `EncoderLayer(..., norm_first=True)` in eval mode, with and
 without masks, with layer norms whose weights are not all ones.
 """,
     stub='''
@@ -1942,51 +1942,89 @@ def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
     }))
 
 add(Cells(
-    id="09.project", name="my_model_nats_per_char",
+    id="09.project", name="my_model_log_probs",
     task="""
 ### Exercise 3 · The project: beat the n-gram
 
 Build the best model you can within the budget: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an
-n-gram of higher order or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Score it
-the way the table does: on the first 100,000 characters of the validation split, with the course tokenizer, in
-nats per character. Then write `my_model_nats_per_char()` returning that number. The check says whether it is a
-plausible held-out score, and how far it is from the best Kneser-Ney n-gram (orders up to 7) on the same
-characters (it fits those n-grams once, about ten seconds). Scoring fewer characters? Pass
-`check(..., eval_chars=n)` so the n-grams are scored on the same ones.
+n-gram of higher order or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Train
+it on the training split only. Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out
+character ids (the course tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each
+character after the first, given the characters before it (an array of N - 1 numbers). The checker scores it
+itself: on the first 100,000 validation characters, against the best Kneser-Ney n-gram (orders up to 7) on the
+same characters with a paired 95 % interval. It also feeds your function texts of its own choosing, to see that
+each probability uses only the characters before it and that a next-character distribution sums to 1. Scoring
+takes a few seconds for an n-gram, longer for a network on a CPU.
 """,
     stub='''
-def my_model_nats_per_char() -> float:
-    """Your model's cross-entropy on the first 100,000 validation characters, in nats per character."""
-    raise NotImplementedError  # your code: train and score your model, return its nats/char
+def my_model_log_probs(ids):
+    """ids (N,) held-out character ids -> ln p(ids[t + 1] | ids[:t + 1]) for t = 0..N-2, shape (N - 1,)."""
+    raise NotImplementedError  # your code: train your model once (outside this function), then score ids with it
 ''',
     solution='''
 from lmcourse import data
 from lmcourse.ngram import NGramLM
 
+# One simple project: the 8-gram, with a larger discount than the default 0.75 (long contexts are sparse).
+project_ngram = NGramLM(8, discount=0.9).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
 
-def my_model_nats_per_char() -> float:
-    """Your model's cross-entropy on the first 100,000 validation characters, in nats per character."""
-    # One simple project: the 8-gram, with a larger discount than the default 0.75 (long contexts are sparse).
-    tokenizer = data.corpus_tokenizer("wiki")
-    train = tokenizer.encode(data.load_corpus("wiki", "train"))
-    valid = tokenizer.encode(data.load_corpus("wiki", "valid")[:100_000])
-    return NGramLM(8, discount=0.9).fit(train).cross_entropy(valid)
+
+def my_model_log_probs(ids):
+    """ids (N,) held-out character ids -> ln p(ids[t + 1] | ids[:t + 1]) for t = 0..N-2, shape (N - 1,)."""
+    return project_ngram.log_probs(ids)[1:]   # log_probs scores the first character too (after <s> padding)
 ''',
     wrong={
-        "a perplexity, not nats per character": '''
-def my_model_nats_per_char():
-    return 4.48
+        "a constant probability of 1 (the score of a model that is never wrong)": '''
+import numpy as np
+
+def my_model_log_probs(ids):
+    return np.zeros(len(ids) - 1)
 ''',
-        "a sum over the characters, not a mean": '''
-def my_model_nats_per_char():
-    return 150_000.0
+        "a model that peeks at the character it predicts": '''
+import numpy as np
+
+def my_model_log_probs(ids):
+    # 0.9 on the true next character, the rest spread evenly: reads ids[t + 1] to predict it
+    return np.full(len(ids) - 1, np.log(0.9))
 ''',
-        "NaN from a diverged run": '''
-def my_model_nats_per_char():
-    return float("nan")
+        "log base 2 instead of natural log": '''
+import numpy as np
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+lm = NGramLM(5).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
+
+def my_model_log_probs(ids):
+    return lm.log_probs(ids)[1:] / np.log(2)
+''',
+        "a right-to-left model: each character predicted from the ones after it": '''
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+lm = NGramLM(5).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train"))[::-1])
+
+def my_model_log_probs(ids):
+    return lm.log_probs(ids[::-1])[:-1][::-1]   # ln p(ids[t + 1] | ids[t + 2:]): normalised, but not causal
+''',
+        "the unigram: frequencies alone": '''
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+lm = NGramLM(1).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
+
+def my_model_log_probs(ids):
+    return lm.log_probs(ids)[1:]
+''',
+        "ln p of every character, the first included (N values, not N - 1)": '''
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+lm = NGramLM(5).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
+
+def my_model_log_probs(ids):
+    return lm.log_probs(ids)
 ''',
     }))
-
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0])

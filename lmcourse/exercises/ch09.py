@@ -1,5 +1,5 @@
-"""Chapter 09 · capstone: cross-entropy from logits, a paired bootstrap interval, and the project's score
-against the best n-gram."""
+"""Chapter 09 · capstone: cross-entropy from logits, a paired bootstrap interval, and the project: the learner's
+model, scored by the checker on held-out text it chooses, against the best n-gram with a paired interval."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, real_number, rng, same_array, same_number
+from lmcourse.exercises.grading import Wrong, call, exercise, generator, rng, same_array, same_number
+from lmcourse.stats import block_bootstrap
 
 ID_CE, ID_BOOTSTRAP, ID_PROJECT = "09.cross_entropy_nats", "09.paired_bootstrap", "09.project"
 NGRAM_ORDERS = (4, 5, 6, 7)  # the best Kneser-Ney order on the course corpus lies in here (chapter 01: up to 7)
@@ -66,35 +67,85 @@ def check_paired_bootstrap(paired_bootstrap) -> None:
 
 
 @functools.cache
-def ngram_scores(eval_chars: int) -> dict[int, float]:
-    """Kneser-Ney nats/char of the unigram and of NGRAM_ORDERS on the first eval_chars validation characters of
-    the wiki corpus, trained on its whole training split (about ten seconds, once per process)."""
+def held_out(eval_chars: int) -> np.ndarray:
+    """The first eval_chars characters of the wiki validation split as course-tokenizer ids (N,) int64."""
+    from lmcourse import data
+
+    return np.array(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "valid")[:eval_chars]), dtype=np.int64)
+
+
+@functools.cache
+def ngram_log_probs(eval_chars: int) -> dict[int, np.ndarray]:
+    """ln p of every held-out character after the first, (N - 1,), under the Kneser-Ney unigram and NGRAM_ORDERS
+    trained on the whole wiki training split (a few seconds, once per process)."""
     from lmcourse import data
     from lmcourse.ngram import NGramLM
 
-    tokenizer = data.corpus_tokenizer("wiki")
-    train = tokenizer.encode(data.load_corpus("wiki", "train"))
-    valid = tokenizer.encode(data.load_corpus("wiki", "valid")[:eval_chars])
-    return {order: NGramLM(order).fit(train).cross_entropy(valid) for order in (1, *NGRAM_ORDERS)}
+    train = data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train"))
+    ids = held_out(eval_chars)
+    return {order: NGramLM(order).fit(train).log_probs(ids)[1:] for order in (1, *NGRAM_ORDERS)}
 
 
-@exercise(ID_PROJECT, "the capstone project: your model against the best n-gram", hints=[
-    "Give a function that returns your model's cross-entropy on the held-out characters, in nats per character: "
-    "a mean over characters (not a sum), natural log (not bits), not a perplexity.",
-    "Use the course's scoring: lmcourse.sequences.cross_entropy(logits_fn, valid_ids, block_size) for a neural "
-    "model, NGramLM.cross_entropy(valid_ids) for an n-gram, on the first eval_chars validation characters.",
+def _scored(name: str, log_probs, ids: np.ndarray) -> np.ndarray:
+    """The learner's ln p of ids[1:], checked: an array of N - 1 finite numbers, none above 0."""
+    got = call(name, log_probs, ids.copy())
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu().double().numpy()
+    got = np.asarray(got, dtype=np.float64) if isinstance(got, (np.ndarray, list, tuple)) else got
+    if not isinstance(got, np.ndarray) or got.shape != (len(ids) - 1,):
+        raise Wrong(name, f"return ln p of each character after the first: an array of shape ({len(ids) - 1},), got "
+                          f"{getattr(got, 'shape', type(got).__name__)}")
+    if not np.isfinite(got).all() or (got > 1e-6).any():
+        raise Wrong(name, "every ln p must be finite and at most 0 (a probability is at most 1); are these log "
+                          "probabilities, in natural log?")
+    return got
+
+
+PROBED = (60, 700)  # positions whose whole next-character distribution the checker sums
+
+
+@exercise(ID_PROJECT, "the capstone project: your model, scored by the checker against the best n-gram", hints=[
+    "Give a function of held-out ids (N,) returning ln p(ids[t + 1] | ids[: t + 1]) for t = 0..N-2: natural-log "
+    "probabilities from a model trained on the training split only, each using only the characters before it.",
+    "The checker feeds your function texts it chose: the held-out text, the same text with its end changed "
+    "(earlier values must not move), and short texts ending in each of the 191 characters (their probabilities "
+    "must sum to 1). A neural model: log_softmax of its logits, gathered at the next id; an n-gram: its log_probs.",
 ])
-def check_project(score, eval_chars: int = 100_000) -> str:
-    name = f"your model on the first {eval_chars:,} validation characters"
-    nats = real_number(name, call(name, score), what="your score")
-    if not 0 < nats < math.inf:
-        raise Wrong(name, "a cross-entropy of real text is a finite number above 0 nats/char")
-    scores = ngram_scores(eval_chars)
-    if nats >= scores[1]:
-        raise Wrong(name, "your score is not better than the unigram model's: is it nats per character (not a "
-                          "perplexity, not a sum), on held-out text?")
-    order = min(NGRAM_ORDERS, key=scores.get)
-    gap = nats - scores[order]
-    verdict = "better than" if gap < 0 else "behind"
-    return (f"  {nats:.3f} nats/char ({nats / math.log(2):.3f} bits/char): {abs(gap):.3f} nats/char {verdict} the "
-            f"best n-gram ({order}-gram Kneser-Ney, {scores[order]:.3f}); the unigram scores {scores[1]:.3f}.")
+def check_project(log_probs, eval_chars: int = 100_000) -> str:
+    ids = held_out(eval_chars)
+    name = f"the first {eval_chars:,} validation characters"
+    got = _scored(name, log_probs, ids)
+    for cut in (len(ids) // 2, len(ids) - 200):  # the future changed: the past's probabilities must not move
+        changed = ids.copy()
+        changed[cut + 1:] = np.random.default_rng(cut).permutation(changed[cut + 1:])
+        case = f"the same text with the characters after position {cut:,} shuffled"
+        if not np.allclose(_scored(case, log_probs, changed)[:cut], got[:cut], atol=1e-4, rtol=1e-4):
+            raise Wrong(case, "ln p of characters before the change moved: each probability may only use the "
+                              "characters before it")
+    V = _vocab_size()
+    for t in PROBED:
+        if t + 1 >= len(ids):
+            continue
+        case = f"the next-character distribution after the first {t + 1} characters"
+        total = sum(np.exp(_scored(case, log_probs, np.append(ids[:t + 1], v))[-1]) for v in range(V))
+        if abs(total - 1) > 1e-3:
+            raise Wrong(case, f"the probabilities of the {V} possible next characters sum to {total:.4g}, not 1")
+    nats = float(-got.mean())
+    scores = ngram_log_probs(eval_chars)
+    if nats >= -scores[1].mean():
+        raise Wrong(name, f"your model scores {nats:.3f} nats/char, not better than the unigram model "
+                          f"({-scores[1].mean():.3f}): is it trained?")
+    order = max(NGRAM_ORDERS, key=lambda o: scores[o].mean())
+    block = min(1000, len(got) // 2)
+    gap = block_bootstrap(scores[order] - got, block=block)  # your nll minus the n-gram's, per character
+    verdict = ("better than" if gap.high < 0 else "behind" if gap.low > 0 else "level (within the interval) with")
+    return (f"  {nats:.3f} nats/char ({nats / math.log(2):.3f} bits/char), scored here: {verdict} the best n-gram "
+            f"({order}-gram Kneser-Ney, {-scores[order].mean():.3f}); the difference {gap.estimate:+.3f} nats/char, 95% "
+            f"interval [{gap.low:+.3f}, {gap.high:+.3f}] (blocks of {block:,} characters); the unigram scores "
+            f"{-scores[1].mean():.3f}.")
+
+
+def _vocab_size() -> int:
+    from lmcourse import data
+
+    return data.corpus_tokenizer("wiki").vocab_size
