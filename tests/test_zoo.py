@@ -15,6 +15,7 @@ from lmcourse.data import load_corpus
 from lmcourse.files import sha256_file
 from lmcourse.mlm import MaskedLM, SpecialTokens, evaluate_mlm
 from lmcourse.sequences import cross_entropy
+from lmcourse.text_diffusion import TextDenoiser, diffusion_bound
 from lmcourse.train import count_parameters
 from lmcourse.zoo import CARD_FIELDS, RECIPES, card_path, load, train, weights_path
 from lmcourse.zoo.build import build, build_tokenizer, tokenizer_sha256
@@ -22,7 +23,8 @@ from lmcourse.zoo.cli import main
 
 NAME = "tiny-test"
 FIX = r"python -m lmcourse\.zoo train tiny-test"
-KNOWN = "char-lstm-wiki, gpt-char-wiki, mlm-bpe-wiki, tiny-test, tiny-test-lstm, tiny-test-mlm"
+KNOWN = ("char-lstm-wiki, diffusion-char-wiki, gpt-char-wiki, mlm-bpe-wiki, tiny-test, tiny-test-diffusion, "
+         "tiny-test-lstm, tiny-test-mlm")
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +196,8 @@ def test_every_recipe_builds_its_model(name):
         assert model.config.block_size == recipe.block_size and model.config.vocab_size == tokenizer.vocab_size
     elif recipe.kind == "char_lstm":
         assert isinstance(model, CharLSTM) and model.hidden_size == recipe.model["hidden_size"]
+    elif recipe.kind == "text_diffusion":
+        assert isinstance(model, TextDenoiser) and not model.causal and model.mask_id == tokenizer.vocab_size
     else:
         assert isinstance(model, MaskedLM) and model.encoder.config.vocab_size == tokenizer.vocab_size + 4
 
@@ -212,7 +216,7 @@ def test_a_bad_recipe_is_named(change, match):
 
 def test_an_unknown_model_kind_is_named():
     recipe = dataclasses.replace(RECIPES[NAME], kind="rnn")
-    with pytest.raises(ValueError, match=r"model kind 'rnn'.*\['char_lstm', 'gpt', 'masked_lm'\]"):
+    with pytest.raises(ValueError, match=r"model kind 'rnn'.*\['char_lstm', 'gpt', 'masked_lm', 'text_diffusion'\]"):
         build(recipe, build_tokenizer(recipe))
 
 
@@ -257,12 +261,29 @@ def test_a_masked_lm_trains_reads_mask_and_its_card_scores_masked_tokens(tmp_pat
     assert tokenizer_sha256(specials.tokenizer) == card["tokenizer_sha256"]  # the BPE merges are learnt the same way
 
 
+def test_a_diffusion_lm_trains_on_its_bound_and_its_card_scores_the_bound(tmp_path):
+    name = "tiny-test-diffusion"
+    trained, card = train(name, device="cpu", root=tmp_path, progress=False)
+    model, tokenizer, loaded_card = load(name, root=tmp_path)
+    assert isinstance(model, TextDenoiser) and not model.causal and loaded_card == card
+    assert card["metric"] == "bound_nats_per_char" and "nats_per_char" not in card["curve"]
+    curve = card["curve"]["bound_nats_per_char"]
+    assert curve[-1] < curve[0] and "8 stratified rates" in card["valid_note"]
+    valid = torch.tensor(tokenizer.encode(load_corpus("wiki", "valid")))
+    bound = diffusion_bound(model, valid, 32, n_times=8, batch_size=512, seed=0)
+    assert bound == pytest.approx(card["valid_bound_nats_per_char"], rel=1e-6)
+    ours = RECIPES["diffusion-char-wiki"]
+    reference = dataclasses.replace(RECIPES["gpt-char-wiki"], name=ours.name, about=ours.about, kind="text_diffusion",
+                                    steps=3200)
+    assert ours == reference  # gpt-char-wiki's recipe with 80 % of its steps (each costs 1.3 times as much)
+
+
 def test_a_card_without_its_metrics_score_is_named(copy):
     edit_card(copy, lambda card: card.pop("valid_nats_per_char"))
     with pytest.raises(ValueError, match=r"tiny-test\.json lacks the field\(s\) valid_nats_per_char .*" + FIX):
         load(NAME, root=copy)
     edit_card(copy, lambda card: card.update(metric="bleu"))
-    with pytest.raises(ValueError, match=r"lacks the field\(s\) metric \(one of nats_per_char, masked_nats_per_token, "
+    with pytest.raises(ValueError, match=r"lacks the field\(s\) metric \(one of nats_per_char, masked_nats_per_token, bound_nats_per_char, "
                                          r"not 'bleu'\)"):
         load(NAME, root=copy)
 

@@ -1,7 +1,7 @@
 """From a recipe to its tokenizer and its model, with what training and scoring that kind of model need.
 
 Each model kind is one function `kind(recipe, tokenizer) -> Trainable`, registered in `KINDS`; a new kind
-(a text-diffusion model, say) is one more such function.
+is one more such function.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from lmcourse.data import corpus_tokenizer, load_corpus
 from lmcourse.gpt import GPT, GPTConfig
 from lmcourse.mlm import MaskedLM, SpecialTokens, evaluate_mlm, mlm_batches
 from lmcourse.sequences import consecutive_windows, cross_entropy, random_windows
+from lmcourse.text_diffusion import TextDenoiser, diffusion_bound, masked_diffusion_loss
 from lmcourse.tokenizers import BPETokenizer
 from lmcourse.train import Batch, adamw, default_loss
 from lmcourse.transformer import TransformerConfig
@@ -28,6 +29,7 @@ from lmcourse.zoo.recipes import Recipe
 
 SCORE_TOKENS = 16_384  # tokens per batch when scoring held-out text: few Python steps, modest memory
 LSTM_SCORE_PARTS = 32  # an LSTM scores the held-out text in this many parts, state carried (as chapter 03 does)
+BOUND_TIMES = 8        # a masked-diffusion model's bound averages each window over this many masking rates
 
 
 @dataclass
@@ -106,12 +108,39 @@ def masked_lm(recipe: Recipe, tokenizer) -> Trainable:
                      metric="masked_nats_per_token")
 
 
+def text_diffusion(recipe: Recipe, tokenizer) -> Trainable:
+    """A masked-diffusion `lmcourse.text_diffusion.TextDenoiser` (chapter 07), trained on its own bound.
+
+    Each step masks every random window at its own rate t and takes the continuous-time ELBO
+    (`masked_diffusion_loss`, MDLM's objective) as the loss; the score is the same bound on the held-out text
+    (`diffusion_bound`, BOUND_TIMES rates per window): an upper bound on nats/char, read beside an AR model's
+    exact cross-entropy.
+    """
+    model = TextDenoiser(tokenizer.vocab_size, recipe.block_size, **recipe.model)
+
+    def score(ids: torch.Tensor, max_tokens: int | None) -> float:
+        device = next(model.parameters()).device
+        return diffusion_bound(model, ids, recipe.block_size, n_times=BOUND_TIMES,
+                               batch_size=max(1, SCORE_TOKENS // recipe.block_size), device=device,
+                               max_tokens=max_tokens, seed=recipe.seed)
+
+    def loss(model: nn.Module, batch: Batch) -> torch.Tensor:  # the windows x; the shifted targets are not used
+        return masked_diffusion_loss(model, batch[0])
+
+    return Trainable(model, tokenizer, _optimizer(model, recipe),
+                     lambda ids: random_windows(ids, recipe.block_size, recipe.batch_size, seed=recipe.seed), score,
+                     scoring=f"consecutive windows of {recipe.block_size} tokens, each masked at {BOUND_TIMES} "
+                             "stratified rates (a Monte Carlo estimate of the bound)",
+                     loss_fn=loss, metric="bound_nats_per_char")
+
+
 def _optimizer(model: nn.Module, recipe: Recipe) -> Callable[[], torch.optim.Optimizer]:
     """The recipe's AdamW (decay on matrices only), made once the model is on its device."""
     return lambda: adamw(model, recipe.lr, recipe.weight_decay, recipe.betas, device=next(model.parameters()).device)
 
 
-KINDS: dict[str, Callable[[Recipe, Any], Trainable]] = {"gpt": gpt, "char_lstm": char_lstm, "masked_lm": masked_lm}
+KINDS: dict[str, Callable[[Recipe, Any], Trainable]] = {
+    "gpt": gpt, "char_lstm": char_lstm, "masked_lm": masked_lm, "text_diffusion": text_diffusion}
 TOKENIZERS: dict[str, Callable[[str], Any]] = {
     "char": lambda corpus: corpus_tokenizer(corpus, "char"),
     "bpe4096": lambda corpus: BPETokenizer.from_text(load_corpus(corpus, "train"), 4096),  # chapter 05's size

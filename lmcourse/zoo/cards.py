@@ -34,7 +34,8 @@ CARD_FIELDS = (
     "metric", "curve", "valid_note", "date",
 )
 # and the held-out score in the card's metric: valid_METRIC, valid_METRIC_before_cast (see `card_scores`)
-METRICS = {"nats_per_char": "nats/char", "masked_nats_per_token": "nats per masked token"}
+METRICS = {"nats_per_char": "nats/char", "masked_nats_per_token": "nats per masked token",
+           "bound_nats_per_char": "nats/char (an upper bound)"}
 
 
 def weights_path(name: str, root: str | os.PathLike | None = None) -> Path:
