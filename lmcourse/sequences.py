@@ -6,7 +6,6 @@ so its nats/char numbers compare across chapters.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -87,48 +86,58 @@ class Windows(Dataset):
 
 @torch.no_grad()
 def token_log_probs(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
-                    batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> torch.Tensor:
+                    batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None,
+                    stride: int | None = None) -> torch.Tensor:
     """ln p(token | the tokens before it in its window) for every token of held-out `ids` after the first: (N - 1,).
 
-    logits_fn: x (B, T) -> logits (B, T, vocab). `ids` is cut into consecutive windows of `block_size`;
-    a token at position t of a window sees the t tokens before it in that window.
-    max_tokens: score only the first max_tokens tokens (fast mode).
+    logits_fn: x (B, T) -> logits (B, T, vocab). `ids` is read in windows of `block_size` that start every
+    `stride` tokens (default: block_size, windows side by side, so a token at position t of a window sees the
+    t tokens before it). With stride < block_size the windows overlap and each token is scored in the first
+    window where it is new: every token but those of the first window sees at least block_size - stride tokens
+    before it (the sliding window with which a fixed-length model is usually scored), at block_size / stride
+    times the cost. max_tokens: score only the first max_tokens tokens (fast mode).
     """
     ids = _as_ids(ids)
     check_positive_ints(block_size=block_size, batch_size=batch_size)
+    stride = block_size if stride is None else check_int("stride", stride, 1, block_size,
+                                                         fix="tokens between window starts, at most block_size")
     if max_tokens is not None:
         ids = ids[: check_int("max_tokens", max_tokens, fix="or None to score all of ids") + 1]
-    n_windows = math.ceil((len(ids) - 1) / block_size)
-    if n_windows < 1:
+    if len(ids) < 2:
         raise ValueError("ids needs at least two tokens to score")
+    windows = []                                    # (start, end, first new target): x = ids[start:end]
+    start, scored = 0, 0                            # targets ids[1..scored] are scored already
+    while scored < len(ids) - 1:
+        end = min(start + block_size, len(ids) - 1)
+        windows.append((start, end, scored - start))
+        start, scored = start + stride, end
     scores = []
-    for first in range(0, n_windows, batch_size):
-        xs, ys = [], []
-        for w in range(first, min(first + batch_size, n_windows)):
-            start = w * block_size
-            end = min(start + block_size, len(ids) - 1)
-            xs.append(ids[start:end])
-            ys.append(ids[start + 1:end + 1])
+    for first in range(0, len(windows), batch_size):
+        batch = windows[first:first + batch_size]
+        xs = [ids[a:b] for a, b, _ in batch]
         length = max(len(x) for x in xs)
         x = torch.stack([torch.nn.functional.pad(t, (0, length - len(t))) for t in xs]).to(device)
         logits = logits_fn(x).float()
         if logits.ndim != 3 or logits.shape[:2] != x.shape:
             raise ValueError(f"logits_fn must return logits of shape (batch, T, vocab) = ({x.shape[0]}, {x.shape[1]}, "
                              f"vocab), got {tuple(logits.shape)}")
+        ys = [ids[a + 1:b + 1] for a, b, _ in batch]
         largest = max(int(y.max()) for y in ys)
         if largest >= logits.size(-1):
             raise ValueError(f"ids hold token id {largest}, outside the vocabulary of the logits ({logits.size(-1)} "
                              "tokens): score with the tokenizer the model was trained with")
         log_p = torch.log_softmax(logits, dim=-1).cpu()                                   # (B, T, vocab)
-        scores += [log_p[b, :len(y)].gather(1, y[:, None])[:, 0] for b, y in enumerate(ys)]
+        scores += [log_p[i, new:len(y)].gather(1, y[new:, None])[:, 0]
+                   for i, ((_, _, new), y) in enumerate(zip(batch, ys))]
     return torch.cat(scores)
 
 
 def cross_entropy(logits_fn: Callable[[torch.Tensor], torch.Tensor], ids, block_size: int,
-                  batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None) -> float:
+                  batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None,
+                  stride: int | None = None) -> float:
     """Average -log p(next token) in nats over held-out `ids`: the mean of -`token_log_probs` (same arguments).
 
-    Every token after the first is scored once; a token at position t of a window sees the t tokens
-    before it in that window.
+    Every token after the first is scored once; by default a token at position t of a window sees the t tokens
+    before it in that window (`stride` < block_size: at least block_size - stride, see `token_log_probs`).
     """
-    return -token_log_probs(logits_fn, ids, block_size, batch_size, device, max_tokens).double().mean().item()
+    return -token_log_probs(logits_fn, ids, block_size, batch_size, device, max_tokens, stride).double().mean().item()

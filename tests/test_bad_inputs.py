@@ -1781,6 +1781,8 @@ bad_values("token_log_probs", lambda batch_size: sequences.token_log_probs(_logi
            "batch_size", SIZES)
 bad_values("token_log_probs", lambda max_tokens: sequences.token_log_probs(_logits_fn, _long_stream, 4,
                                                                            max_tokens=max_tokens), "max_tokens", SIZES)
+bad_values("token_log_probs", lambda stride: sequences.token_log_probs(_logits_fn, _long_stream, 4, stride=stride),
+           "stride", SIZES + (5,))
 row("token_log_probs-logits-vocab-too-small", lambda: sequences.token_log_probs(
     lambda x: torch.zeros(*x.shape, 3), _long_stream, 4), ValueError, "10", "3 tokens")
 row("cross_entropy-ids-empty", lambda: sequences.cross_entropy(_logits_fn, [], 4), ValueError, "ids", "empty")

@@ -53,6 +53,23 @@ def test_token_log_probs_restart_the_context_at_every_window():
     assert cross_entropy(position_model, ids, 4) == pytest.approx(-log_p.double().mean().item())
 
 
+def test_a_sliding_window_scores_each_token_once_with_at_least_block_size_minus_stride_before_it():
+    ids = torch.randint(4, (11,))
+
+    def position_model(x):
+        return torch.arange(x.shape[1]).float()[None, :, None].expand(*x.shape, 4) * torch.tensor([1., 0, 0, 0])
+
+    log_p = token_log_probs(position_model, ids, block_size=4, stride=2, batch_size=2)
+    expected = torch.log_softmax(torch.arange(4).float()[:, None] * torch.tensor([1., 0, 0, 0]), -1)
+    positions = torch.tensor([0, 1, 2, 3, 2, 3, 2, 3, 2, 3])   # the first window whole, then its last 2 positions
+    assert torch.allclose(log_p, expected[positions, ids[1:]])
+    assert torch.equal(token_log_probs(position_model, ids, 4, stride=4), token_log_probs(position_model, ids, 4))
+    table = torch.randn(4, 4)
+    for stride in (1, 3):  # a model without context: the same as scoring every token once, in any windows
+        assert torch.allclose(token_log_probs(lambda x: table[x], ids, 4, stride=stride),
+                              torch.log_softmax(table[ids[:-1]], -1).gather(1, ids[1:, None])[:, 0])
+
+
 def test_cross_entropy_rejects_2d_ids():
     with pytest.raises(ValueError, match="1-D"):
         cross_entropy(lambda x: x, torch.zeros(2, 3, dtype=torch.long), 4)

@@ -7,7 +7,9 @@ failure says which case failed and how (shape, dtype, NaN, wrong values), never 
 
 Hints escalate: none before the first attempt; after each wrong answer the next hint, from a nudge
 to the full recipe; `check(..., hints=True)` shows them all. `progress()` lists which exercises of
-a chapter are done. The checkers live in one module per chapter (`ch04.py`, ...).
+a chapter are done; it is kept on disk for each learner (`record.progress_path()`, outside the repository),
+so a restarted kernel loses nothing, and the course's own solution cells are graded but never counted.
+The checkers live in one module per chapter (`ch04.py`, ...).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lmcourse.exercises import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09  # noqa: F401 (register)
+from lmcourse.exercises import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, record  # noqa: F401 (register)
 from lmcourse.exercises.grading import REGISTRY, NotAnswered, Wrong
 
 __all__ = ["check", "progress", "reset", "REGISTRY"]
 
 _wrong_attempts: dict[str, int] = {}
-_status: dict[str, str] = {}  # id -> "done" | "not yet right" | "not answered"
+_status: dict[str, str] = {}  # this session: id -> "done" | "not yet right" | "not answered"
 
 
 def _exercise(exercise_id: str):
@@ -55,14 +57,23 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
         print(f"… {exercise_id}: not answered yet." + ("" if hints else " (Stuck? check(..., hints=True).)") + shown)
         return False
     except Wrong as wrong:
-        _status[exercise_id] = "not yet right"
+        _remember(exercise_id, "not yet right", answer)
         _wrong_attempts[exercise_id] = n = _wrong_attempts.get(exercise_id, 0) + 1
         said = str(wrong) if str(wrong).endswith((".", "?", "!")) else f"{wrong}."
         print(f"✗ {exercise_id}: not yet right. {said}" + _hint_lines(ex, len(ex.hints) if hints else n))
         return False
-    _status[exercise_id] = "done"
+    _remember(exercise_id, "done", answer)
     print(f"✓ {exercise_id}: right! ({ex.title})" + (f"\n{note}" if note else ""))
     return True
+
+
+def _remember(exercise_id: str, status: str, answer: Any) -> None:
+    """Keep the verdict for `progress()`, in this session and on disk; the course's own solution is not the learner's."""
+    if record.is_course_solution(exercise_id, answer):
+        return
+    if _status.get(exercise_id) != "done":
+        _status[exercise_id] = status
+    record.record(exercise_id, status)
 
 
 def _hint_lines(ex, n: int) -> str:
@@ -82,19 +93,24 @@ class Progress(dict):
 
 
 def progress(chapter: str | int | None = None) -> Progress:
-    """The exercises of `chapter` ("04" or 4; default: the chapters checked so far) and their status."""
+    """The exercises of `chapter` ("04" or 4; default: the chapters tried so far) and their status, from this
+    session and the learner's progress file ("done" in either counts)."""
+    stored = record.read()
+    status = {**stored, **_status}
+    status.update({i: "done" for i, s in stored.items() if s == "done"})
     if chapter is None:
-        chapters = sorted({i.split(".")[0] for i in _status}) or sorted({e.chapter for e in REGISTRY.values()})
+        chapters = sorted({i.split(".")[0] for i in status}) or sorted({e.chapter for e in REGISTRY.values()})
     else:
         chapters = [f"{int(chapter):02d}"] if str(chapter).isdigit() else [str(chapter)]
     ids = [i for i in REGISTRY if i.split(".")[0] in chapters]
     if not ids:
         raise ValueError(f"no exercises for chapter {chapter!r}; chapters with exercises: "
                          f"{sorted({e.chapter for e in REGISTRY.values()})}")
-    return Progress((i, _status.get(i, "not tried")) for i in ids)
+    return Progress((i, status.get(i, "not tried")) for i in ids)
 
 
 def reset() -> None:
-    """Forget attempts and progress (a fresh start, as after restarting the kernel)."""
+    """Forget this session's attempts and verdicts, as a restarted kernel does; the progress file stays (delete
+    `record.progress_path()` to start over)."""
     _wrong_attempts.clear()
     _status.clear()
