@@ -97,9 +97,16 @@ def test_crashing_answer_is_reported_not_raised(capsys):
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
-def test_returning_none_reads_not_answered_yet(capsys):
+def test_returning_none_reads_not_answered_yet_and_asks_about_return(capsys):
     assert not exercises.check("01.perplexity", lambda probs: None)
-    assert "not answered yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "returned None: does it end with `return`?" in out
+
+    def stub(probs):
+        raise NotImplementedError
+
+    assert not exercises.check("01.perplexity", stub)
+    assert "returned None" not in capsys.readouterr().out  # the stub itself reads as before
 
 
 def test_progress_lists_the_chapter_and_what_is_done(capsys):

@@ -51,10 +51,11 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
         return False
     try:
         note = ex.checker(answer, **context)
-    except NotAnswered:
+    except NotAnswered as nothing:
         _status.setdefault(exercise_id, "not answered")
         shown = _hint_lines(ex, len(ex.hints) if hints else 0)
-        print(f"… {exercise_id}: not answered yet." + ("" if hints else " (Stuck? check(..., hints=True).)") + shown)
+        why = f" {nothing}" if str(nothing) else ""
+        print(f"… {exercise_id}: not answered yet.{why}" + ("" if hints else " (Stuck? check(..., hints=True).)") + shown)
         return False
     except Wrong as wrong:
         _remember(exercise_id, "not yet right", answer)

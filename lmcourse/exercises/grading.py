@@ -15,7 +15,8 @@ import torch
 
 
 class NotAnswered(Exception):
-    """The learner's function is still the stub (raises NotImplementedError or returns None)."""
+    """The learner's function is still the stub (raises NotImplementedError), or returns nothing (the message
+    says so: a function whose body computes but forgets `return`)."""
 
 
 class Wrong(Exception):
@@ -86,7 +87,9 @@ def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
         raise
     except Exception as exc:  # the learner's code failed: say how, on which case
         raise Wrong(case, f"your code raised {type(exc).__name__}: {exc}") from None
-    if out is None or out is Ellipsis:
+    if out is None:
+        raise NotAnswered(f"on case '{case}' your function returned None: does it end with `return`?")
+    if out is Ellipsis:
         raise NotAnswered
     return out
 
