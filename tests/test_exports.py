@@ -137,21 +137,15 @@ def test_the_runner_saves_no_widget_state(tiny_course, monkeypatch, mode, second
     assert set(saved["cells"][2]["outputs"][0]["data"]) == {WIDGET_VIEW, "image/png", "text/plain"}
 
 
-def test_the_runner_asks_nbclient_not_to_record_widget_state(tmp_path, monkeypatch):
-    import nbclient
-
-    seen = {}
-
-    class Client:
-        def __init__(self, nb, **kwargs):
-            seen.update(kwargs)
-
-        def execute(self, env=None):
-            return None
-
-    monkeypatch.setattr(nbclient, "NotebookClient", Client)
-    runner.execute(nbformat.v4.new_notebook(), tmp_path / "01_tiny.ipynb", "fast")
-    assert seen["store_widget_state"] is False
+def test_the_runner_executes_a_notebook_that_prints_into_an_output_widget(tmp_path):
+    """nbclient's Output-widget hook writes into the widget state it tracks: the runner must let it track it (and
+    strips it on save, above); with store_widget_state=False this notebook failed with a KeyError (chapter 06)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import ipywidgets\nfrom IPython.display import display\nout = ipywidgets.Output()\ndisplay(out)\n"
+        "with out:\n    print('inside the widget')"))
+    runner.execute(nb, tmp_path / "01_tiny.ipynb", "fast", timeout=120)
+    assert nb.cells[0].outputs, "the cell's output (the widget view) is stored"
 
 
 # --- the stored notebooks ------------------------------------------------------------------------

@@ -197,7 +197,10 @@ def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
 
     env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text"}  # bars stored as text
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=KernelManager,
-                            store_widget_state=False,  # see the module docstring: static views need the fallbacks
+                            # nbclient must track widget state while it runs (its Output-widget hook writes into
+                            # it: with store_widget_state=False a notebook with an Output widget fails with a KeyError);
+                            # the state is stripped when the notebook is saved (see the module docstring)
+                            store_widget_state=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     with _CTRL_C.noting_only():
