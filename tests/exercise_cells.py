@@ -1946,15 +1946,20 @@ add(Cells(
     task="""
 ### Exercise 3 · The project: beat the n-gram
 
-Build the best model you can within the budget: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an
-n-gram of higher order or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Train
-it on the training split only. Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out
-character ids (the course tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each
-character after the first, given the characters before it (an array of N - 1 numbers). The checker scores it
-itself: on the first 100,000 validation characters, against the best Kneser-Ney n-gram (orders up to 7) on the
-same characters with a paired 95 % interval. It also feeds your function texts of its own choosing, to see that
-each probability uses only the characters before it and that a next-character distribution sums to 1. Scoring
-takes a few seconds for an n-gram, longer for a network on a CPU.
+Build the best model you can: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an n-gram of higher order
+or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Train it on the training split
+only, and choose its settings on validation characters the checker does not score (those after the first 100,000).
+Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out character ids (the course
+tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each character after the first,
+given the characters before it (an array of N - 1 numbers). The checker scores it itself: on the first 100,000
+validation characters, against the best of the Kneser-Ney n-grams of orders 4 to 7 (discount 0.75) on the same
+characters, with a paired 95 % block bootstrap interval. It also feeds your function texts of its own choosing, to
+see that each probability uses only the characters before it and that a next-character distribution sums to 1.
+
+**What the check says.** ✓ means that your model is valid and was scored: causal, normalised, in natural log, and
+better than the unigram. The grade is the verdict line under it: *better than*, *level with* or *behind* the
+n-gram, with the interval of the difference. A model that gets ✓ but is behind has not beaten the n-gram yet. The
+worked solution is itself an n-gram (an 8-gram with a larger discount); a network, or a mixture, is another way.
 """,
     stub='''
 def my_model_log_probs(ids):

@@ -1,5 +1,6 @@
 """Chapter 09 · capstone: cross-entropy from logits, a paired bootstrap interval, and the project: the learner's
-model, scored by the checker on held-out text it chooses, against the best n-gram with a paired interval."""
+model, scored by the checker on held-out text it chooses, against the best Kneser-Ney n-gram of orders 4-7 (discount
+0.75) with a paired interval: the check passes a valid model; the verdict line (better, level, behind) is the grade."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def _scored(name: str, log_probs, ids: np.ndarray) -> np.ndarray:
 PROBED = (60, 700)  # positions whose whole next-character distribution the checker sums
 
 
-@exercise(ID_PROJECT, "the capstone project: your model, scored by the checker against the best n-gram", hints=[
+@exercise(ID_PROJECT, "the capstone project: your model is valid and scored; the verdict line below is the grade", hints=[
     "Give a function of held-out ids (N,) returning ln p(ids[t + 1] | ids[: t + 1]) for t = 0..N-2: natural-log "
     "probabilities from a model trained on the training split only, each using only the characters before it.",
     "The checker feeds your function texts it chose: the held-out text, the same text with its end changed "
@@ -139,10 +140,10 @@ def check_project(log_probs, eval_chars: int = 100_000) -> str:
     block = min(1000, len(got) // 2)
     gap = block_bootstrap(scores[order] - got, block=block)  # your nll minus the n-gram's, per character
     verdict = ("better than" if gap.high < 0 else "behind" if gap.low > 0 else "level (within the interval) with")
-    return (f"  {nats:.3f} nats/char ({nats / math.log(2):.3f} bits/char), scored here: {verdict} the best n-gram "
-            f"({order}-gram Kneser-Ney, {-scores[order].mean():.3f}); the difference {gap.estimate:+.3f} nats/char, 95% "
-            f"interval [{gap.low:+.3f}, {gap.high:+.3f}] (blocks of {block:,} characters); the unigram scores "
-            f"{-scores[1].mean():.3f}.")
+    return (f"  {nats:.3f} nats/char ({nats / math.log(2):.3f} bits/char), scored here. Verdict: {verdict} the best "
+            f"Kneser-Ney n-gram of orders {NGRAM_ORDERS[0]}-{NGRAM_ORDERS[-1]} at discount 0.75 (the {order}-gram, "
+            f"{-scores[order].mean():.3f}); the difference {gap.estimate:+.3f} nats/char, 95% interval [{gap.low:+.3f}, "
+            f"{gap.high:+.3f}] (blocks of {block:,} characters); the unigram scores {-scores[1].mean():.3f}.")
 
 
 def _vocab_size() -> int:
