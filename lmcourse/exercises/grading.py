@@ -4,10 +4,16 @@ reference value is."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import math
+import sys
+import types
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,20 +84,240 @@ def rng(exercise_id: str) -> np.random.Generator:
 # Calling the learner's code
 
 def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
-    """fn(*args, **kwargs) on one case: NotImplementedError or None -> NotAnswered; an error -> Wrong."""
+    """fn(*args, **kwargs) on one case: NotImplementedError or None -> NotAnswered; an error -> Wrong; a call into
+    a reference that `forbidding` refuses, or into the checker's own code, -> Wrong, whatever fn returns.
+
+    The checker should build its expected value after this returns, from its own copies of the inputs: while fn
+    runs, no frame or object holds the answer for fn to find, and fn mutating its arguments changes nothing."""
+    watch = _Watch((fn, *args, *kwargs.values()))
+    previous, failure = sys.getprofile(), None
+    sys.setprofile(watch)
     try:
         out = fn(*args, **kwargs)
-    except NotImplementedError:
+    except Exception as exc:  # judged below, after the watch is off
+        failure = exc
+    finally:
+        kept_watching = sys.getprofile() is watch
+        sys.setprofile(previous)
+    if watch.found is not None:
+        name, why = watch.found
+        raise Wrong(case, f"your code calls {name}, {why}")
+    if not kept_watching:
+        raise Wrong(case, "your code replaced the checker's profiler (sys.setprofile); leave it as it is")
+    if isinstance(failure, NotImplementedError):
         raise NotAnswered from None
-    except (NotAnswered, Wrong):
-        raise
-    except Exception as exc:  # the learner's code failed: say how, on which case
-        raise Wrong(case, f"your code raised {type(exc).__name__}: {exc}") from None
+    if isinstance(failure, (NotAnswered, Wrong)):
+        raise failure
+    if failure is not None:  # the learner's code failed: say how, on which case
+        raise Wrong(case, f"your code raised {type(failure).__name__}: {failure}") from None
     if out is None:
         raise NotAnswered(f"on case '{case}' your function returned None: does it end with `return`?")
     if out is Ellipsis:
         raise NotAnswered
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Refusing the reference: the package's or torch's version of what the learner is asked to write
+#
+# While `call` runs the learner's code it watches every call that code makes, with sys.setprofile: a Python
+# frame whose code object is a forbidden function's (however it was reached: an alias, a subclass, a class's
+# forward, a copy of the function) or a builtin that is forbidden ('c_call' events) marks the answer Wrong,
+# whatever it returns. The checker's own modules (chNN.py) are always forbidden, except what the checker hands
+# to the learner (a loss function, a model). A determined learner can still get round it (re-compile the
+# reference's source, read it in a subprocess); the point is that the easy ways to cheat do not pass.
+
+_CHECKER_FILES = frozenset(str(path) for path in Path(__file__).parent.glob("ch[0-9][0-9].py"))
+_WHY = "the reference this exercise asks you to write"
+
+
+@dataclass
+class _Forbidden:
+    """What `call` refuses: code objects (also matched by file, first line and qualified name, so a reloaded module
+    still counts), whole source files, builtins by identity, and builtin methods by (class, name)."""
+
+    codes: dict[Any, str]
+    keys: dict[tuple[str, int, str], str]
+    files: dict[str, str]
+    builtins: dict[int, str]
+    methods: dict[str, list[tuple[type, str]]]
+    why: str
+
+
+_FORBIDDEN: list[_Forbidden] = []  # the stack of `forbidding` blocks now open
+_PROFILER_SWITCHES = (sys.setprofile, sys.getprofile)
+# Every way into autograd's backward pass (Tensor.backward, torch.autograd.backward/grad, torch.func) ends in the
+# engine's run_backward: forbid these where the task says "by hand".
+AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.backward", "torch.autograd.grad",
+            type(torch.autograd.Variable._execution_engine).run_backward)
+
+
+def _resolve(reference: Any) -> tuple[Any, str] | None:
+    """(object, display name) for a reference given as an object or a dotted name; None if it does not import."""
+    if isinstance(reference, types.ModuleType):
+        return reference, reference.__name__
+    if not isinstance(reference, str):
+        return reference, _public_name(reference)
+    parts = reference.split(".")
+    for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                obj = getattr(obj, attribute)
+        except AttributeError:
+            return None
+        return obj, reference
+    return None
+
+
+def _public_name(obj: Any) -> str:
+    """The shortest dotted name that reaches `obj`: torch.nn.GRUCell rather than torch.nn.modules.rnn.GRUCell."""
+    module, qualname = getattr(obj, "__module__", None) or "", getattr(obj, "__qualname__", None)
+    if not qualname:
+        return repr(obj)
+    parts = module.split(".")
+    candidates = [".".join(parts[:i]) for i in range(1, len(parts) + 1)] + ["torch.nn.functional", "torch.nn", "torch"]
+    reached = []
+    for candidate in candidates:
+        for path in {qualname, getattr(obj, "__name__", qualname)}:
+            found = sys.modules.get(candidate)
+            for attribute in path.split("."):
+                found = getattr(found, attribute, None)
+            if found is obj:
+                reached.append(f"{candidate}.{path}")
+    private = lambda name: any(part.startswith("_") for part in name.split("."))  # noqa: E731
+    return min(reached, key=lambda name: (private(name), len(name)), default=f"{module}.{qualname}")
+
+
+def _functions(obj: Any) -> list[types.FunctionType]:
+    """The Python functions that running `obj` enters: a function (and what it wraps), a method, a class's own
+    methods (so a subclass or an alias still runs them), a callable object's __call__."""
+    if isinstance(obj, functools.partial):
+        return _functions(obj.func)
+    if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
+        return _functions(obj.__func__)
+    if isinstance(obj, property):
+        return [f for part in (obj.fget, obj.fset, obj.fdel) if part is not None for f in _functions(part)]
+    if isinstance(obj, types.FunctionType):
+        return [obj, *(_functions(obj.__wrapped__) if hasattr(obj, "__wrapped__") else [])]
+    if isinstance(obj, type):
+        return [f for member in vars(obj).values() for f in _functions(member)
+                if isinstance(member, (types.FunctionType, staticmethod, classmethod, property))]
+    call_method = getattr(type(obj), "__call__", None)
+    return _functions(call_method) if isinstance(call_method, types.FunctionType) else []
+
+
+@contextlib.contextmanager
+def forbidding(*references: Any, why: str = _WHY) -> Iterator[None]:
+    """Inside this block, `call` marks the learner's answer Wrong if its code calls any of `references`.
+
+    references: objects or dotted names ("lmcourse.generate.top_p_filter", "torch.nn.GRUCell",
+    "torch.nn.functional.scaled_dot_product_attention", "torch.Tensor.cumsum", a whole module); a name that does
+    not import is skipped (an optional library). A class forbids its own methods, so subclasses and instances
+    count; a builtin is matched by identity, a builtin method (torch.Tensor.cumsum) on any instance. Calls the
+    checker itself makes inside the block (the reference it compares with) are not watched: only `call` is.
+    The verdict reads: "your code calls <name>, <why>". Blocks nest; torch's internal use of a forbidden builtin
+    (nn.MultiheadAttention calling scaled_dot_product_attention) counts, since the learner's code reached it.
+    """
+    forbidden = _Forbidden({}, {}, {}, {}, {}, why)
+    for reference in references:
+        resolved = _resolve(reference)
+        if resolved is None:
+            continue
+        obj, name = resolved
+        if isinstance(obj, types.ModuleType):
+            if getattr(obj, "__file__", None):
+                forbidden.files[obj.__file__] = name
+            continue
+        if isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+            owner = obj.__objclass__
+            name = name if isinstance(reference, str) else f"{owner.__module__}.{owner.__qualname__}.{obj.__name__}"
+            forbidden.methods.setdefault(obj.__name__, []).append((owner, name))
+            continue
+        if isinstance(obj, types.BuiltinFunctionType):
+            forbidden.builtins[id(obj)] = name
+            continue
+        for function in _functions(obj):
+            code = function.__code__
+            forbidden.codes.setdefault(code, name)
+            forbidden.keys.setdefault((code.co_filename, code.co_firstlineno, code.co_qualname), name)
+    _FORBIDDEN.append(forbidden)
+    try:
+        yield
+    finally:
+        _FORBIDDEN.remove(forbidden)
+
+
+class _Watch:
+    """The profiler `call` installs while the learner's code runs: it notes the first forbidden call it sees."""
+
+    def __init__(self, given: tuple):
+        self.given, self.allowed = given, None  # allowed: the checker's code handed to the learner, found lazily
+        self.found: tuple[str, str] | None = None  # (name, why)
+        self.codes, self.keys, self.files, self.builtins, self.methods = {}, {}, {}, {}, {}
+        for forbidden in _FORBIDDEN:
+            for mine, theirs in ((self.codes, forbidden.codes), (self.keys, forbidden.keys),
+                                 (self.files, forbidden.files), (self.builtins, forbidden.builtins)):
+                mine.update({k: (name, forbidden.why) for k, name in theirs.items() if k not in mine})
+            for method, owners in forbidden.methods.items():
+                self.methods.setdefault(method, []).extend((cls, name, forbidden.why) for cls, name in owners)
+        self.key_files = {filename for filename, _, _ in self.keys}
+
+    def __call__(self, frame, event: str, arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            filename = code.co_filename
+            if code in self.codes:
+                self._found(self.codes[code])
+            elif filename in self.key_files and (filename, code.co_firstlineno, code.co_qualname) in self.keys:
+                self._found(self.keys[filename, code.co_firstlineno, code.co_qualname])
+            elif filename in self.files:
+                self._found(self.files[filename])
+            elif filename in _CHECKER_FILES and not self._handed_over(frame):
+                module = Path(filename).stem
+                self._found((f"lmcourse.exercises.{module}.{code.co_qualname}", "the checker's own code"))
+        elif event == "c_call":
+            if id(arg) in self.builtins:
+                self._found(self.builtins[id(arg)])
+            elif arg in _PROFILER_SWITCHES and frame.f_code is not call.__code__:  # call's own restore is fine
+                self._found((f"sys.{arg.__name__}", "which meddles with the checker's watch"))
+            elif self.methods and getattr(arg, "__name__", None) in self.methods:
+                owner = getattr(arg, "__self__", None)
+                for cls, name, why in self.methods[arg.__name__]:
+                    if isinstance(owner, cls):
+                        self._found((name, why))
+
+    def _found(self, what: tuple[str, str]) -> None:
+        if self.found is None:
+            self.found = what
+            sys.setprofile(None)  # one is enough; the rest of the learner's code runs at full speed
+
+    def _handed_over(self, frame) -> bool:
+        """Whether this checker code runs on behalf of something the checker handed to the learner."""
+        if self.allowed is None:
+            self.allowed = set()
+            for obj in _flatten(self.given):
+                self.allowed.update(f.__code__ for f in _functions(obj))
+                if not isinstance(obj, type) and type(obj).__module__.startswith("lmcourse.exercises.ch"):
+                    self.allowed.update(f.__code__ for cls in type(obj).__mro__ for f in _functions(cls))
+        while frame is not None and frame.f_code.co_filename in _CHECKER_FILES:
+            if frame.f_code in self.allowed:
+                return True
+            frame = frame.f_back
+        return False
+
+
+def _flatten(objs: tuple) -> Iterator[Any]:
+    """The objects of a call's arguments, and one level into lists, tuples and dicts."""
+    for obj in objs:
+        yield obj
+        if isinstance(obj, (list, tuple)):
+            yield from obj
+        elif isinstance(obj, dict):
+            yield from obj.values()
 
 
 # ------------------------------------------------------------------------------------------------
