@@ -12,7 +12,7 @@ import sys
 import types
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,18 +134,51 @@ _WHY = "the reference this exercise asks you to write"
 @dataclass
 class _Forbidden:
     """What `call` refuses: code objects (also matched by file, first line and qualified name, so a reloaded module
-    still counts), whole source files, builtins by identity, and builtin methods by (class, name)."""
+    still counts), whole source files, builtins by identity, builtin methods by (class, name), and the dotted names
+    of libraries not imported yet (`pending`: resolved once the learner's code imports them)."""
 
-    codes: dict[Any, str]
-    keys: dict[tuple[str, int, str], str]
-    files: dict[str, str]
-    builtins: dict[int, str]
-    methods: dict[str, list[tuple[type, str]]]
     why: str
+    codes: dict[Any, str] = field(default_factory=dict)
+    keys: dict[tuple[str, int, str], str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    builtins: dict[int, str] = field(default_factory=dict)
+    methods: dict[str, list[tuple[type, str]]] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    kept: list[Any] = field(default_factory=list)  # the forbidden objects, alive, so that their ids stay theirs
+
+    def add(self, reference: Any) -> None:
+        if isinstance(reference, str) and reference.split(".")[0] not in sys.modules:
+            self.pending.append(reference)  # importing an optional library here would cost seconds
+            return
+        resolved = _resolve(reference)
+        if resolved is None:
+            return
+        obj, name = resolved
+        self.kept.append(obj)
+        if isinstance(obj, types.ModuleType):
+            if getattr(obj, "__file__", None):
+                self.files[obj.__file__] = name
+        elif isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+            owner = obj.__objclass__
+            name = name if isinstance(reference, str) else f"{owner.__module__}.{owner.__qualname__}.{obj.__name__}"
+            self.methods.setdefault(obj.__name__, []).append((owner, name))
+        elif isinstance(obj, types.BuiltinFunctionType):
+            self.builtins[id(obj)] = name
+        else:
+            for function in _functions(obj):
+                code = function.__code__
+                self.codes.setdefault(code, name)
+                self.keys.setdefault((code.co_filename, code.co_firstlineno, code.co_qualname), name)
+
+    def imported(self) -> None:
+        """Resolve the pending names whose library has been imported since."""
+        if self.pending:
+            waiting, self.pending = self.pending, []
+            for reference in waiting:
+                self.add(reference)
 
 
 _FORBIDDEN: list[_Forbidden] = []  # the stack of `forbidding` blocks now open
-_PROFILER_SWITCHES = (sys.setprofile, sys.getprofile)
 # Every way into autograd's backward pass (Tensor.backward, torch.autograd.backward/grad, torch.func) ends in the
 # engine's run_backward: forbid these where the task says "by hand".
 AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.backward", "torch.autograd.grad",
@@ -216,34 +249,16 @@ def forbidding(*references: Any, why: str = _WHY) -> Iterator[None]:
 
     references: objects or dotted names ("lmcourse.generate.top_p_filter", "torch.nn.GRUCell",
     "torch.nn.functional.scaled_dot_product_attention", "torch.Tensor.cumsum", a whole module); a name that does
-    not import is skipped (an optional library). A class forbids its own methods, so subclasses and instances
+    not import is skipped, and one of a library not imported yet (gensim, transformers) is resolved at the first
+    `call` after the learner's code imports it. A class forbids its own methods, so subclasses and instances
     count; a builtin is matched by identity, a builtin method (torch.Tensor.cumsum) on any instance. Calls the
     checker itself makes inside the block (the reference it compares with) are not watched: only `call` is.
     The verdict reads: "your code calls <name>, <why>". Blocks nest; torch's internal use of a forbidden builtin
     (nn.MultiheadAttention calling scaled_dot_product_attention) counts, since the learner's code reached it.
     """
-    forbidden = _Forbidden({}, {}, {}, {}, {}, why)
+    forbidden = _Forbidden(why)
     for reference in references:
-        resolved = _resolve(reference)
-        if resolved is None:
-            continue
-        obj, name = resolved
-        if isinstance(obj, types.ModuleType):
-            if getattr(obj, "__file__", None):
-                forbidden.files[obj.__file__] = name
-            continue
-        if isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)):
-            owner = obj.__objclass__
-            name = name if isinstance(reference, str) else f"{owner.__module__}.{owner.__qualname__}.{obj.__name__}"
-            forbidden.methods.setdefault(obj.__name__, []).append((owner, name))
-            continue
-        if isinstance(obj, types.BuiltinFunctionType):
-            forbidden.builtins[id(obj)] = name
-            continue
-        for function in _functions(obj):
-            code = function.__code__
-            forbidden.codes.setdefault(code, name)
-            forbidden.keys.setdefault((code.co_filename, code.co_firstlineno, code.co_qualname), name)
+        forbidden.add(reference)
     _FORBIDDEN.append(forbidden)
     try:
         yield
@@ -259,6 +274,7 @@ class _Watch:
         self.found: tuple[str, str] | None = None  # (name, why)
         self.codes, self.keys, self.files, self.builtins, self.methods = {}, {}, {}, {}, {}
         for forbidden in _FORBIDDEN:
+            forbidden.imported()
             for mine, theirs in ((self.codes, forbidden.codes), (self.keys, forbidden.keys),
                                  (self.files, forbidden.files), (self.builtins, forbidden.builtins)):
                 mine.update({k: (name, forbidden.why) for k, name in theirs.items() if k not in mine})
@@ -282,7 +298,7 @@ class _Watch:
         elif event == "c_call":
             if id(arg) in self.builtins:
                 self._found(self.builtins[id(arg)])
-            elif arg in _PROFILER_SWITCHES and frame.f_code is not call.__code__:  # call's own restore is fine
+            elif (arg is sys.setprofile or arg is sys.getprofile) and frame.f_code is not call.__code__:  # call's own restore is fine
                 self._found((f"sys.{arg.__name__}", "which meddles with the checker's watch"))
             elif self.methods and getattr(arg, "__name__", None) in self.methods:
                 owner = getattr(arg, "__self__", None)
