@@ -48,6 +48,10 @@ def attention_array(weights, batch_index: int = 0, stage: str = "weights") -> np
     L layers; a Hugging Face output -> its `attentions`; a dict of stages -> its `stage` entry. Masked
     entries (-inf or the dtype's most negative number, in the "masked" stage) become NaN, drawn grey.
     """
+    if hasattr(weights, "cross_attentions") and not hasattr(weights, "attentions"):
+        raise ValueError("this is an encoder-decoder output with three kinds of attention: pass one of its "
+                         "encoder_attentions, decoder_attentions, cross_attentions, or the whole output to head_view "
+                         "or model_view (with encoder_tokens= and decoder_tokens=), which show all three")
     if hasattr(weights, "attentions") and not isinstance(weights, (torch.Tensor, np.ndarray)):
         weights = weights.attentions  # a transformers ModelOutput: None unless output_attentions=True
     if weights is None or (isinstance(weights, (list, tuple)) and (len(weights) == 0 or any(w is None for w in weights))):
@@ -129,6 +133,9 @@ def attention_with_labels(attention, tokens: Sequence[str] | None = None, key_to
     """
     arr = attention_array(attention, batch_index)  # (L, H, Tq, Tk)
     Tq, Tk = arr.shape[-2:]
+    if Tq == 0 or Tk == 0:
+        raise ValueError(f"attention has {Tq} queries and {Tk} keys (shape {arr.shape}): a view needs at least one "
+                         "token; check that the text or the ids given to the model are not empty")
     if tokens is not None and key_tokens is None and Tq != Tk:
         raise ValueError(f"queries ({Tq}) and keys ({Tk}) differ in number: give key_tokens for cross-attention")
     q_labels = _labels(tokens, Tq, "tokens")

@@ -12,11 +12,14 @@ import html
 import io
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from lmcourse.files import atomic_write_text
 
-__all__ = ["View", "figure_png", "save_html", "save_png", "save_svg"]
+__all__ = ["View", "figure_png", "palette_url", "png_data_url", "save_html", "save_png", "save_svg"]
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -24,6 +27,26 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """An RGB(A) uint8 image (h, w, 3 or 4) as a data: URL of a PNG (for an SVG <image> or an <img>)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def palette_url(values: np.ndarray, cmap: str) -> str:
+    """values (h, w) in [0, 1] (NaN: masked, grey) as a data: URL of a palette PNG coloured by cmap: one byte
+    per value, so a page can hold hundreds of maps."""
+    index = np.where(np.isnan(values), 255, np.rint(np.clip(np.nan_to_num(values), 0, 1) * 254)).astype(np.uint8)
+    colours = matplotlib.colormaps[cmap](np.linspace(0, 1, 255), bytes=True)[:, :3]
+    palette = np.vstack([colours, [[217, 217, 217]]]).astype(np.uint8)
+    image = Image.fromarray(index, mode="P")
+    image.putpalette(palette.ravel().tolist())
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 class View:
