@@ -2,7 +2,8 @@
 
 ``CharLSTM`` uses ``torch.nn.LSTM`` (the fused cuDNN kernel on a GPU) by default, or the
 hand-written ``lmcourse.rnn.LSTM`` with ``impl="ours"``; the two share parameter names, so the
-weights of one load into the other.
+weights of one load into the other. ``cell="gru"`` or ``cell="rnn"`` (Elman, tanh) puts the other
+recurrent cells of chapter 03 in the same model, for comparisons at the same recipe.
 """
 from __future__ import annotations
 
@@ -17,12 +18,18 @@ from lmcourse.checks import check_int, check_number, check_positive_ints, check_
 __all__ = ["CharLSTM", "StateCache", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
 
 
-def _make_lstm(impl: str, input_size: int, hidden_size: int, num_layers: int, dropout: float) -> nn.Module:
+CELLS = {"lstm": (nn.LSTM, rnn.LSTM), "gru": (nn.GRU, rnn.GRU), "rnn": (nn.RNN, rnn.RNN)}  # torch's, ours
+
+
+def _make_recurrent(impl: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
+               cell: str = "lstm") -> nn.Module:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)} ('rnn' is the Elman RNN with tanh), got {cell!r}")
+    dropout = dropout if num_layers > 1 else 0.0
     if impl == "torch":
-        return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
-                       dropout=dropout if num_layers > 1 else 0.0)
+        return CELLS[cell][0](input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
     if impl == "ours":
-        return rnn.LSTM(input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0)
+        return CELLS[cell][1](input_size, hidden_size, num_layers, dropout=dropout)
     raise ValueError(f"impl must be 'torch' (nn.LSTM, cuDNN on GPU) or 'ours' (lmcourse.rnn.LSTM), got {impl!r}")
 
 
@@ -82,21 +89,23 @@ class CharLSTM(nn.Module):
 
     `lmcourse.generate.generate(model, ...)` drives it with its state carried (`new_kv_cache`): one new
     character per step, with every option of generate (top-k, top-p, beam search, ...).
+    `cell="gru"` or `"rnn"` (Elman) swaps the recurrent cell (the module keeps the name `lstm`, so the
+    LSTM's saved weights keep their keys); the state is then `(h,)` instead of `(h, c)`.
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256, num_layers: int = 1,
-                 dropout: float = 0.0, impl: str = "torch"):
+                 dropout: float = 0.0, impl: str = "torch", cell: str = "lstm"):
         super().__init__()
         check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
         check_number("dropout", dropout, 0, 1, high_open=True)
-        self.vocab_size, self.impl = vocab_size, impl
+        self.vocab_size, self.impl, self.cell = vocab_size, impl, cell
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.lstm = _make_lstm(impl, embed_dim, hidden_size, num_layers, dropout)
+        self.lstm = _make_recurrent(impl, embed_dim, hidden_size, num_layers, dropout, cell)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def _check_state(self, state, batch: int) -> None:
-        """state: None or (h, c), each (num_layers, batch, hidden_size) in the model's dtype."""
+        """state: None, or (h, c) for an LSTM and (h,) for a GRU or RNN, each (num_layers, batch, hidden_size)."""
         if state is None:
             return
         shape, dtype = (self.num_layers, batch, self.hidden_size), self.head.weight.dtype
@@ -105,11 +114,16 @@ class CharLSTM(nn.Module):
             return (not isinstance(s, torch.Tensor) or tuple(s.shape) != shape
                     or (s.dtype != dtype and not torch.is_autocast_enabled(s.device.type)))
 
-        if not isinstance(state, (tuple, list)) or len(state) != 2 or any(map(wrong, state)):
+        what = "a pair (h, c)" if self.cell == "lstm" else "a 1-tuple (h,)"
+        if not isinstance(state, (tuple, list)) or len(state) != len(self._state_names) or any(map(wrong, state)):
             got = ", ".join(map(describe, state)) if isinstance(state, (tuple, list)) else describe(state)
-            raise ValueError(f"state must be a pair (h, c) of {dtype} tensors of shape (num_layers={shape[0]}, "
+            raise ValueError(f"state must be {what} of {dtype} tensors of shape (num_layers={shape[0]}, "
                              f"batch={batch}, hidden_size={shape[2]}), got {got}; pass the state returned by "
                              "the previous call with return_state=True, or None")
+
+    @property
+    def _state_names(self) -> tuple[str, ...]:
+        return ("h", "c") if self.cell == "lstm" else ("h",)
 
     def new_kv_cache(self, max_len: int | None = None) -> StateCache:
         """An empty StateCache for `forward(ids, kv_cache=...)`, as `lmcourse.generate` asks of a model.
@@ -119,7 +133,7 @@ class CharLSTM(nn.Module):
         return StateCache()
 
     def forward(self, ids: torch.Tensor, state=None, return_state: bool = False, kv_cache: StateCache | None = None):
-        """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H).
+        """ids (B, T) int64 -> logits (B, T, V); with return_state also the final (h, c) (L, B, H) ((h,) for GRU/RNN).
 
         kv_cache: a StateCache to start from and update (the state then comes from it, not from `state`).
         """
@@ -132,7 +146,11 @@ class CharLSTM(nn.Module):
                 raise ValueError(f"kv_cache carries the state of a batch of {state[0].shape[1]} sequences, got ids "
                                  f"of a batch of {ids.shape[0]}; start a fresh cache (model.new_kv_cache()) per batch")
         self._check_state(state, ids.shape[0])
-        out, state = self.lstm(x, state)  # (B, T, H)
+        if self.cell == "lstm":
+            out, state = self.lstm(x, state)  # (B, T, H)
+        else:                                 # GRU and RNN take and return h alone
+            out, h = self.lstm(x, None if state is None else state[0])
+            state = (h,)
         if kv_cache is not None:
             kv_cache.state, kv_cache.length = state, kv_cache.length + ids.shape[1]
         logits = self.head(out)  # (B, T, V)
@@ -191,7 +209,7 @@ class LSTMClassifier(nn.Module):
         check_positive_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size)
         check_int("pad_id", pad_id, minimum=-vocab_size, maximum=vocab_size - 1, fix="the padding token's id")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.lstm = _make_lstm(impl, embed_dim, hidden_size, 1, 0.0)
+        self.lstm = _make_recurrent(impl, embed_dim, hidden_size, 1, 0.0)
         self.head = nn.Linear(hidden_size, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -104,15 +104,27 @@ class Seq2SeqEncoder(nn.Module):
 class Seq2Seq(nn.Module):
     """A GRU encoder-decoder; attention=None, "bahdanau" or "luong".
 
+    query_state: which decoder state scores the inputs, "previous" (s_{t-1}, before the step reads the last
+    token: Bahdanau's) or "current" (s_t, after it: Luong's). By default each variant's own; only Luong's
+    decoder takes either (Bahdanau's feeds the context into the step that makes s_t), so that the timing can
+    be changed alone, with the score function, output layer and input feeding kept.
+
     forward(src, src_lengths, tgt_in) -> (logits (B, T, V), weights (B, T, S) or None): teacher forcing,
     the decoder reads the true previous token. greedy_decode(src, src_lengths, max_len) -> (ids (B, max_len),
     weights): the decoder reads its own previous prediction.
     """
 
-    def __init__(self, vocab_size: int, emb_dim: int = 32, hidden: int = 64, attention: str | None = None):
+    def __init__(self, vocab_size: int, emb_dim: int = 32, hidden: int = 64, attention: str | None = None,
+                 query_state: str | None = None):
         super().__init__()
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        own = {None: None, "bahdanau": "previous", "luong": "current"}[attention]
+        allowed = ("previous", "current") if attention == "luong" else (own,)
+        if query_state is not None and query_state not in allowed:
+            raise ValueError(f"query_state={query_state!r} is not possible with attention={attention!r}; "
+                             f"choose from {allowed} (only Luong's decoder can score with either state)")
+        self.query_state = query_state or own
         check_int("vocab_size", vocab_size, minimum=4, fix="the 3 special tokens and at least one symbol")
         self.attention_kind, self.hidden = attention, hidden
         self.encoder = Seq2SeqEncoder(vocab_size, emb_dim, hidden)
@@ -173,8 +185,11 @@ class Seq2Seq(nn.Module):
             context, w = self.attn(state["s"], state["states"], state["mask"], state["keys"])  # reads s_{t-1}
             state["s"] = self.cell(torch.cat([e, context], -1), state["s"])
             return self.out(torch.cat([state["s"], context], -1)), w
+        if self.query_state == "previous":  # the ablation: score before the step, with s_{t-1}
+            context, w = self.attn(state["s"], state["states"], state["mask"], state["keys"])
         state["s"] = self.cell(torch.cat([e, state["h_tilde"]], -1), state["s"])
-        context, w = self.attn(state["s"], state["states"], state["mask"], state["keys"])  # reads s_t
+        if self.query_state == "current":
+            context, w = self.attn(state["s"], state["states"], state["mask"], state["keys"])  # reads s_t
         state["h_tilde"] = torch.tanh(self.combine(torch.cat([context, state["s"]], -1)))
         return self.out(state["h_tilde"]), w
 

@@ -170,3 +170,34 @@ def test_generate_with_the_carried_state_equals_rereading_the_whole_sequence(opt
     prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
     assert torch.equal(generate(m, prompts, 10, use_cache=True, **options),
                        generate(m, prompts, 10, use_cache=False, **options))
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_other_cells_match_torch_carry_their_state_and_generate(cell):
+    from lmcourse.generate import generate
+    torch.manual_seed(0)
+    a = charlm.CharLSTM(11, 8, 16, num_layers=2, cell=cell)
+    b = charlm.CharLSTM(11, 8, 16, num_layers=2, impl="ours", cell=cell)
+    b.load_state_dict(a.state_dict())
+    assert type(a.lstm) is {"gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    ids = torch.randint(0, 11, (3, 10))
+    torch.testing.assert_close(a(ids), b(ids), rtol=1e-5, atol=1e-5)
+    first, state = a(ids[:, :4], return_state=True)
+    assert len(state) == 1 and state[0].shape == (2, 3, 16)       # (h,): no cell state
+    torch.testing.assert_close(torch.cat([first, a(ids[:, 4:], state)], 1), a(ids), rtol=1e-5, atol=1e-6)
+    loss_fn = charlm.TBPTTLoss()
+    loss_fn(a, (ids[:, :5], ids[:, 1:6], torch.tensor(True)))
+    second = loss_fn(a, (ids[:, 5:9], ids[:, 6:10], torch.tensor(False)))
+    full = torch.nn.functional.cross_entropy(a(ids[:, :9])[:, 5:].flatten(0, 1), ids[:, 6:10].flatten())
+    torch.testing.assert_close(second, full)
+    prompts = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert torch.equal(generate(a, prompts, 6, num_beams=2, use_cache=True),
+                       generate(a, prompts, 6, num_beams=2, use_cache=False))
+
+
+def test_a_bad_cell_or_state_of_another_cell_is_named():
+    with pytest.raises(ValueError, match="cell must be one of"):
+        charlm.CharLSTM(5, 4, 8, cell="transformer")
+    gru = charlm.CharLSTM(5, 4, 8, cell="gru")
+    with pytest.raises(ValueError, match=r"a 1-tuple \(h,\)"):
+        gru(torch.zeros(2, 3, dtype=torch.long), (torch.zeros(1, 2, 8), torch.zeros(1, 2, 8)))

@@ -195,3 +195,26 @@ def test_order_task_labels_say_which_marker_comes_first_and_classes_share_their_
         OrderTask(markers=("cat", "cat"))
     with pytest.raises(ValueError, match="examples is empty"):
         task.batch([])
+
+
+def test_luong_with_the_previous_state_scores_before_the_step_and_changes_nothing_else():
+    task = ReversalTask(10, 2, 8)
+    torch.manual_seed(0)
+    current = Seq2Seq(task.vocab_size, 8, 16, "luong").eval()
+    previous = Seq2Seq(task.vocab_size, 8, 16, "luong", query_state="previous").eval()
+    previous.load_state_dict(current.state_dict())          # the same parameters: only the query's timing differs
+    src, lengths, tgt_in, _ = task.batch([("1234", "4321")])
+    state = previous.start(src, lengths)
+    s_before = state["s"].clone()
+    _, w = previous.step(state, tgt_in[:, 0])
+    want = F.softmax(previous.attn.w(state["states"]) @ s_before[0], -1)   # scored with s_{t-1}
+    torch.testing.assert_close(w, want, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(current(src, lengths, tgt_in)[1], previous(src, lengths, tgt_in)[1])
+    assert (current.query_state, previous.query_state, Seq2Seq(13, attention="bahdanau").query_state) == \
+        ("current", "previous", "previous")
+
+
+@pytest.mark.parametrize("attention, query_state", [("bahdanau", "current"), (None, "previous"), ("luong", "now")])
+def test_an_impossible_query_state_is_named(attention, query_state):
+    with pytest.raises(ValueError, match="query_state"):
+        Seq2Seq(13, attention=attention, query_state=query_state)
