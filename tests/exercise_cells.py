@@ -62,7 +62,7 @@ weight exactly 0 where the boolean `mask` (broadcastable to the scores) is False
 convention: **True = may attend**. Two traps from widely copied code: a row whose keys are *all* masked
 (a padded query) must come out as all zeros, not NaN and not uniform; and the result must stay finite in
 float16, where -1e20 is already -inf. The checker tries random masks, fully masked rows, a causal mask
-broadcast over heads, and float16.
+broadcast over heads, and float16. The package's attention (`lmcourse.attention`) and torch's are not accepted.
 """,
     stub='''
 import torch
@@ -106,27 +106,150 @@ import torch
 def masked_softmax(scores, mask):
     return scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1)
 ''',
+        "cheat: the package's attention_stages, fed the scores as queries against identity keys": '''
+import math
+
+import torch
+from lmcourse.attention import attention_stages
+
+def masked_softmax(scores, mask):
+    eye = torch.eye(scores.shape[-1], dtype=scores.dtype)
+    return attention_stages(scores * math.sqrt(scores.shape[-1]), eye, mask)["weights"]
+''',
     }))
 
 add(Cells(
-    id="04.scaled_dot_product_attention", name="attention",
+    id="04.additive_attention", name="additive_attention",
     task="""
-### Exercise 2 · Scaled dot-product attention
+### Exercise 2 · Bahdanau's additive attention
 
-Write `attention(q, k, v, mask=None)` returning `(out, weights)`: softmax(q kᵀ / √d) v, with `d` the size of
-one query vector (the head dimension), the mask applied as in Exercise 1 (True = may attend, broadcast over
-the leading dimensions). Shapes: q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v) → out (..., Tq, d_v),
-weights (..., Tq, Tk). The checker tries self- and cross-attention, d_v ≠ d, 4-D (batch, heads, T, head_dim)
-inputs, and causal and padding masks.
+Section 1's table gives Luong's score: one bilinear product of the decoder state with each encoder state. Bahdanau
+scores each input position with a small feed-forward network instead: the decoder state (through `W_q`) and the
+encoder state at that position (through `W_k` and its bias `b`) are mapped into one attention space of size A,
+added, passed through tanh, and read out to one number by the vector `v`. Write
+`additive_attention(query, keys, values, mask, W_q, W_k, b, v)` returning `(context, weights)` for one decoder
+step: query (B, Dq), keys (B, S, Dk), values (B, S, Dv), mask (B, S) bool (True at real positions, False at
+padding), W_q (A, Dq), W_k (A, Dk), b (A,), v (A,) → context (B, Dv), weights (B, S). The weights are a softmax
+of the scores over the real positions, exactly 0 at padding; an example with no real position gets zero weights
+and a zero context. In the seq2seq model keys and values are both the encoder states; the checker makes them
+different, saturates the tanh, and tries float64 (keep the dtype). `lmcourse.seq2seq`'s attention modules are not
+accepted.
 """,
     stub='''
 import torch
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
-    """softmax(q k^T / sqrt(d)) v. q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v), mask bool (True = may attend).
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    """Bahdanau attention for one decoder step.
 
-    Returns (out (..., Tq, d_v), weights (..., Tq, Tk)).
+    query (B, Dq): the decoder state; keys (B, S, Dk) and values (B, S, Dv): one per input position;
+    mask (B, S) bool, True at real positions; W_q (A, Dq), W_k (A, Dk), b (A,), v (A,): the scorer's weights.
+    Returns (context (B, Dv), weights (B, S)).
+    """
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    """Bahdanau attention for one decoder step.
+
+    query (B, Dq): the decoder state; keys (B, S, Dk) and values (B, S, Dv): one per input position;
+    mask (B, S) bool, True at real positions; W_q (A, Dq), W_k (A, Dk), b (A,), v (A,): the scorer's weights.
+    Returns (context (B, Dv), weights (B, S)).
+    """
+    hidden = torch.tanh(keys @ W_k.T + b + (query @ W_q.T)[:, None])     # (B, S, A): both states in one space
+    scores = hidden @ v                                                   # (B, S): one number per position
+    filled = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)     # finite: no NaN on an empty example
+    weights = filled.softmax(dim=-1) * mask                               # padding, and an empty example, get 0
+    return (weights[:, :, None] * values).sum(dim=1), weights            # (B, Dv), (B, S)
+''',
+    wrong={
+        "the context from the keys (values ignored)": '''
+import torch
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scores = torch.tanh(keys @ W_k.T + b + (query @ W_q.T)[:, None]) @ v
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1) * mask
+    return (weights[:, :, None] * keys).sum(1), weights
+''',
+        "no tanh (a linear score)": '''
+import torch
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scores = (keys @ W_k.T + b + (query @ W_q.T)[:, None]) @ v
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1) * mask
+    return (weights[:, :, None] * values).sum(1), weights
+''',
+        "-inf fill (an example with no real position gets NaN)": '''
+import torch
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scores = torch.tanh(keys @ W_k.T + b + (query @ W_q.T)[:, None]) @ v
+    weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    return (weights[:, :, None] * values).sum(1), weights
+''',
+        "finfo.min fill, weights not masked (an empty example gets uniform weights)": '''
+import torch
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scores = torch.tanh(keys @ W_k.T + b + (query @ W_q.T)[:, None]) @ v
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1)
+    return (weights[:, :, None] * values).sum(1), weights
+''',
+        "softmax over the batch, not over the positions": '''
+import torch
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scores = torch.tanh(keys @ W_k.T + b + (query @ W_q.T)[:, None]) @ v
+    weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(0) * mask
+    return (weights[:, :, None] * values).sum(1), weights
+''',
+        "cheat: the package's BahdanauAttention with the weights copied in": '''
+import torch
+from lmcourse.seq2seq import BahdanauAttention
+
+def additive_attention(query, keys, values, mask, W_q, W_k, b, v):
+    scorer = BahdanauAttention(W_q.shape[1], W_k.shape[1], W_q.shape[0]).to(query.dtype)
+    with torch.no_grad():
+        scorer.w_q.weight.copy_(W_q)
+        scorer.w_k.weight.copy_(W_k)
+        scorer.w_k.bias.copy_(b)
+        scorer.v.weight.copy_(v[None])
+        _, weights = scorer(query, keys, mask)
+    weights = weights * mask
+    return (weights[:, :, None] * values).sum(1), weights
+''',
+    }))
+
+add(Cells(
+    id="04.grouped_query_attention", name="grouped_query_attention",
+    task="""
+### Exercise 3 · Grouped-query attention
+
+Section 3 gives every query head its own keys and values. When a model generates text, those keys and values are
+what it keeps for every past token (chapter 06's key/value cache), so Mistral 7B and the largest Llama 2 let
+several query heads **share** them: `n_kv_heads` key/value heads, each read by a group of
+`n_heads // n_kv_heads` consecutive query heads (with groups of two, query heads 0 and 1 read key/value head 0,
+heads 2 and 3 read head 1). One key/value head is multi-query attention; as many as there are query heads is
+multi-head attention again. Write `grouped_query_attention(q, k, v, mask=None)` returning `(out, weights)`:
+q (B, n_heads, Tq, d), k (B, n_kv_heads, Tk, d), v (B, n_kv_heads, Tk, d_v) → out (B, n_heads, Tq, d_v),
+weights (B, n_heads, Tq, Tk). Within each head it is section 2's scaled dot-product attention; the mask is a
+boolean as in Exercise 1 (True = may attend), broadcastable to the weights (it may differ from one query head to
+the next), and a fully masked query row gets zero weights and a zero output. Keep q's dtype (the checker tries
+float16). Write the attention yourself (your `masked_softmax` is welcome): `lmcourse.attention` and torch's
+`scaled_dot_product_attention` are not accepted.
+""",
+    stub='''
+import torch
+
+
+def grouped_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
+    """Attention in which n_heads query heads share n_kv_heads key/value heads, in groups of consecutive heads.
+
+    q (B, n_heads, Tq, d), k (B, n_kv_heads, Tk, d), v (B, n_kv_heads, Tk, d_v); mask bool (True = may attend),
+    broadcastable to (B, n_heads, Tq, Tk). Returns (out (B, n_heads, Tq, d_v), weights (B, n_heads, Tq, Tk)).
     """
     raise NotImplementedError  # your code
 ''',
@@ -136,60 +259,80 @@ import math
 import torch
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
-    """softmax(q k^T / sqrt(d)) v. q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v), mask bool (True = may attend)."""
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
-    if mask is None:
-        weights = scores.softmax(dim=-1)
-    else:
-        weights = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1) * mask
+def grouped_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None):
+    """Attention in which n_heads query heads share n_kv_heads key/value heads, in groups of consecutive heads.
+
+    q (B, n_heads, Tq, d), k (B, n_kv_heads, Tk, d), v (B, n_kv_heads, Tk, d_v); mask bool (True = may attend),
+    broadcastable to (B, n_heads, Tq, Tk). Returns (out (B, n_heads, Tq, d_v), weights (B, n_heads, Tq, Tk)).
+    """
+    group = q.shape[1] // k.shape[1]                          # query heads per key/value head
+    k = k.repeat_interleave(group, dim=1)                     # (B, n_heads, Tk, d): head h reads kv head h // group
+    v = v.repeat_interleave(group, dim=1)                     # (B, n_heads, Tk, d_v)
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)   # (B, n_heads, Tq, Tk); scaled first: fp16 stays finite
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.float().softmax(dim=-1).to(q.dtype)      # the softmax in float32, also for float16
+    if mask is not None:
+        weights = weights * mask                              # a fully masked row: zeros
     return weights @ v, weights
 ''',
     wrong={
-        "no scaling": '''
-def attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, -1e9)
-    weights = scores.softmax(-1)
-    return weights @ v, weights
-''',
-        "scaled by d instead of sqrt(d)": '''
-def attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / q.shape[-1]
-    if mask is not None:
-        scores = scores.masked_fill(~mask, -1e9)
-    weights = scores.softmax(-1)
-    return weights @ v, weights
-''',
-        "softmax over the queries": '''
+        "key/value heads tiled (query head h reads key/value head h % n_kv_heads)": '''
 import math
 
-def attention(q, k, v, mask=None):
+import torch
+
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat(1, group, 1, 1), v.repeat(1, group, 1, 1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
-        scores = scores.masked_fill(~mask, -1e9)
-    weights = scores.softmax(-2)
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.float().softmax(-1).to(q.dtype)
+    if mask is not None:
+        weights = weights * mask
+    return weights @ v, weights
+''',
+        "scaled by sqrt(n_heads * d), the model width, not sqrt(d)": '''
+import math
+
+import torch
+
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[1] * q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.float().softmax(-1).to(q.dtype)
+    if mask is not None:
+        weights = weights * mask
     return weights @ v, weights
 ''',
         "-inf fill (a fully masked row is NaN)": '''
 import math
 
-def attention(q, k, v, mask=None):
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(-1)
+    weights = scores.float().softmax(-1).to(q.dtype)
     return weights @ v, weights
 ''',
-        "-1e9 fill (a fully masked row gets uniform weights, not zeros)": '''
+        "finfo.min fill, weights not masked (a fully masked row gets uniform weights)": '''
 import math
 
-def attention(q, k, v, mask=None):
+import torch
+
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
-        scores = scores.masked_fill(~mask, -1e9)
-    weights = scores.softmax(-1)
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.float().softmax(-1).to(q.dtype)
     return weights @ v, weights
 ''',
         "the keys as values (v ignored)": '''
@@ -197,254 +340,55 @@ import math
 
 import torch
 
-def attention(q, k, v, mask=None):
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(group, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(-1) if mask is None else scores.softmax(-1) * mask
+    weights = scores.float().softmax(-1).to(q.dtype)
+    if mask is not None:
+        weights = weights * mask
     return weights @ k, weights
 ''',
-    }))
-
-add(Cells(
-    id="04.multi_head_attention", name="MyMultiHeadAttention",
-    task="""
-### Exercise 3 · Multi-head attention from its parts
-
-Complete `MyMultiHeadAttention.forward`. The four projections are given (each `nn.Linear(d_model, d_model)`,
-the parameter names of `lmcourse.attention.MultiHeadAttention`, whose weights the checker copies into yours).
-Project query, key and value; split each into `n_heads` heads of `head_dim = d_model // n_heads`
-((B, T, d_model) → (B, n_heads, T, head_dim)); attend within each head (your `attention` from Exercise 2 is
-welcome); put the heads side by side again and apply `out_proj`. This is where the copied tutorial code went
-wrong: it declared the projections and never applied them, and scaled by √d_model instead of √head_dim.
-The checker compares your module with the package's on self-attention, cross-attention and masks.
-""",
-    stub='''
-import torch
-from torch import nn
-
-
-class MyMultiHeadAttention(nn.Module):
-    """Multi-head attention: forward(query (B, Tq, d_model), key (B, Tk, d_model), value (B, Tk, d_model),
-    mask=None (bool, broadcastable to (B, n_heads, Tq, Tk), True = may attend)) -> (B, Tq, d_model)."""
-
-    def __init__(self, d_model: int, n_heads: int):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def forward(self, query, key, value, mask=None):
-        raise NotImplementedError  # your code
-''',
-    solution='''
+        "computed in float32 and returned so (float16 inputs give float32 results)": '''
 import math
 
 import torch
-from torch import nn
 
-
-class MyMultiHeadAttention(nn.Module):
-    """Multi-head attention: forward(query (B, Tq, d_model), key (B, Tk, d_model), value (B, Tk, d_model),
-    mask=None (bool, broadcastable to (B, n_heads, Tq, Tk), True = may attend)) -> (B, Tq, d_model)."""
-
-    def __init__(self, d_model: int, n_heads: int):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):  # (B, T, d_model) -> (B, n_heads, T, head_dim)
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, n_heads, Tq, Tk)
-        weights = scores.softmax(dim=-1) if mask is None else \
-            scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=-1) * mask   # a row with no key: 0
-        y = weights @ v                                                # (B, n_heads, Tq, head_dim)
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))     # heads side by side, (B, Tq, d_model)
+def grouped_query_attention(q, k, v, mask=None):
+    q, k, v = q.float(), k.float(), v.float()
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(-1)
+    if mask is not None:
+        weights = weights * mask
+    return weights @ v, weights
 ''',
-    wrong={
-        "-1e9 fill, weights not masked (a fully masked row gets uniform weights, not zeros)": '''
-import math
+        "cheat: the package's scaled_dot_product_attention after repeating the heads": '''
+from lmcourse.attention import scaled_dot_product_attention
 
+def grouped_query_attention(q, k, v, mask=None):
+    group = q.shape[1] // k.shape[1]
+    return scaled_dot_product_attention(q, k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), mask)
+''',
+        "cheat: torch's scaled_dot_product_attention with enable_gqa": '''
 import torch
-from torch import nn
+from torch.nn import functional as F
 
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e9)
-        y = scores.softmax(dim=-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
-''',
-        "scaled by sqrt(d_model) instead of sqrt(head_dim)": '''
-import math
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.n_heads * self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e9)
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
-''',
-        "heads split with a direct view (B, n_heads, T, head_dim), no transpose": '''
-import math
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.reshape(B, self.n_heads, T, self.head_dim)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e9)
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.reshape(B, Tq, -1))
-''',
-        "projections declared but never applied": '''
-import math
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(query), self.split(key), self.split(value)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e9)
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return y.transpose(1, 2).reshape(B, Tq, -1)
-''',
-        "value ignored: the key projected as the values": '''
-import math
-
-import torch
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(key))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
-''',
-        "key and value swapped": '''
-import math
-
-import torch
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(value)), self.split(self.v_proj(key))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
-''',
-        "-inf fill (a fully masked row is NaN)": '''
-import math
-from torch import nn
-
-class MyMultiHeadAttention(nn.Module):
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.n_heads, self.head_dim = n_heads, d_model // n_heads
-        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
-
-    def split(self, x):
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, query, key, value, mask=None):
-        q, k, v = self.split(self.q_proj(query)), self.split(self.k_proj(key)), self.split(self.v_proj(value))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        y = scores.softmax(-1) @ v
-        B, _, Tq, _ = y.shape
-        return self.out_proj(y.transpose(1, 2).reshape(B, Tq, -1))
+def grouped_query_attention(q, k, v, mask=None):
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    group = q.shape[1] // k.shape[1]
+    scores = q @ k.repeat_interleave(group, dim=1).transpose(-2, -1) / q.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.float().softmax(-1).to(q.dtype)
+    return out, weights if mask is None else weights * mask
 ''',
     }))
-
 
 # ================================================================================================ 06
 add(Cells(
@@ -878,7 +822,8 @@ Write `gru_step(x, h, W_ih, W_hh, b_ih, b_hh)`: one step of torch's GRU cell. `x
 torch's layout: `W_ih` (3H, I), `W_hh` (3H, H), biases (3H,), the gate blocks stacked in the order r (reset),
 z (update), n (candidate). torch's GRU applies the reset gate to the *projected* hidden state (bias included),
 not to h before the projection as the original paper writes it; the checker compares with
-`lmcourse.rnn.GRUCell`, which equals torch's, including with saturated gates and in float64.
+`lmcourse.rnn.GRUCell`, which equals torch's, including with saturated gates and in float64. Write the step:
+torch's GRU cells (and the kernel behind them, `torch.gru_cell`) and the package's are not accepted.
 """,
     stub='''
 import torch
@@ -932,61 +877,127 @@ def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
     n = torch.tanh(xn + r * hn)
     return (1 - z) * n + z * h
 ''',
+        "cheat: torch.nn.GRUCell with the weights loaded": '''
+import torch
+
+def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
+    cell = torch.nn.GRUCell(W_ih.shape[1], h.shape[1]).to(x.dtype)
+    cell.load_state_dict({"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": b_ih, "bias_hh": b_hh})
+    with torch.no_grad():
+        return cell(x, h)
+''',
+        "cheat: torch.gru_cell, the kernel behind torch's cell": '''
+import torch
+
+def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
+    return torch.gru_cell(x, h, W_ih, W_hh, b_ih, b_hh)
+''',
     }))
 
 add(Cells(
-    id="03.lstm_step", name="lstm_step",
+    id="03.last_states", name="last_states",
     task="""
-### Exercise 2 · An LSTM step
+### Exercise 2 · An LSTM over a padded batch
 
-Write `lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh)` returning `(h_new, c_new)`: one step of torch's LSTM cell,
-`x` (B, I), `h` and `c` (B, H), weights `W_ih` (4H, I), `W_hh` (4H, H), biases (4H,), gate blocks in the
-order i, f, g, o. The checker compares with `lmcourse.rnn.LSTMCell` (equal to torch's), including with
-saturated gates.
+Section 5's classifier reads sentences of different lengths in one batch: each is padded on the right to the
+longest, and the label is read from the LSTM's state after the sentence's **last real word**. Section 1 wrote the
+step; the loop over time around it, with padding, is left. Write `last_states(cell, xs, lengths)`: run the LSTM
+cell `cell` (called as `h, c = cell(x_t, (h, c))`) over `xs` (B, T, I) from a zero state, and return `(h, c)`,
+each (B, H), as they stand after step `lengths[b]` of row b: the padding after a row's end must not change its
+state, and a row of length 0 keeps the zero state. Keep the dtype of `xs` (the checker tries float64). Write the
+loop yourself: `lmcourse.rnn.LSTM(..., lengths=...)`, `torch.nn.LSTM` and packed sequences are not accepted.
 """,
     stub='''
 import torch
 
 
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step: x (B, I), h, c (B, H), W_ih (4H, I), W_hh (4H, H), biases (4H,) -> (h_new, c_new) (B, H) each."""
+def last_states(cell, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run an LSTM cell over xs (B, T, I), right-padded, from a zero state; lengths (B,): the real steps of each row.
+
+    cell: h, c = cell(x_t, (h, c)), x_t (B, I), h and c (B, H) with H = cell.hidden_size.
+    Returns (h, c), each (B, H): the state after each row's last real step (zeros for a row of length 0).
+    """
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step: x (B, I), h, c (B, H), W_ih (4H, I), W_hh (4H, H), biases (4H,) -> (h_new, c_new) (B, H) each."""
-    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)   # forget some memory, write some
-    h_new = torch.sigmoid(o) * torch.tanh(c_new)                      # expose a gated view of it
-    return h_new, c_new
+def last_states(cell, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run an LSTM cell over xs (B, T, I), right-padded, from a zero state; lengths (B,): the real steps of each row.
+
+    cell: h, c = cell(x_t, (h, c)), x_t (B, I), h and c (B, H) with H = cell.hidden_size.
+    Returns (h, c), each (B, H): the state after each row's last real step (zeros for a row of length 0).
+    """
+    B, T, _ = xs.shape
+    h = c = xs.new_zeros(B, cell.hidden_size)           # in the dtype of xs
+    for t in range(T):
+        h_new, c_new = cell(xs[:, t], (h, c))           # the whole batch steps...
+        running = (t < lengths)[:, None]                # (B, 1): ...but only rows still inside their sequence
+        h = torch.where(running, h_new, h)              # take the new state; a finished row keeps its own
+        c = torch.where(running, c_new, c)
+    return h, c
 ''',
     wrong={
-        "gates taken in the order i, f, o, g": '''
-import torch
-
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
-    i, f, o, g = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+        "the state after all T steps (the padding read as input)": '''
+def last_states(cell, xs, lengths):
+    h = c = xs.new_zeros(xs.shape[0], cell.hidden_size)
+    for t in range(xs.shape[1]):
+        h, c = cell(xs[:, t], (h, c))
+    return h, c
 ''',
-        "no tanh on the new cell state": '''
+        "read off the column lengths - 1 (a row of length 0 gets the last step's state)": '''
 import torch
 
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
-    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * c_new, c_new
+def last_states(cell, xs, lengths):
+    h = c = xs.new_zeros(xs.shape[0], cell.hidden_size)
+    hs, cs = [], []
+    for t in range(xs.shape[1]):
+        h, c = cell(xs[:, t], (h, c))
+        hs.append(h)
+        cs.append(c)
+    rows = torch.arange(xs.shape[0])
+    return torch.stack(hs, 1)[rows, lengths - 1], torch.stack(cs, 1)[rows, lengths - 1]
 ''',
-        "forgets b_hh": '''
+        "padding resets the state to zero": '''
+def last_states(cell, xs, lengths):
+    h = c = xs.new_zeros(xs.shape[0], cell.hidden_size)
+    for t in range(xs.shape[1]):
+        h, c = cell(xs[:, t], (h, c))
+        running = (t < lengths)[:, None]
+        h, c = h * running, c * running
+    return h, c
+''',
+        "h frozen at padding, c carried on through it": '''
 import torch
 
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
-    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T).chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
+def last_states(cell, xs, lengths):
+    h = c = xs.new_zeros(xs.shape[0], cell.hidden_size)
+    for t in range(xs.shape[1]):
+        h_new, c = cell(xs[:, t], (h, c))
+        h = torch.where((t < lengths)[:, None], h_new, h)
+    return h, c
+''',
+        "a float32 zero state whatever the dtype of xs": '''
+import torch
+
+def last_states(cell, xs, lengths):
+    h = c = torch.zeros(xs.shape[0], cell.hidden_size)
+    for t in range(xs.shape[1]):
+        h_new, c_new = cell(xs[:, t], (h, c))
+        running = (t < lengths)[:, None]
+        h, c = torch.where(running, h_new, h), torch.where(running, c_new, c)
+    return h, c
+''',
+        "cheat: the package's rnn.LSTM with lengths": '''
+from lmcourse import rnn
+
+def last_states(cell, xs, lengths):
+    lstm = rnn.LSTM(cell.input_size, cell.hidden_size).to(xs.dtype)
+    lstm.load_state_dict({f"{name}_l0": p for name, p in cell.state_dict().items()})
+    _, (h, c) = lstm(xs, lengths=lengths.clamp(min=1))
+    empty = (lengths == 0)[:, None]
+    return h[0].masked_fill(empty, 0.0), c[0].masked_fill(empty, 0.0)
 ''',
     }))
 
@@ -999,7 +1010,7 @@ Exploding gradients (measured above) are tamed by clipping. Write `clip_grad_nor
 gradients of all parameters (a list of tensors of any shapes), return them rescaled so that their **total**
 norm, taken over all of them together, is at most `max_norm`, exactly as `torch.nn.utils.clip_grad_norm_` does
 (it adds 1e-6 to the norm before dividing). Gradients whose total norm is already small come back unchanged;
-all-zero gradients must not turn into NaN.
+all-zero gradients must not turn into NaN. `torch.nn.utils.clip_grad_norm_` itself is not accepted.
 """,
     stub='''
 import torch
@@ -1035,6 +1046,16 @@ def clip_grad_norm(grads, max_norm):
 def clip_grad_norm(grads, max_norm):
     return [g.clamp(-max_norm, max_norm) for g in grads]
 ''',
+        "cheat: torch.nn.utils.clip_grad_norm_ on parameters holding the gradients": '''
+import torch
+
+def clip_grad_norm(grads, max_norm):
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return [p.grad for p in params]
+''',
     }))
 
 add(Cells(
@@ -1047,7 +1068,7 @@ sequence but cuts the gradient every k steps. Write `truncated_bptt(cell, xs, h0
 `xs` (T, B, I) from `h0`, in chunks of k steps (the last chunk may be shorter). For each chunk, the loss is the
 sum over its steps of `h.square().mean()`; call `loss.backward()` at the end of the chunk (gradients add up in
 the cell's `.grad`), then carry the state to the next chunk **detached**. Return the final `h`. The checker
-compares the final state and the accumulated gradients with the package's loop for several T and k.
+compares the final state and the accumulated gradients with its own loop for several T and k (k may exceed T).
 """,
     stub='''
 import torch
@@ -1109,6 +1130,12 @@ def truncated_bptt(cell, xs, h0, k):
             loss = loss + h.square().mean()
         loss.backward()
     return h.detach()
+''',
+        "cheat: the checker's own reference loop": '''
+from lmcourse.exercises.ch03 import _reference_tbptt
+
+def truncated_bptt(cell, xs, h0, k):
+    return _reference_tbptt(cell, xs, h0, k).detach()
 ''',
     }))
 

@@ -1,13 +1,29 @@
-"""Chapter 03 · RNNs: a GRU step, an LSTM step, gradient-norm clipping, truncated backpropagation through time."""
+"""Chapter 03 · RNNs: a GRU step (the notebook writes out the LSTM's), an LSTM run over a padded batch, gradient-norm
+clipping, truncated backpropagation through time.
+
+Every checker calls the learner's code first, on copies of its inputs, inside `forbidding(...)` (the package's and
+torch's versions of what the exercise asks for are refused), and only then computes what it expects."""
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
 
-from lmcourse.exercises.grading import Wrong, call, exercise, expect_pair, generator, same_tensor
+from lmcourse.exercises.grading import Wrong, call, exercise, expect_pair, forbidding, generator, same_tensor
 
-ID_GRU, ID_LSTM, ID_CLIP, ID_TBPTT = "03.gru_step", "03.lstm_step", "03.clip_grad_norm", "03.truncated_bptt"
+ID_GRU, ID_LAST, ID_CLIP, ID_TBPTT = "03.gru_step", "03.last_states", "03.clip_grad_norm", "03.truncated_bptt"
+
+# torch's and the package's GRU, and the ATen kernels behind torch's cells
+_GRU_REFERENCES = ("lmcourse.rnn.GRUCell", "lmcourse.rnn._Stack", "torch.nn.GRUCell", "torch.nn.GRU",
+                   "torch.nn.modules.rnn.RNNBase", "torch.gru_cell", "torch.gru")
+# an LSTM (or any recurrence) over a whole padded batch: the loop over time is the exercise, the cell is given
+_SEQUENCE_REFERENCES = ("lmcourse.rnn._Stack", "lmcourse.charlm.LSTMClassifier", "torch.nn.LSTM",
+                        "torch.nn.modules.rnn.RNNBase", "torch.lstm", "torch.nn.utils.rnn.pack_padded_sequence",
+                        "torch.nn.utils.rnn.pack_sequence")
+_CLIP_REFERENCES = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
+                    "torch.nn.utils.clip_grads_with_norm_", "torch.nn.utils.get_total_norm")
 
 
 def _cell(kind, input_size: int, hidden_size: int, g: torch.Generator, scale: float = 1.0):
@@ -24,58 +40,81 @@ def _weights(cell) -> tuple[torch.Tensor, ...]:
 
 
 @exercise(ID_GRU, "a GRU step", hints=[
-    "torch's GRU: gates r, z, n in that order in the weight rows. Where does the reset gate act: on h before "
-    "the hidden projection, or on the projected h? And which of n and h does z keep?",
-    "gi = x @ W_ih.T + b_ih and gh = h @ W_hh.T + b_hh, each split with .chunk(3, dim=1) into r, z, n parts; "
-    "r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z).",
-    "The candidate n is a tanh of the input part plus r times the *projected* state part (bias included). The "
-    "new state mixes n and h unit by unit with z as the weight of the old state h (z = 1 keeps h unchanged).",
+    "Section 1 writes the LSTM out; 'The GRU, in words' says what each of the GRU's gates does. torch stacks the "
+    "three blocks of the weights and biases in the order r, z, n: split each projection into three.",
+    "Project x and h separately, each with its own bias, and split both into r, z and n parts. Each gate is a "
+    "sigmoid of its x part plus its h part; the candidate is a tanh, and it takes the h part only through the "
+    "reset gate.",
+    "The reset gate scales the *projected* h part of the candidate (bias included), not h itself. The new state is "
+    "a unit-by-unit blend of the candidate and the old state in which z is the share of the *old* state: z = 1 "
+    "keeps h as it was.",
 ])
 def check_gru_step(gru_step) -> None:
     from lmcourse.rnn import GRUCell
 
     g = generator(ID_GRU)
-    for name, B, I, H, scale, dtype in [("batch 3, input 5, hidden 4", 3, 5, 4, 0.5, torch.float32),
-                                        ("batch 1, input 2, hidden 7", 1, 2, 7, 0.5, torch.float32),
-                                        ("large weights (saturated gates), float64", 4, 3, 6, 3.0, torch.float64)]:
+    cases = [("batch 3, input 5, hidden 4", 3, 5, 4, 0.5, torch.float32),
+             ("batch 1, input 2, hidden 7", 1, 2, 7, 0.5, torch.float32),
+             ("hidden size 1", 2, 3, 1, 0.8, torch.float32),
+             ("large weights (saturated gates), float64", 4, 3, 6, 3.0, torch.float64)]
+    for name, B, I, H, scale, dtype in cases:
         cell = _cell(GRUCell, I, H, g, scale).to(dtype)
         x, h = torch.randn(B, I, generator=g).to(dtype), torch.randn(B, H, generator=g).to(dtype)
+        with forbidding(*_GRU_REFERENCES):
+            got = call(name, gru_step, x.clone(), h.clone(), *_weights(cell))
         with torch.no_grad():
             want = cell(x, h)
-            got = call(name, gru_step, x.clone(), h.clone(), *_weights(cell))
-        same_tensor(name, got, want, atol=1e-5)
+        same_tensor(name, got, want, atol=1e-5, what="h_new")
 
 
-@exercise(ID_LSTM, "an LSTM step", hints=[
-    "torch's LSTM: the four gate blocks are stacked in the order i, f, g, o. Which nonlinearity does each take, "
-    "and what does the output gate multiply?",
-    "gates = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh, then i, f, g, o = gates.chunk(4, dim=1); i, f, o through "
-    "sigmoid, g through tanh.",
-    "c_new = f * c + i * g; h_new = o * tanh(c_new); return (h_new, c_new).",
+def _last_states(cell, xs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state after step lengths[b] of each row of xs (B, T, I); zeros for a row of length 0."""
+    B, T, _ = xs.shape
+    h = c = xs.new_zeros(B, cell.hidden_size)
+    for t in range(T):
+        h_new, c_new = cell(xs[:, t], (h, c))
+        real = (t < lengths)[:, None]  # (B, 1)
+        h, c = torch.where(real, h_new, h), torch.where(real, c_new, c)
+    return h, c
+
+
+@exercise(ID_LAST, "an LSTM over a padded batch", hints=[
+    "Section 5's classifier reads each sentence up to its last real word; everything after it is padding. "
+    "Run the cell one step at a time from a zero state: what must happen to a row's state at a step that is "
+    "padding for that row?",
+    "At every step the whole batch goes through the cell, but only the rows whose sequence is still running may "
+    "take the new (h, c); the others keep the state they had. lengths tells, at step t, which rows those are.",
+    "Keep both h and c of a finished row frozen (not reset, not read off the last column), so that a row of "
+    "length 0 ends where it started: at zeros. Make the zero state in the dtype of xs.",
 ])
-def check_lstm_step(lstm_step) -> None:
+def check_last_states(last_states) -> None:
     from lmcourse.rnn import LSTMCell
 
-    g = generator(ID_LSTM)
-    for name, B, I, H, scale in [("batch 3, input 5, hidden 4", 3, 5, 4, 0.5),
-                                 ("batch 2, input 1, hidden 8", 2, 1, 8, 0.5),
-                                 ("large weights (saturated gates)", 4, 3, 6, 3.0)]:
-        cell = _cell(LSTMCell, I, H, g, scale)
-        x, h, c = (torch.randn(B, n, generator=g) for n in (I, H, H))
+    g = generator(ID_LAST)
+    cases = [("batch 4, T=6, lengths 6, 3, 1, 5", [6, 3, 1, 5], 3, 5, torch.float32),
+             ("every sequence of full length", [4, 4], 2, 3, torch.float32),
+             ("a sequence of length 0 (its state stays zero)", [2, 0, 4], 3, 4, torch.float32),
+             ("float64, lengths 1 and 3", [1, 3], 2, 6, torch.float64)]
+    for name, lengths, I, H, dtype in cases:
+        cell = _cell(LSTMCell, I, H, g, 0.6).to(dtype)
+        lengths = torch.tensor(lengths)
+        xs = torch.randn(len(lengths), int(lengths.max()), I, generator=g).to(dtype)
+        with forbidding(*_SEQUENCE_REFERENCES), torch.no_grad():
+            got = call(name, last_states, copy.deepcopy(cell), xs.clone(), lengths.clone())
+        got = expect_pair(name, got, "(h, c)")
         with torch.no_grad():
-            want_h, want_c = cell(x, (h, c))
-            got = call(name, lstm_step, x.clone(), h.clone(), c.clone(), *_weights(cell))
-        got = expect_pair(name, got, "(h_new, c_new)")
-        same_tensor(name, got[1], want_c, atol=1e-5, what="c_new")
-        same_tensor(name, got[0], want_h, atol=1e-5, what="h_new")
+            want_h, want_c = _last_states(cell, xs, lengths)
+        same_tensor(name, got[0], want_h, atol=1e-5, what="h")
+        same_tensor(name, got[1], want_c, atol=1e-5, what="c")
 
 
 @exercise(ID_CLIP, "clipping the gradient norm", hints=[
-    "One norm for all the gradients together (as if they were one long vector), and a rescaling only when that "
-    "norm is above max_norm. The direction of the update must not change.",
-    "total = sqrt(sum of g.pow(2).sum() over all tensors); if total > max_norm, multiply every tensor by "
-    "max_norm / total; otherwise return them unchanged. Mind all-zero gradients.",
-    "scale = min(1.0, max_norm / (total + 1e-6)); return [g * scale for g in grads].",
+    "Section 3's clipping cell lets torch.nn.utils.clip_grad_norm_ rescale the whole model's gradient: one norm "
+    "for all the gradients together, as if they were one long vector, not one norm per tensor.",
+    "Only a total norm above max_norm changes anything, and then every tensor is multiplied by the same factor, so "
+    "the direction stays. Mind the small constant torch adds to the norm, and all-zero gradients.",
+    "The factor is whatever brings the total norm down to max_norm (with torch's 1e-6 added to the norm), and it "
+    "never exceeds 1: small gradients come back as they were.",
 ])
 def check_clip_grad_norm(clip_grad_norm) -> None:
     g = generator(ID_CLIP)
@@ -89,13 +128,14 @@ def check_clip_grad_norm(clip_grad_norm) -> None:
         grads = [torch.randn(s, generator=g) * scale for s in shapes]
         if name.startswith("one large"):
             grads[1] = grads[1] * 30
+        with forbidding(*_CLIP_REFERENCES):
+            got = call(name, clip_grad_norm, [t.clone() for t in grads], max_norm)
+        if not isinstance(got, (list, tuple)) or len(got) != len(grads):
+            raise Wrong(name, f"return a list of {len(grads)} tensors, one per gradient, got {type(got).__name__}")
         params = [nn.Parameter(torch.zeros_like(t)) for t in grads]
         for p, t in zip(params, grads):
             p.grad = t.clone()
         nn.utils.clip_grad_norm_(params, max_norm)
-        got = call(name, clip_grad_norm, [t.clone() for t in grads], max_norm)
-        if not isinstance(got, (list, tuple)) or len(got) != len(grads):
-            raise Wrong(name, f"return a list of {len(grads)} tensors, one per gradient, got {type(got).__name__}")
         for i, (a, p) in enumerate(zip(got, params)):
             same_tensor(name, a, p.grad, atol=1e-6, rtol=1e-4, what=f"gradient {i}")
 
@@ -111,24 +151,27 @@ def _reference_tbptt(cell: nn.Module, xs: torch.Tensor, h0: torch.Tensor, k: int
 
 
 @exercise(ID_TBPTT, "truncated backpropagation through time", hints=[
-    "Two things happen at every chunk boundary: the chunk's loss is backpropagated, and the state is carried on "
-    "to the next chunk without its history. What happens if the history is kept, or if the state is reset?",
-    "for each chunk of k steps (the last may be shorter): loss = sum over its steps of h.square().mean(); "
-    "loss.backward() (gradients add up in the parameters' .grad); then h = h.detach().",
-    "Do not zero the gradients between chunks, do not reset h to h0, and return the final h (detached).",
+    "Section 2's 'Truncated backpropagation through time' carries the state from one window to the next. Two things "
+    "happen at every chunk boundary here: the chunk's loss is backpropagated, and the state goes on to the next "
+    "chunk without its history.",
+    "Walk over the sequence chunk by chunk (the last chunk may be shorter), sum the chunk's per-step losses, and "
+    "call backward once per chunk: the gradients of all chunks add up in the parameters' .grad.",
+    "Keep the state's value across a boundary but cut its graph (so no backward reaches into an earlier chunk); do "
+    "not zero the gradients between chunks, do not restart from h0, and return the final state without its graph.",
 ])
 def check_truncated_bptt(truncated_bptt) -> None:
     from lmcourse.rnn import GRUCell
 
     g = generator(ID_TBPTT)
     for name, T, k in [("12 steps in chunks of 4", 12, 4), ("10 steps in chunks of 4 (a short last chunk)", 10, 4),
-                       ("6 steps, k = 6 (full backpropagation)", 6, 6), ("5 steps, k = 1", 5, 1)]:
+                       ("6 steps, k = 6 (full backpropagation)", 6, 6), ("5 steps, k = 1", 5, 1),
+                       ("5 steps, k = 8 (one chunk shorter than k)", 5, 8)]:
         reference = _cell(GRUCell, 3, 4, g, 0.7)
-        learner = _cell(GRUCell, 3, 4, g, 0.7)
-        learner.load_state_dict(reference.state_dict())
+        learner = copy.deepcopy(reference)
         xs, h0 = torch.randn(T, 2, 3, generator=g), torch.randn(2, 4, generator=g)
+        with forbidding():  # the checker's own code (this module) is refused in any case
+            got_h = call(name, truncated_bptt, learner, xs.clone(), h0.clone(), k)
         want_h = _reference_tbptt(reference, xs, h0, k)
-        got_h = call(name, truncated_bptt, learner, xs.clone(), h0.clone(), k)
         same_tensor(name, got_h, want_h, atol=1e-5, what="the final h")
         for (pname, p), q in zip(reference.named_parameters(), learner.parameters()):
             if q.grad is None:
