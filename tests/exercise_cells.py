@@ -1142,174 +1142,334 @@ def truncated_bptt(cell, xs, h0, k):
 
 # ================================================================================================ 05
 add(Cells(
-    id="05.sinusoidal_positions", name="sinusoidal_positions",
+    id="05.apply_rotary", name="apply_rotary",
     task="""
-### Exercise 1 · Sinusoidal positional encodings
+### Exercise 1 · Rotary positions (RoPE)
 
-Write `sinusoidal_positions(n_positions, d_model)`, the fixed encodings of *Attention Is All You Need*, shape
-(n_positions, d_model): PE[pos, 2i] = sin(pos / 10000^(2i/d_model)) and PE[pos, 2i+1] = cos(pos / 10000^(2i/d_model)).
-Each pair of dimensions is a clock with its own wavelength. The checker compares with
-`lmcourse.transformer.sinusoidal_positions` for several sizes (d_model even).
+The sinusoidal encodings are *added* to the input, and the cell above found that the dot product of two of them
+depends only on their distance. Rotary position embeddings (RoFormer, Su et al. 2021; LLaMA and most recent
+decoders) put that property where attention needs it: they leave the input alone and **turn** each query and each
+key vector by its position just before the scores are taken, so that the score of a query at position m and a key
+at position n depends on n - m, not on m and n.
+
+Write `apply_rotary(x, positions)`: x (..., T, d) holds query or key vectors (d even; the leading dimensions may be
+batch and heads), positions (T,) the position of each of the T rows, not always 0 .. T-1 (after 100 cached tokens
+they are 100, 101, ...). Turn each pair of dimensions (x[..., 2i], x[..., 2i+1]), the even one on the first axis,
+counter-clockwise by the angle that section 1's sinusoidal encoding gives pair i at that position. Return x's
+shape and dtype. The checker tries batches with heads, positions that do not start at 0 or are out of order, a
+single pair (d = 2), and float64.
 """,
     stub='''
 import torch
 
 
-def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
-    """PE (n_positions, d_model): sin in the even columns, cos in the odd ones, pair i at frequency 10000^(-2i/d_model)."""
+def apply_rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """x (..., T, d) with d even, positions (T,) long -> x with each pair (2i, 2i+1) turned by its position's angle."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
-    """PE (n_positions, d_model): sin in the even columns, cos in the odd ones, pair i at frequency 10000^(-2i/d_model)."""
-    position = torch.arange(n_positions, dtype=torch.float32)[:, None]                     # (T, 1)
-    inv_freq = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d_model/2,)
-    angle = position * inv_freq                                                            # (T, d_model/2)
-    pe = torch.zeros(n_positions, d_model)
-    pe[:, 0::2], pe[:, 1::2] = angle.sin(), angle.cos()
-    return pe
+def apply_rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """x (..., T, d) with d even, positions (T,) long -> x with each pair (2i, 2i+1) turned by its position's angle."""
+    d = x.shape[-1]
+    inv_freq = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)   # pair i's clock, as in section 1
+    angle = positions.double()[:, None] * inv_freq                             # (T, d/2)
+    cos, sin = angle.cos(), angle.sin()
+    a, b = x.double()[..., 0::2], x.double()[..., 1::2]                        # each pair's two coordinates
+    turned = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)      # (..., T, d/2, 2)
+    return turned.flatten(-2).to(x.dtype)                                      # (..., T, d), pairs interleaved again
 ''',
     wrong={
-        "sin block then cos block (not interleaved)": '''
+        "GPT-NeoX's half split (dimension i paired with i + d/2), not the interleaved pairs": '''
 import torch
 
-def sinusoidal_positions(n_positions, d_model):
-    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(0, d_model, 2) / d_model)
-    return torch.cat([angle.sin(), angle.cos()], dim=1)
+def apply_rotary(x, positions):
+    d = x.shape[-1]
+    angle = positions[:, None] * 10000.0 ** (-torch.arange(0, d, 2) / d)
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], dim=-1)
 ''',
-        "frequency from the dimension index, not the pair index": '''
+        "turned clockwise (the sign of sin swapped)": '''
 import torch
 
-def sinusoidal_positions(n_positions, d_model):
-    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(d_model) / d_model)
-    pe = angle.sin()
-    pe[:, 1::2] = angle[:, 1::2].cos()
-    return pe
+def apply_rotary(x, positions):
+    d = x.shape[-1]
+    angle = positions[:, None] * 10000.0 ** (-torch.arange(0, d, 2) / d)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * angle.cos() + b * angle.sin(), -a * angle.sin() + b * angle.cos()], dim=-1).flatten(-2)
 ''',
-        "sin and cos swapped": '''
+        "positions ignored: rows taken to sit at 0 .. T-1": '''
 import torch
 
-def sinusoidal_positions(n_positions, d_model):
-    angle = torch.arange(n_positions)[:, None] * 10000.0 ** (-torch.arange(0, d_model, 2) / d_model)
-    pe = torch.zeros(n_positions, d_model)
-    pe[:, 0::2], pe[:, 1::2] = angle.cos(), angle.sin()
-    return pe
+def apply_rotary(x, positions):
+    d, T = x.shape[-1], x.shape[-2]
+    angle = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, d, 2) / d)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], dim=-1).flatten(-2)
+''',
+        "adds the sinusoidal encoding instead of turning x": '''
+from lmcourse.transformer import sinusoidal_positions
+
+def apply_rotary(x, positions):
+    pe = sinusoidal_positions(int(positions.max()) + 1, x.shape[-1])
+    return x + pe[positions].to(x.dtype)
+''',
+        "frequency 10000^(-i/d) for pair i (the 2 of 2i left out)": '''
+import torch
+
+def apply_rotary(x, positions):
+    d = x.shape[-1]
+    angle = positions[:, None] * 10000.0 ** (-torch.arange(d // 2) / d)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], dim=-1).flatten(-2)
+''',
+        "float32 for a float64 x": '''
+import torch
+
+def apply_rotary(x, positions):
+    x = x.float()
+    d = x.shape[-1]
+    angle = positions[:, None] * 10000.0 ** (-torch.arange(0, d, 2) / d)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], dim=-1).flatten(-2)
+''',
+        "cheat: reads the expected value from the checker's stack frames": '''
+import inspect
+
+import torch
+
+
+def apply_rotary(x, positions):
+    for frame_info in inspect.stack()[1:]:
+        for value in list(frame_info.frame.f_locals.values()):
+            if isinstance(value, torch.Tensor) and value.shape == x.shape and not torch.equal(value, x):
+                return value.clone()
+    return x
 ''',
     }))
 
 add(Cells(
-    id="05.pre_norm_block", name="pre_norm_block",
+    id="05.decoder_block", name="decoder_block",
     task="""
-### Exercise 2 · A pre-norm block
+### Exercise 2 · The decoder block, in both orders
 
-Write `pre_norm_block(layer, x, mask=None)`: the forward pass of a **pre-norm** encoder block from its parts,
-`layer.norm1`, `layer.self_attn` (a `MultiHeadAttention`: call it as `layer.self_attn(q, k, v, mask=mask)`,
-it returns `(out, weights)`), `layer.norm2` and `layer.ff`. Pre-norm normalises the input of each sub-layer
-and leaves the residual stream itself un-normalised; Xiong et al. (2020) show that this lets deep pre-norm
-stacks train without warm-up (at this notebook's size, the experiment above found no difference). The checker compares with `EncoderLayer(..., norm_first=True)` in eval mode, with and
-without masks, with layer norms whose weights are not all ones.
+The cell above checked our `DecoderLayer` against PyTorch's without showing its inside; section 2 gave the encoder
+block in both orders. Write the decoder's forward pass from its parts: `decoder_block(layer, y, memory,
+tgt_padding=None, memory_padding=None)` for a `DecoderLayer` `layer`, the decoder's input y (B, T, d_model) and the
+encoder's output memory (B, S, d_model); the paddings are (B, T) and (B, S) booleans, True for real tokens, or
+None. The parts: `layer.self_attn` and `layer.cross_attn`, each a `MultiHeadAttention`
+(`attn(query, key, value, is_causal=False, key_padding=None)` returns `(out, weights)`), `layer.ff`, and
+`layer.norm1`, `layer.norm2`, `layer.norm3`, one per sub-layer in that order. Put the norms where
+`layer.norm_first` says, as the encoder block does. The checker compares with `DecoderLayer` in eval mode,
+post-norm and pre-norm, with T different from S, padded memory, padded targets (left padding leaves the first
+queries of a row nothing to attend to), and norms that are not the identity; calling `layer(...)` itself does
+not count.
 """,
     stub='''
 import torch
 
 
-def pre_norm_block(layer, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """x (B, T, d_model) -> (B, T, d_model): x + attn(norm1(x)), then + ff(norm2(.)). layer: an EncoderLayer."""
+def decoder_block(layer, y: torch.Tensor, memory: torch.Tensor, tgt_padding: torch.Tensor | None = None,
+                  memory_padding: torch.Tensor | None = None) -> torch.Tensor:
+    """y (B, T, d_model), memory (B, S, d_model) -> (B, T, d_model): layer's three sub-layers, in its norm order."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def pre_norm_block(layer, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """x (B, T, d_model) -> (B, T, d_model): x + attn(norm1(x)), then + ff(norm2(.)). layer: an EncoderLayer."""
-    a = layer.norm1(x)
-    x = x + layer.self_attn(a, a, a, mask=mask)[0]   # the residual stream itself is never normalised
-    return x + layer.ff(layer.norm2(x))
+def decoder_block(layer, y: torch.Tensor, memory: torch.Tensor, tgt_padding: torch.Tensor | None = None,
+                  memory_padding: torch.Tensor | None = None) -> torch.Tensor:
+    """y (B, T, d_model), memory (B, S, d_model) -> (B, T, d_model): layer's three sub-layers, in its norm order."""
+    sublayers = [
+        lambda h: layer.self_attn(h, h, h, is_causal=True, key_padding=tgt_padding)[0],   # no look-ahead
+        lambda h: layer.cross_attn(h, memory, memory, key_padding=memory_padding)[0],    # asks the encoder
+        layer.ff,
+    ]
+    x = y
+    for sublayer, norm in zip(sublayers, (layer.norm1, layer.norm2, layer.norm3)):
+        if layer.norm_first:
+            x = x + sublayer(norm(x))      # pre-norm: the stream itself is never normalised
+        else:
+            x = norm(x + sublayer(x))      # post-norm: normalise the sum
+    return x
 ''',
     wrong={
-        "post-norm order": '''
-def pre_norm_block(layer, x, mask=None):
-    x = layer.norm1(x + layer.self_attn(x, x, x, mask=mask)[0])
-    return layer.norm2(x + layer.ff(x))
+        "self-attention may look ahead (not causal)": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    sublayers = [lambda h: layer.self_attn(h, h, h, key_padding=tgt_padding)[0],
+                 lambda h: layer.cross_attn(h, memory, memory, key_padding=memory_padding)[0], layer.ff]
+    x = y
+    for sublayer, norm in zip(sublayers, (layer.norm1, layer.norm2, layer.norm3)):
+        x = x + sublayer(norm(x)) if layer.norm_first else norm(x + sublayer(x))
+    return x
 ''',
-        "normalises the sub-layer's output instead of its input": '''
-def pre_norm_block(layer, x, mask=None):
-    x = x + layer.norm1(layer.self_attn(x, x, x, mask=mask)[0])
-    return x + layer.norm2(layer.ff(x))
+        "always post-norm (layer.norm_first ignored)": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    x = layer.norm1(y + layer.self_attn(y, y, y, is_causal=True, key_padding=tgt_padding)[0])
+    x = layer.norm2(x + layer.cross_attn(x, memory, memory, key_padding=memory_padding)[0])
+    return layer.norm3(x + layer.ff(x))
 ''',
-        "feeds the normalised input on (the residual carries norm1(x))": '''
-def pre_norm_block(layer, x, mask=None):
-    x = layer.norm1(x)
-    x = x + layer.self_attn(x, x, x, mask=mask)[0]
-    return x + layer.ff(layer.norm2(x))
+        "cross-attention reads the decoder's own stream as keys and values": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    sublayers = [lambda h: layer.self_attn(h, h, h, is_causal=True, key_padding=tgt_padding)[0],
+                 lambda h: layer.cross_attn(h, h, h, key_padding=tgt_padding)[0], layer.ff]
+    x = y
+    for sublayer, norm in zip(sublayers, (layer.norm1, layer.norm2, layer.norm3)):
+        x = x + sublayer(norm(x)) if layer.norm_first else norm(x + sublayer(x))
+    return x
+''',
+        "memory padding not passed to cross-attention": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    sublayers = [lambda h: layer.self_attn(h, h, h, is_causal=True, key_padding=tgt_padding)[0],
+                 lambda h: layer.cross_attn(h, memory, memory)[0], layer.ff]
+    x = y
+    for sublayer, norm in zip(sublayers, (layer.norm1, layer.norm2, layer.norm3)):
+        x = x + sublayer(norm(x)) if layer.norm_first else norm(x + sublayer(x))
+    return x
+''',
+        "target padding ignored": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    sublayers = [lambda h: layer.self_attn(h, h, h, is_causal=True)[0],
+                 lambda h: layer.cross_attn(h, memory, memory, key_padding=memory_padding)[0], layer.ff]
+    x = y
+    for sublayer, norm in zip(sublayers, (layer.norm1, layer.norm2, layer.norm3)):
+        x = x + sublayer(norm(x)) if layer.norm_first else norm(x + sublayer(x))
+    return x
+''',
+        "cheat: calls the layer itself (the package's DecoderLayer.forward)": '''
+def decoder_block(layer, y, memory, tgt_padding=None, memory_padding=None):
+    return layer(y, memory, memory_padding, tgt_padding=tgt_padding)[0]
 ''',
     }))
 
 add(Cells(
-    id="05.bert_mask", name="bert_mask",
+    id="05.whole_word_mask", name="whole_word_mask",
     task="""
-### Exercise 3 · BERT's masking rule
+### Exercise 3 · Whole-word masking
 
-Implement the rule given the random numbers: `u_pick` and `u_split` are uniform in [0, 1), `random_ids` holds
-candidate random tokens, all of the shape of `ids`. A position is **picked** where `u_pick < p`, but never a
-special token (`ids >= n_regular`). Of the picked positions, `u_split < 0.8` → `mask_id`,
-`0.8 <= u_split < 0.9` → the random id, the rest stay unchanged. Return `(inputs, labels)` with labels
-`-100` (the loss's `ignore_index`) where not picked and the original id where picked. Fed the same random
-numbers, your rule must reproduce `lmcourse.mlm.mask_tokens` exactly, with special tokens and several p.
+BERT's rule picks each byte-pair token on its own: in the example above, the second `An|arch|ism` loses `arch`
+alone, and the model may fill that gap from the two pieces beside it, inside one word, a guess that says little
+about the context. **Whole-word masking** (BERT's later release; Cui et al. 2019) picks *words*: all the tokens of a picked
+word are picked together. Write `whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular,
+p)`, all tensors (B, T). `word_start` is True at the first token of each word (with byte-level BPE, a token that
+begins with a space), at every special token and at the token after one; position 0 of a row always begins a
+word, whatever `word_start` says there (a window may begin inside a word). A word is picked where the `u_pick` of
+its first token is below `p`; special tokens (`ids >= n_regular`) are never picked. Each picked token then follows
+section 4's rule on its own, with its own `u_split`: below `0.8` it shows `mask_id`, from `0.8` up to `0.9` its
+`random_ids` entry, from `0.9` on its own id. Return `(inputs, labels)`, labels -100 where not picked and the
+original id where picked. The checker tries special tokens, rows that begin inside a word, a row of padding only,
+long words, and values exactly at the thresholds.
 """,
     stub='''
 import torch
 
 
-def bert_mask(ids, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
-    """BERT's 80/10/10 rule. ids, u_pick, u_split, random_ids: (B, T). Returns (inputs (B, T), labels (B, T))."""
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
+    """Whole-word masking: every argument but the ints and p is (B, T). Returns (inputs (B, T), labels (B, T))."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def bert_mask(ids, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
-    """BERT's 80/10/10 rule. ids, u_pick, u_split, random_ids: (B, T). Returns (inputs (B, T), labels (B, T))."""
-    picked = (u_pick < p) & (ids < n_regular)                      # specials are never picked
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id: int, n_regular: int, p: float = 0.15):
+    """Whole-word masking: every argument but the ints and p is (B, T). Returns (inputs (B, T), labels (B, T))."""
+    start = word_start.clone()
+    start[:, 0] = True                                                  # a window may begin inside a word
+    position = torch.arange(ids.shape[1]).expand_as(ids)
+    first = torch.where(start, position, 0).cummax(dim=1).values       # (B, T): where each token's word begins
+    picked = (u_pick.gather(1, first) < p) & (ids < n_regular)          # the word's decision; never a special token
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)       # per token, as BERT's
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+    wrong={
+        "BERT's per-token picking (word_start ignored)": '''
+import torch
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    picked = (u_pick < p) & (ids < n_regular)
     labels = torch.where(picked, ids, torch.full_like(ids, -100))
     inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
     return inputs, labels
 ''',
-    wrong={
+        "only the first token of a picked word is picked": '''
+import torch
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    start = word_start.clone()
+    start[:, 0] = True
+    picked = start & (u_pick < p) & (ids < n_regular)
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+        "a row that begins inside a word: its first tokens are never picked": '''
+import torch
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    picked = torch.zeros_like(word_start)
+    current = torch.zeros(ids.shape[0], dtype=torch.bool)
+    for t in range(ids.shape[1]):
+        current = torch.where(word_start[:, t], u_pick[:, t] < p, current)
+        picked[:, t] = current
+    picked &= ids < n_regular
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+        "the [MASK] / random / keep split decided once per word": '''
+import torch
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    start = word_start.clone()
+    start[:, 0] = True
+    first = torch.where(start, torch.arange(ids.shape[1]).expand_as(ids), 0).cummax(dim=1).values
+    picked = (u_pick.gather(1, first) < p) & (ids < n_regular)
+    split = u_split.gather(1, first)
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (split >= 0.8) & (split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
         "special tokens can be picked": '''
 import torch
 
-def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
-    picked = u_pick < p
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    start = word_start.clone()
+    start[:, 0] = True
+    first = torch.where(start, torch.arange(ids.shape[1]).expand_as(ids), 0).cummax(dim=1).values
+    picked = u_pick.gather(1, first) < p
     labels = torch.where(picked, ids, torch.full_like(ids, -100))
     inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
     return inputs, labels
 ''',
-        "labels at every position": '''
+        "a word whose u_pick equals p is picked (<= p)": '''
 import torch
 
-def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
-    picked = (u_pick < p) & (ids < n_regular)
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    start = word_start.clone()
+    start[:, 0] = True
+    first = torch.where(start, torch.arange(ids.shape[1]).expand_as(ids), 0).cummax(dim=1).values
+    picked = (u_pick.gather(1, first) <= p) & (ids < n_regular)
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
     inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
-    return inputs, ids.clone()
-''',
-        "10/10/80 (random and unchanged first, mask last)": '''
-import torch
-
-def bert_mask(ids, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
-    picked = (u_pick < p) & (ids < n_regular)
-    labels = torch.where(picked, ids, torch.full_like(ids, -100))
-    inputs = torch.where(picked & (u_split < 0.1), random_ids, ids)
-    inputs = torch.where(picked & (u_split >= 0.2), torch.full_like(ids, mask_id), inputs)
     return inputs, labels
+''',
+        "cheat: calls the package's per-token rule (lmcourse.mlm.mask_tokens)": '''
+from lmcourse.mlm import mask_tokens
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    return mask_tokens(ids, mask_id, n_regular, p)
 ''',
     }))
 
@@ -1518,183 +1678,259 @@ def three_cos_add(vectors, words, a, b, c):
 
 # ================================================================================================ 07
 add(Cells(
-    id="07.q_sample", name="q_sample",
+    id="07.ddim_step", name="ddim_step",
     task=r"""
-### Exercise 1 · The forward process
+### Exercise 1 · One DDIM step
 
-Write `q_sample(schedule, x0, t, noise)`: a draw of $q(x_t \mid x_0)$ for a batch, $x_t = \sqrt{\bar\alpha_t}\,x_0 +
-\sqrt{1-\bar\alpha_t}\,\varepsilon$, with `t` a LongTensor (B,) of step indices in [0, T) and
-`schedule.alphas_cumprod` (float64, shape (T,)) holding $\bar\alpha$. It must work for points (B, 2) and for
-images (B, C, H, W) alike, and return x0's dtype. The checker compares with `NoiseSchedule.q_sample` on a linear
-and a cosine schedule, at the first and last steps.
+Section 4 prints DDPM's step and gives DDIM's in one sentence: predict $\hat x_0$, then jump to the earlier step
+along the same noise direction, adding no noise (eta = 0). Write it: `ddim_step(eps_model, schedule, x_t, t,
+t_prev)` takes x_t (B, ...) at step indices t (B,) to step indices t_prev (B,), t_prev < t with any gap between
+them, and t_prev = -1 meaning the data itself ($\bar\alpha = 1$). Get the predicted noise from
+`eps_model(x_t, t)`; `schedule.alphas_cumprod` (float64, shape (T,), index i for step i + 1) holds $\bar\alpha$.
+Return x_t's shape and dtype. `ddim_sample` runs this step in a loop (calling it does not count here); the checker
+feeds a stand-in network, with a linear and a cosine schedule, a different step for every example, big jumps,
+consecutive steps, the step onto the data, and float64.
 """,
     stub='''
 import torch
 
 
-def q_sample(schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise for x0 (B, ...), t (B,) long, noise like x0."""
+def ddim_step(eps_model, schedule, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM from step indices t (B,) to t_prev (B,) (-1: the data). x_t (B, ...) -> (B, ...)."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def q_sample(schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise for x0 (B, ...), t (B,) long, noise like x0."""
-    abar = schedule.alphas_cumprod[t].to(x0.dtype)              # (B,)
-    abar = abar.view(-1, *([1] * (x0.dim() - 1)))              # (B, 1, ..., 1): broadcasts over any shape
-    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+def ddim_step(eps_model, schedule, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM from step indices t (B,) to t_prev (B,) (-1: the data). x_t (B, ...) -> (B, ...)."""
+    abar = schedule.alphas_cumprod
+    abar_prev = torch.where(t_prev >= 0, abar[t_prev.clamp(min=0)], torch.ones((), dtype=abar.dtype))  # -1: abar = 1
+
+    def per_example(v):  # (B,) -> (B, 1, ..., 1), to broadcast over x_t
+        return v.view(-1, *([1] * (x_t.dim() - 1)))
+
+    a, a_prev = per_example(abar[t]), per_example(abar_prev)
+    eps = eps_model(x_t, t).double()
+    x0 = (x_t.double() - (1 - a).sqrt() * eps) / a.sqrt()                  # the forward process, inverted at t ...
+    return (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps).to(x_t.dtype)  # ... and run again to t_prev, same noise
 ''',
     wrong={
-        "alphas (one step) instead of alphas_cumprod": '''
-def q_sample(schedule, x0, t, noise):
-    a = schedule.alphas[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        "DDPM's posterior mean from x0_hat, without its noise (the step shown above)": '''
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    eps = eps_model(x_t, t)
+    x0 = schedule.predict_x0(x_t, t, eps)
+    coef_x0 = schedule.gather(schedule.posterior_mean_coef1, t, x_t)
+    coef_xt = schedule.gather(schedule.posterior_mean_coef2, t, x_t)
+    return coef_x0 * x0 + coef_xt * x_t
 ''',
-        "no square roots": '''
-def q_sample(schedule, x0, t, noise):
-    abar = schedule.alphas_cumprod[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-    return abar * x0 + (1 - abar) * noise
+        "t_prev = -1 read as alphas_cumprod[-1] (the noisiest step, not the data)": '''
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    shape = (-1, *([1] * (x_t.dim() - 1)))
+    a, a_prev = schedule.alphas_cumprod[t].view(shape), schedule.alphas_cumprod[t_prev].view(shape)
+    eps = eps_model(x_t, t)
+    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    return (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps).to(x_t.dtype)
 ''',
-        "works for (B, D) only (abar[:, None])": '''
-def q_sample(schedule, x0, t, noise):
-    abar = schedule.alphas_cumprod[t].float()[:, None]
-    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        "the network asked at t_prev instead of t": '''
+import torch
+
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    shape = (-1, *([1] * (x_t.dim() - 1)))
+    abar = schedule.alphas_cumprod
+    a = abar[t].view(shape)
+    a_prev = torch.where(t_prev >= 0, abar[t_prev.clamp(min=0)], torch.ones((), dtype=abar.dtype)).view(shape)
+    eps = eps_model(x_t, t_prev.clamp(min=0))
+    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    return (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps).to(x_t.dtype)
 ''',
-        "returns float64 (the schedule's dtype, not x0's)": '''
-def q_sample(schedule, x0, t, noise):
-    abar = schedule.alphas_cumprod[t].view(-1, *([1] * (x0.dim() - 1)))
-    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        "float64 out (the schedule's dtype), not x_t's": '''
+import torch
+
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    shape = (-1, *([1] * (x_t.dim() - 1)))
+    abar = schedule.alphas_cumprod
+    a = abar[t].view(shape)
+    a_prev = torch.where(t_prev >= 0, abar[t_prev.clamp(min=0)], torch.ones((), dtype=abar.dtype)).view(shape)
+    eps = eps_model(x_t, t)
+    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+''',
+        "alphas (one step) where alphas_cumprod belongs": '''
+import torch
+
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    shape = (-1, *([1] * (x_t.dim() - 1)))
+    alpha = schedule.alphas
+    a = alpha[t].view(shape)
+    a_prev = torch.where(t_prev >= 0, alpha[t_prev.clamp(min=0)], torch.ones((), dtype=alpha.dtype)).view(shape)
+    eps = eps_model(x_t, t)
+    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    return (a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps).to(x_t.dtype)
+''',
+        "cheat: lets the package's sampler (lmcourse.diffusion.ddim_sample) take the step": '''
+from lmcourse.diffusion import ddim_sample
+
+def ddim_step(eps_model, schedule, x_t, t, t_prev):
+    return ddim_sample(eps_model, schedule, tuple(x_t.shape), steps=1,
+                       min_alpha_cumprod=float(schedule.alphas_cumprod[t.max()])).to(x_t.dtype)
 ''',
     }))
 
 add(Cells(
-    id="07.ddpm_posterior", name="ddpm_posterior",
+    id="07.guided_eps", name="guided_eps",
     task=r"""
-### Exercise 2 · The DDPM posterior
+### Exercise 2 · Classifier-free guidance in one network call
 
-The reverse step of DDPM is built on the posterior of the forward process, which is Gaussian with
-
-$$\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,
-\qquad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
-
-Write `ddpm_posterior(schedule, x0, x_t, t)` returning `(mean, variance)`: the mean of the shape of x0, the variance
-of shape (B,). Use `schedule.betas`, `schedule.alphas` and `schedule.alphas_cumprod` (float64, shape (T,); index i
-stands for step i + 1, and $\bar\alpha$ before the first step is 1). `ddpm_step` plugs the model's estimate of x0
-into this mean. The checker tries a linear and a cosine schedule, images, and the first step.
+Section 5's sampler asks the network twice per step, once with the labels and once with the null label, and
+combines the two noise predictions into a guided one. Derive that combination from the score view above and write
+it: `guided_eps(eps_model, x_t, t, y, guidance, null_class)` returns the guided noise prediction for x_t (B, ...)
+at steps t (B,) with labels y (B,) and weight w = `guidance` >= 0 (w = 0 is plain conditional sampling). Call
+`eps_model(x, t, y)` **once**, on a batch of 2B that holds the conditional and the unconditional inputs together
+(what implementations do, so that one pass of the network serves both). Return x_t's shape and dtype. The checker
+feeds a stand-in network that counts its calls, with w = 0, labels that are already `null_class`, images and
+float64; `lmcourse.diffusion.guided`, which calls the network twice, does not count.
 """,
     stub='''
 import torch
 
 
-def ddpm_posterior(schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
-    """Mean (B, ...) and variance (B,) of q(x_{t-1} | x_t, x0). x0, x_t (B, ...), t (B,) long step indices."""
+def guided_eps(eps_model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float,
+               null_class: int) -> torch.Tensor:
+    """Classifier-free guided noise prediction (B, ...) from one call eps_model(x (2B, ...), t (2B,), y (2B,))."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def ddpm_posterior(schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
-    """Mean (B, ...) and variance (B,) of q(x_{t-1} | x_t, x0). x0, x_t (B, ...), t (B,) long step indices."""
-    abar = schedule.alphas_cumprod
-    abar_prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])   # abar before the first step is 1
-    beta, alpha = schedule.betas, schedule.alphas
-    coef_x0 = abar_prev.sqrt() * beta / (1 - abar)
-    coef_xt = alpha.sqrt() * (1 - abar_prev) / (1 - abar)
-    variance = beta * (1 - abar_prev) / (1 - abar)
-
-    def at_t(v):  # (T,) -> (B, 1, ..., 1) in x0's dtype
-        return v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-
-    return at_t(coef_x0) * x0 + at_t(coef_xt) * x_t, variance[t]
+def guided_eps(eps_model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float,
+               null_class: int) -> torch.Tensor:
+    """Classifier-free guided noise prediction (B, ...) from one call eps_model(x (2B, ...), t (2B,), y (2B,))."""
+    labels = torch.cat([y, torch.full_like(y, null_class)])             # the conditional half, then the unconditional
+    eps = eps_model(torch.cat([x_t, x_t]), torch.cat([t, t]), labels)   # one call on 2B inputs
+    cond, uncond = eps.chunk(2)
+    # the score of p(x | y) p(y | x)^w is (1 + w) times the conditional score minus w times the unconditional one
+    return (1 + guidance) * cond - guidance * uncond
 ''',
     wrong={
-        "variance beta_t (the other choice of sigma)": '''
+        "diffusers' guidance scale read as w: uncond + w (cond - uncond), so w = 0 is unconditional": '''
 import torch
 
-def ddpm_posterior(schedule, x0, x_t, t):
-    abar = schedule.alphas_cumprod
-    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
-    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-    mean = at(prev.sqrt() * schedule.betas / (1 - abar)) * x0 + at(schedule.alphas.sqrt() * (1 - prev) / (1 - abar)) * x_t
-    return mean, schedule.betas[t]
+def guided_eps(eps_model, x_t, t, y, guidance, null_class):
+    eps = eps_model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
+    cond, uncond = eps.chunk(2)
+    return uncond + guidance * (cond - uncond)
 ''',
-        "abar_t where abar_{t-1} belongs": '''
-def ddpm_posterior(schedule, x0, x_t, t):
-    abar = schedule.alphas_cumprod
-    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-    mean = at(abar.sqrt() * schedule.betas / (1 - abar)) * x0 + at(schedule.alphas.sqrt() * (1 - abar) / (1 - abar)) * x_t
-    return mean, (schedule.betas * (1 - abar) / (1 - abar))[t]
-''',
-        "coefficients of x0 and x_t swapped": '''
+        "the halves swapped when splitting the batch": '''
 import torch
 
-def ddpm_posterior(schedule, x0, x_t, t):
-    abar = schedule.alphas_cumprod
-    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
-    at = lambda v: v[t].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
-    mean = at(prev.sqrt() * schedule.betas / (1 - abar)) * x_t + at(schedule.alphas.sqrt() * (1 - prev) / (1 - abar)) * x0
-    return mean, (schedule.betas * (1 - prev) / (1 - abar))[t]
+def guided_eps(eps_model, x_t, t, y, guidance, null_class):
+    eps = eps_model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
+    uncond, cond = eps.chunk(2)
+    return (1 + guidance) * cond - guidance * uncond
+''',
+        "two calls, conditional then unconditional": '''
+import torch
+
+def guided_eps(eps_model, x_t, t, y, guidance, null_class):
+    cond = eps_model(x_t, t, y)
+    uncond = eps_model(x_t, t, torch.full_like(y, null_class))
+    return (1 + guidance) * cond - guidance * uncond
+''',
+        "t not repeated for the doubled batch": '''
+import torch
+
+def guided_eps(eps_model, x_t, t, y, guidance, null_class):
+    eps = eps_model(torch.cat([x_t, x_t]), t, torch.cat([y, torch.full_like(y, null_class)]))
+    cond, uncond = eps.chunk(2)
+    return (1 + guidance) * cond - guidance * uncond
+''',
+        "cheat: calls the package's lmcourse.diffusion.guided": '''
+from lmcourse.diffusion import guided
+
+def guided_eps(eps_model, x_t, t, y, guidance, null_class):
+    return guided(eps_model, y, guidance, null_class=null_class)(x_t, t)
 ''',
     }))
 
 add(Cells(
-    id="07.masked_diffusion_loss", name="masked_diffusion_loss",
+    id="07.reveal_step", name="reveal_step",
     task=r"""
-### Exercise 3 · The masked-diffusion loss
+### Exercise 3 · One step of the sampler
 
-A masked (absorbing) diffusion LM hides each token with probability t and learns to predict the hidden ones.
-Its training loss is an upper bound on the negative log-likelihood, in nats per token:
-
-$$\mathcal{L} = \mathbb{E}_b\Big[\frac{1}{t_b}\,\frac{1}{L}\sum_{i\,\text{masked}} -\log p_\theta(x_{0,i} \mid x_t)\Big]$$
-
-Write `masked_diffusion_loss(logits, x0, masked, t)`: given the denoiser's logits (B, L, V) for the masked
-sequences, the clean tokens x0 (B, L), the boolean mask (B, L) and the masking rates t (B,), return the loss (a
-scalar). The checker compares with `lmcourse.text_diffusion.masked_diffusion_loss` fed the same mask, including
-t = 1 and tiny t, where a sequence may have no masked token at all.
+The sampler above walks t from 1 down to 0 and at each step reveals some of the masked characters. Which share?
+Derive it from section 6's forward process (each token masked at time t with probability t, independently; a
+masked token stays masked as t grows), then write the step: `reveal_step(x, draws, u, t, s, mask_id)`. x (B, L)
+holds the current tokens, `mask_id` where still masked; `draws` (B, L) a token drawn from the model's prediction at
+every position; u (B, L) uniform numbers in [0, 1); t and s (B,) each row's current and next time,
+1 >= t > s >= 0. A masked token is revealed, becoming its draw, where its u is below the probability that a token
+masked at time t is no longer masked at time s; every other token stays as it is. Return the new x (B, L), a
+LongTensor. The checker tries the first and the last step, rows at different times, a row with nothing masked,
+and u exactly at the probability.
 """,
     stub='''
 import torch
 
 
-def masked_diffusion_loss(logits: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """ELBO of masked diffusion, nats/token: mean over b of (1/t_b) * sum of masked CE / L. logits (B, L, V)."""
+def reveal_step(x: torch.Tensor, draws: torch.Tensor, u: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                mask_id: int) -> torch.Tensor:
+    """One unmasking step from times t (B,) to s (B,) < t: x (B, L) with some masked tokens replaced by draws."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
-from torch.nn import functional as F
 
 
-def masked_diffusion_loss(logits: torch.Tensor, x0: torch.Tensor, masked: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """ELBO of masked diffusion, nats/token: mean over b of (1/t_b) * sum of masked CE / L. logits (B, L, V)."""
-    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")   # (B, L)
-    per_sequence = (nll * masked).sum(dim=1) / t                           # (B,): rare masks weigh more
-    return per_sequence.mean() / x0.shape[1]
+def reveal_step(x: torch.Tensor, draws: torch.Tensor, u: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
+                mask_id: int) -> torch.Tensor:
+    """One unmasking step from times t (B,) to s (B,) < t: x (B, L) with some masked tokens replaced by draws."""
+    # masked at t: it was masked at a time uniform on [0, t]; it is still visible at s if that time lies above s
+    p_reveal = ((t - s) / t)[:, None]                      # (B, 1)
+    reveal = (x == mask_id) & (u < p_reveal)               # a revealed token is never touched again
+    return torch.where(reveal, draws, x)
 ''',
     wrong={
-        "averaged over the masked tokens (no 1/t weight)": '''
-from torch.nn import functional as F
+        "reveal probability t - s (the time that passed)": '''
+import torch
 
-def masked_diffusion_loss(logits, x0, masked, t):
-    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
-    return (nll * masked).sum() / masked.sum().clamp(min=1)
+def reveal_step(x, draws, u, t, s, mask_id):
+    reveal = (x == mask_id) & (u < (t - s)[:, None])
+    return torch.where(reveal, draws, x)
 ''',
-        "forgets the 1/t weight": '''
-from torch.nn import functional as F
+        "probability s / t (the chance to stay masked)": '''
+import torch
 
-def masked_diffusion_loss(logits, x0, masked, t):
-    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
-    return (nll * masked).sum(1).mean() / x0.shape[1]
+def reveal_step(x, draws, u, t, s, mask_id):
+    reveal = (x == mask_id) & (u < (s / t)[:, None])
+    return torch.where(reveal, draws, x)
 ''',
-        "counts every position, masked or not": '''
-from torch.nn import functional as F
+        "tokens revealed earlier are drawn again": '''
+import torch
 
-def masked_diffusion_loss(logits, x0, masked, t):
-    nll = F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
-    return (nll.sum(1) / t).mean() / x0.shape[1]
+def reveal_step(x, draws, u, t, s, mask_id):
+    return torch.where(u < ((t - s) / t)[:, None], draws, x)
+''',
+        "u <= p: a token exactly at the probability is revealed": '''
+import torch
+
+def reveal_step(x, draws, u, t, s, mask_id):
+    reveal = (x == mask_id) & (u <= ((t - s) / t)[:, None])
+    return torch.where(reveal, draws, x)
+''',
+        "cheat: reads the expected value from the checker's stack frames": '''
+import inspect
+
+import torch
+
+
+def reveal_step(x, draws, u, t, s, mask_id):
+    for frame_info in inspect.stack()[1:]:
+        for name, value in list(frame_info.frame.f_locals.items()):
+            if name in ("want", "expected", "reference", "target") and isinstance(value, torch.Tensor):
+                return value.clone()
+    return torch.where(x == mask_id, draws, x)
 ''',
     }))
 
