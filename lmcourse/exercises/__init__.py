@@ -10,10 +10,21 @@ to the full recipe; `check(..., hints=True)` shows them all. `progress()` lists 
 a chapter are done; it is kept on disk for each learner (`record.progress_path()`, outside the repository),
 so a restarted kernel loses nothing, and the course's own solution cells are graded but never counted.
 The checkers live in one module per chapter (`ch04.py`, ...).
+
+How hard it is to cheat: the checkers build their expected values only after the learner's function has returned,
+from their own copies of the inputs, so a function that walks up the stack or through `gc` finds no answer to copy;
+while it runs, `grading.call` refuses calls into the package's reference (and torch's, where the task forbids it)
+and into the checkers' own code (see `grading.forbidding`). This session's verdicts are a read-only view that only
+`check` writes, so `_status["04.masked_softmax"] = "done"` fails. None of this is a lock: the learner's code runs
+in the same Python process as the grader, so whoever wants to can patch the grader, write the progress file by
+hand or call `record.record` themselves. The aim is that an honest mistake or a casual shortcut is caught, and that
+cheating takes deliberate work, not that it is impossible.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +34,25 @@ from lmcourse.exercises.grading import REGISTRY, NotAnswered, Wrong
 __all__ = ["check", "progress", "reset", "REGISTRY"]
 
 _wrong_attempts: dict[str, int] = {}
-_status: dict[str, str] = {}  # this session: id -> "done" | "not yet right" | "not answered"
+
+
+def _verdict_book() -> tuple[types.MappingProxyType, Callable[[str, str], None], Callable[[], None]]:
+    """This session's verdicts, id -> "done" | "not yet right" | "not answered": a read-only view, the function
+    `check` writes them with (refused from anywhere else), and the function `reset` clears them with."""
+    verdicts: dict[str, str] = {}
+
+    def write(exercise_id: str, status: str) -> None:
+        if sys._getframe(2).f_code is not check.__code__:  # write <- _remember <- check
+            raise RuntimeError("only lmcourse.exercises.check records a verdict")
+        if status == "not answered":
+            verdicts.setdefault(exercise_id, status)
+        elif verdicts.get(exercise_id) != "done":
+            verdicts[exercise_id] = status
+
+    return types.MappingProxyType(verdicts), write, verdicts.clear
+
+
+_status, _write_verdict, _clear_verdicts = _verdict_book()
 
 
 def _exercise(exercise_id: str):
@@ -52,7 +81,7 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
     try:
         note = ex.checker(answer, **context)
     except NotAnswered as nothing:
-        _status.setdefault(exercise_id, "not answered")
+        _remember(exercise_id, "not answered", answer)
         shown = _hint_lines(ex, len(ex.hints) if hints else 0)
         why = f" {nothing}" if str(nothing) else ""
         print(f"… {exercise_id}: not answered yet.{why}" + ("" if hints else " (Stuck? check(..., hints=True).)") + shown)
@@ -69,12 +98,13 @@ def check(exercise_id: str, answer: Callable[..., Any], *, hints: bool = False, 
 
 
 def _remember(exercise_id: str, status: str, answer: Any) -> None:
-    """Keep the verdict for `progress()`, in this session and on disk; the course's own solution is not the learner's."""
+    """Keep the verdict for `progress()`, in this session and on disk ("not answered" only in this session); the
+    course's own solution is not the learner's."""
     if record.is_course_solution(exercise_id, answer):
         return
-    if _status.get(exercise_id) != "done":
-        _status[exercise_id] = status
-    record.record(exercise_id, status)
+    _write_verdict(exercise_id, status)
+    if status in record.STATUSES:
+        record.record(exercise_id, status)
 
 
 def _hint_lines(ex, n: int) -> str:
@@ -114,4 +144,4 @@ def reset() -> None:
     """Forget this session's attempts and verdicts, as a restarted kernel does; the progress file stays (delete
     `record.progress_path()` to start over)."""
     _wrong_attempts.clear()
-    _status.clear()
+    _clear_verdicts()

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from lmcourse.exercises.grading import call, exercise, rng, same_number
+from lmcourse.exercises.grading import call, exercise, forbidding, rng, same_number
 
 ID_KN, ID_ADD_K, ID_PPL = "01.kneser_ney_bigram", "01.add_k_prob", "01.perplexity"
 
@@ -22,13 +22,22 @@ def toy_corpus(n: int, seed: int) -> list[list[str]]:
 
 
 def _bigram_model(smoothing: str, sentences: list[list[str]], **options):
-    """A fitted NGramLM(2) and what the learner gets: its bigram counts {(prev, word): count} and its vocabulary."""
+    """NGramLM(2, smoothing, **options) fitted on `sentences`: the reference, built after the learner's answer."""
     from lmcourse.ngram import NGramLM
 
-    lm = NGramLM(2, smoothing, **options).fit(sentences)
+    return NGramLM(2, smoothing, **options).fit(sentences)
+
+
+def _bigram_counts(sentences: list[list[str]]) -> tuple[Counter, list[str]]:
+    """What the learner gets: the bigram counts {(prev, word): count} and the vocabulary, as NGramLM(2) counts them."""
+    lm = _bigram_model("add_k", sentences)
     table, V = lm.tables[1], len(lm.vocab)  # the top order keeps raw counts, whatever the smoothing
     counts = Counter({(lm.vocab[int(k) // V], lm.vocab[int(k) % V]): int(c) for k, c in zip(table.keys, table.counts)})
-    return lm, counts, list(lm.vocab)
+    return counts, list(lm.vocab)
+
+
+# The point of these exercises is to write the estimate: the package's n-gram model (and NLTK's) is refused.
+NGRAM_REFERENCES = ("lmcourse.ngram", "nltk.lm", "nltk.probability.KneserNeyProbDist")
 
 
 @exercise(ID_KN, "interpolated Kneser-Ney bigram probability", hints=[
@@ -41,23 +50,25 @@ def _bigram_model(smoothing: str, sentences: list[list[str]], **options):
     "where c(prev .) sums the counts of bigrams starting with prev and N1+(prev .) counts their distinct words.",
 ])
 def check_kneser_ney_bigram(kneser_ney_bigram) -> None:
-    sentences = toy_corpus(60, seed=1)
-    for discount in (0.75, 0.5):
-        lm, counts, vocab = _bigram_model("kneser_ney", sentences, discount=discount)
-        for name, prev, word in [("a seen bigram", "the", "cat"),
-                                 ("'francisco' after 'the' (frequent word, one left context)", "the", "francisco"),
-                                 ("'san francisco'", "san", "francisco"),
-                                 ("a word after an unseen context", "<unk>", "park"),
-                                 ("an out-of-vocabulary word", "the", "<unk>")]:
-            case = f"{name}, discount {discount}"
-            got = call(case, kneser_ney_bigram, Counter(counts), list(vocab), prev, word, discount)
-            same_number(case, got, lm.prob(word, (prev,)), rtol=1e-9)
-    sentences = toy_corpus(400, seed=2)
-    lm, counts, vocab = _bigram_model("kneser_ney", sentences, discount=0.75)
-    for i, (prev, word) in enumerate(rng(ID_KN).choice(vocab, size=(5, 2))):
-        case = f"random pair {i + 1} of a 400-sentence corpus"
-        same_number(case, call(case, kneser_ney_bigram, Counter(counts), list(vocab), prev, word, 0.75),
-                    lm.prob(word, (prev,)), rtol=1e-9)
+    pairs = [("a seen bigram", "the", "cat"), ("'francisco' after 'the' (frequent word, one left context)", "the", "francisco"),
+             ("'san francisco'", "san", "francisco"), ("a word after an unseen context", "<unk>", "park"),
+             ("an out-of-vocabulary word", "the", "<unk>")]
+    small, large = toy_corpus(60, seed=1), toy_corpus(400, seed=2)
+    counts, vocab = _bigram_counts(small)
+    cases = [(f"{name}, discount {discount}", small, prev, word, discount)
+             for discount in (0.75, 0.5) for name, prev, word in pairs]
+    large_counts, large_vocab = _bigram_counts(large)
+    cases += [(f"random pair {i + 1} of a 400-sentence corpus", large, prev, word, 0.75)
+              for i, (prev, word) in enumerate(rng(ID_KN).choice(large_vocab, size=(5, 2)))]
+    models = {}
+    with forbidding(*NGRAM_REFERENCES):
+        for case, sentences, prev, word, discount in cases:
+            given = (counts, vocab) if sentences is small else (large_counts, large_vocab)
+            got = call(case, kneser_ney_bigram, Counter(given[0]), list(given[1]), prev, word, discount)
+            key = (id(sentences), discount)
+            if key not in models:  # the reference, fitted after the learner's first answer on its corpus
+                models[key] = _bigram_model("kneser_ney", sentences, discount=discount)
+            same_number(case, got, models[key].prob(word, (prev,)), rtol=1e-9)
 
 
 @exercise(ID_ADD_K, "add-k smoothed bigram probability", hints=[
@@ -69,13 +80,17 @@ def check_kneser_ney_bigram(kneser_ney_bigram) -> None:
 ])
 def check_add_k_prob(add_k_prob) -> None:
     sentences = toy_corpus(60, seed=3)
-    for k in (1.0, 0.1):
-        lm, counts, vocab = _bigram_model("add_k", sentences, k=k)
-        for name, prev, word in [("a seen bigram", "the", "cat"), ("an unseen bigram", "cat", "visited"),
-                                 ("an unseen context", "<unk>", "park"), ("end of sentence", "park", "</s>")]:
-            case = f"{name}, k={k}"
-            got = call(case, add_k_prob, Counter(counts), list(vocab), prev, word, k)
-            same_number(case, got, lm.prob(word, (prev,)), rtol=1e-9)
+    counts, vocab = _bigram_counts(sentences)
+    with forbidding(*NGRAM_REFERENCES):
+        for k in (1.0, 0.1):
+            lm = None
+            for name, prev, word in [("a seen bigram", "the", "cat"), ("an unseen bigram", "cat", "visited"),
+                                     ("an unseen context", "<unk>", "park"), ("end of sentence", "park", "</s>")]:
+                case = f"{name}, k={k}"
+                got = call(case, add_k_prob, Counter(counts), list(vocab), prev, word, k)
+                if lm is None:  # the reference, fitted after the learner's first answer
+                    lm = _bigram_model("add_k", sentences, k=k)
+                same_number(case, got, lm.prob(word, (prev,)), rtol=1e-9)
 
 
 @exercise(ID_PPL, "perplexity from probabilities", hints=[

@@ -7,9 +7,11 @@ import numpy as np
 import torch
 
 from lmcourse.exercises.grading import (
+    AUTOGRAD,
     Wrong,
     call,
     exercise,
+    forbidding,
     generator,
     rng,
     same_array,
@@ -19,6 +21,9 @@ from lmcourse.exercises.grading import (
 )
 
 ID_COSINE, ID_SGNS, ID_ANALOGY = "02.cosine_matrix", "02.sgns_loss_and_grads", "02.three_cos_add"
+# Ready-made similarities and analogies the exercises ask the learner to write: refused while the learner's code runs.
+SIMILARITY_REFERENCES = ("lmcourse.embeddings", "gensim.models.keyedvectors", "sklearn.metrics.pairwise",
+                         "scipy.spatial.distance", "torch.nn.functional.cosine_similarity")
 
 
 @exercise(ID_COSINE, "the cosine similarity matrix", hints=[
@@ -40,10 +45,11 @@ def check_cosine_matrix(cosine_matrix) -> None:
              ("an all-zero row gives 0, not NaN", zero, g.normal(size=(2, 6))),
              ("A against itself (float32)", *(2 * [g.normal(size=(7, 16)).astype(np.float32)]))]
     for name, A, B in cases:
-        got = call(name, cosine_matrix, A.copy(), B.copy())
+        with forbidding(*SIMILARITY_REFERENCES):
+            got = call(name, cosine_matrix, A.copy(), B.copy())
         if not isinstance(got, np.ndarray):
             raise Wrong(name, f"the result is a {type(got).__name__}; return a numpy array")
-        same_array(name, got.astype(np.float64), cosine_similarity(A[:, None, :], B[None, :, :]), atol=1e-5, rtol=1e-5)
+        same_array(name, np.asarray(got, dtype=np.float64), cosine_similarity(A[:, None, :], B[None, :, :]), atol=1e-5, rtol=1e-5)
 
 
 @exercise(ID_SGNS, "the skip-gram negative-sampling loss and its gradients", hints=[
@@ -67,12 +73,15 @@ def check_sgns_loss_and_grads(sgns_loss_and_grads) -> None:
             model.emb_out.copy_(torch.randn(model.emb_out.shape, generator=g) * scale)
         ids = torch.randperm(model.emb_in.shape[0], generator=g)  # distinct words: gradients do not add up
         centre, context, negatives = ids[:B], ids[B:2 * B], ids[2 * B:2 * B + B * K].view(B, K)
-        loss = model.loss(centre, context, negatives)
-        loss.backward()
-        v, u_pos, u_neg = model.emb_in[centre].detach(), model.emb_out[context].detach(), model.emb_out[negatives].detach()
-        got = call(name, sgns_loss_and_grads, v.clone(), u_pos.clone(), u_neg.clone())
+        with torch.no_grad():
+            v, u_pos, u_neg = model.emb_in[centre], model.emb_out[context], model.emb_out[negatives]
+        with forbidding(*AUTOGRAD, why="this exercise asks for the gradients by hand, without autograd"), \
+                forbidding("lmcourse.skipgram"):
+            got = call(name, sgns_loss_and_grads, v.clone(), u_pos.clone(), u_neg.clone())
         if not isinstance(got, tuple) or len(got) != 4:
             raise Wrong(name, f"return a tuple (loss, grad_v, grad_u_pos, grad_u_neg), got {type(got).__name__}")
+        loss = model.loss(centre, context, negatives)  # the reference, after the learner's answer
+        loss.backward()
         same_number(name, got[0], loss.item(), rtol=1e-5, what="the loss")
         same_tensor(name, got[1], model.emb_in.grad[centre], atol=1e-4, what="grad_v")
         same_tensor(name, got[2], model.emb_out.grad[context], atol=1e-4, what="grad_u_pos")
@@ -104,6 +113,6 @@ def check_three_cos_add(three_cos_add) -> None:
             planted = next(j for j in range(V) if j not in (ia, ib, ic))
             vectors[planted] = 0.2 * (unit[ib] - unit[ia] + unit[ic]) + 0.01 * g.normal(size=dim)
         name = f"random vectors of varied lengths, question {i + 1}" + (" (a planted short answer)" if i == 1 else "")
-        want = analogy(to_keyed_vectors(words, vectors), a, b, c, topn=1)[0][0]
-        got = call(name, three_cos_add, vectors.astype(np.float32), list(words), a, b, c)
-        same_value(name, got, want, what="the answer")
+        with forbidding(*SIMILARITY_REFERENCES):
+            got = call(name, three_cos_add, vectors.astype(np.float32), list(words), a, b, c)
+        same_value(name, got, analogy(to_keyed_vectors(words, vectors), a, b, c, topn=1)[0][0], what="the answer")

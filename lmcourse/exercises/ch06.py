@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from lmcourse.exercises.grading import call, exercise, expect_pair, generator, same_tensor
+from lmcourse.exercises.grading import call, exercise, expect_pair, forbidding, generator, same_tensor
 
 ID_TOP_P, ID_BEAM, ID_PENALTY = "06.top_p_filter", "06.beam_search_step", "06.repetition_penalty"
+# The package's generation code and transformers' logits processors do what these exercises ask: refused while the
+# learner's code runs (the checker compares with them afterwards).
+GENERATION_REFERENCES = ("lmcourse.generate", "transformers.generation.logits_process",
+                         "transformers.generation.beam_search")
 
 
 @exercise(ID_TOP_P, "top-p (nucleus) filtering", hints=[
@@ -38,7 +42,8 @@ def check_top_p_filter(top_p_filter) -> None:
          torch.stack([torch.randn(30, generator=g) * 8, torch.randn(30, generator=g) * 0.01]).double(), 0.5),
     ]
     for name, logits, top_p in cases:
-        got = call(name, top_p_filter, logits.clone(), top_p)
+        with forbidding(*GENERATION_REFERENCES):
+            got = call(name, top_p_filter, logits.clone(), top_p)
         same_tensor(name, got, reference(logits, top_p))
 
 
@@ -87,9 +92,10 @@ def check_beam_search_step(beam_step) -> None:
         if tied:  # beams 0 and 1 score every token alike: each of their continuations ties with the other's
             log_probs[1], beam_scores[1] = log_probs[0], beam_scores[0]
             beam_scores[2:] -= 100  # the others far behind, so no tie straddles the cut-off
-        want_seq, want_scores = _reference_beam_step(sequences, beam_scores, log_probs, num_beams, n)
-        got = call(name, beam_step, sequences.clone(), beam_scores.clone(), log_probs.clone(), num_beams, n)
+        with forbidding(*GENERATION_REFERENCES):
+            got = call(name, beam_step, sequences.clone(), beam_scores.clone(), log_probs.clone(), num_beams, n)
         got_seq, got_scores = expect_pair(name, got, "(sequences, scores)")
+        want_seq, want_scores = _reference_beam_step(sequences, beam_scores, log_probs, num_beams, n)
         same_tensor(name, got_scores, want_scores, atol=1e-6, what="the new scores")
         if isinstance(got_seq, torch.Tensor) and got_seq.shape == want_seq.shape:  # tied continuations in any order
             got_seq, want_seq = got_seq[_tie_order(got_seq, want_scores)], want_seq[_tie_order(want_seq, want_scores)]
@@ -125,5 +131,6 @@ def check_repetition_penalty(repetition_penalty) -> None:
     ]
     for name, ids, penalty in cases:
         scores = torch.randn(ids.shape[0], 10, generator=g) * 2
-        got = call(name, repetition_penalty, ids.clone(), scores.clone(), penalty)
+        with forbidding(*GENERATION_REFERENCES):
+            got = call(name, repetition_penalty, ids.clone(), scores.clone(), penalty)
         same_tensor(name, got, apply_repetition_penalty(ids, scores, penalty))

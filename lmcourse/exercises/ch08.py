@@ -7,9 +7,11 @@ import copy
 import torch
 from torch import nn
 
-from lmcourse.exercises.grading import Wrong, call, exercise, generator, same_number, same_tensor
+from lmcourse.exercises.grading import Wrong, call, exercise, forbidding, generator, same_number, same_tensor
 
 ID_ALL_REDUCE, ID_ACCUMULATE, ID_RING = "08.all_reduce_mean", "08.accumulate_gradients", "08.ring_allreduce_bytes"
+# What these exercises ask the learner to write by hand, ready-made: refused while the learner's code runs.
+DISTRIBUTED_REFERENCES = ("lmcourse.distributed", "torch.distributed.distributed_c10d", "torch.nn.parallel.distributed")
 
 
 @exercise(ID_ALL_REDUCE, "an all-reduce of gradients, by hand", hints=[
@@ -26,12 +28,13 @@ def check_all_reduce_mean(all_reduce_mean) -> None:
     for name, world, dtype in [("2 ranks, 3 parameters", 2, torch.float32), ("4 ranks", 4, torch.float32),
                                ("1 rank: nothing to average", 1, torch.float32), ("8 ranks, float16", 8, torch.float16)]:
         rank_grads = [{p: torch.randn(s, generator=g).to(dtype) for p, s in shapes.items()} for _ in range(world)]
-        # what lmcourse.distributed.average_gradients leaves on every rank: all_reduce(SUM), then / world_size
-        want = {p: (torch.stack([r[p].double() for r in rank_grads]).sum(0) / world).to(dtype) for p in shapes}
-        got = call(name, all_reduce_mean, [{p: t.clone() for p, t in r.items()} for r in rank_grads])
+        with forbidding(*DISTRIBUTED_REFERENCES):
+            got = call(name, all_reduce_mean, [{p: t.clone() for p, t in r.items()} for r in rank_grads])
         if not isinstance(got, (list, tuple)) or len(got) != world:
             raise Wrong(name, f"return a list with one dict of gradients per rank ({world}), got "
                               f"{type(got).__name__}{'' if not hasattr(got, '__len__') else f' of length {len(got)}'}")
+        # what lmcourse.distributed.average_gradients leaves on every rank: all_reduce(SUM), then / world_size
+        want = {p: (torch.stack([r[p].double() for r in rank_grads]).sum(0) / world).to(dtype) for p in shapes}
         for rank, grads in enumerate(got):
             if not isinstance(grads, dict) or set(grads) != set(shapes):
                 raise Wrong(name, f"rank {rank}: return a dict with the same parameter names as its input")
@@ -68,10 +71,11 @@ def check_accumulate_gradients(accumulate_gradients) -> None:
         model = _model(g)
         learner = copy.deepcopy(model)
         x, y = torch.randn(sum(sizes), 4, generator=g), torch.randint(3, (sum(sizes),), generator=g)
-        full = _loss(model, (x, y))
+        micro_batches = [(xs.clone(), ys.clone()) for xs, ys in zip(x.split(sizes), y.split(sizes))]
+        with forbidding(*DISTRIBUTED_REFERENCES):
+            got = call(name, accumulate_gradients, learner, micro_batches, _loss)
+        full = _loss(model, (x, y))  # the reference, after the learner's answer: one backward on the whole batch
         full.backward()
-        micro_batches = list(zip(x.split(sizes), y.split(sizes)))
-        got = call(name, accumulate_gradients, learner, micro_batches, _loss)
         same_number(name, got, full.item(), rtol=1e-5, what="the returned loss")
         for (p_name, want), p in zip(model.named_parameters(), learner.parameters()):
             if p.grad is None:
@@ -91,4 +95,6 @@ def check_ring_allreduce_bytes(ring_allreduce_bytes) -> None:
 
     for n, world, width in [(1_000_000, 2, 4), (124_000_000, 8, 2), (10, 1, 4), (7, 3, 4), (355_000_000, 1024, 2)]:
         case = f"{n:,} parameters, {world} processes, {width} bytes each"
-        same_number(case, call(case, ring_allreduce_bytes, n, world, width), reference(n, world, width), rtol=1e-9)
+        with forbidding(*DISTRIBUTED_REFERENCES):
+            got = call(case, ring_allreduce_bytes, n, world, width)
+        same_number(case, got, reference(n, world, width), rtol=1e-9)

@@ -1,6 +1,10 @@
 """The grading machinery behind `check`: a registry of exercises, and the helpers checkers use to call
 the learner's code and compare its answer with the reference, saying how it differs but never what the
-reference value is."""
+reference value is.
+
+`call` runs the learner's code under a watch: inside `with forbidding(references...)` a call into one of them (the
+package's or torch's version of what the exercise asks for) is Wrong, and so is a call into the checkers' own
+modules. Checkers compute the expected value after `call` returns, from their own copies of the inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import contextlib
 import functools
 import importlib
 import math
+import os
 import sys
+import threading
 import types
 import zlib
 from collections.abc import Callable, Iterator
@@ -90,7 +96,8 @@ def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
     The checker should build its expected value after this returns, from its own copies of the inputs: while fn
     runs, no frame or object holds the answer for fn to find, and fn mutating its arguments changes nothing."""
     watch = _Watch((fn, *args, *kwargs.values()))
-    previous, failure = sys.getprofile(), None
+    previous, previous_in_threads, failure = sys.getprofile(), threading.getprofile(), None
+    threading.setprofile(watch)  # a thread the learner's code starts is watched too
     sys.setprofile(watch)
     try:
         out = fn(*args, **kwargs)
@@ -99,6 +106,7 @@ def call(case: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
     finally:
         kept_watching = sys.getprofile() is watch
         sys.setprofile(previous)
+        threading.setprofile(previous_in_threads)
     if watch.found is not None:
         name, why = watch.found
         raise Wrong(case, f"your code calls {name}, {why}")
@@ -134,13 +142,14 @@ _WHY = "the reference this exercise asks you to write"
 @dataclass
 class _Forbidden:
     """What `call` refuses: code objects (also matched by file, first line and qualified name, so a reloaded module
-    still counts), whole source files, builtins by identity, builtin methods by (class, name), and the dotted names
+    still counts), whole source files and packages, builtins by identity, builtin methods by (class, name), and the dotted names
     of libraries not imported yet (`pending`: resolved once the learner's code imports them)."""
 
     why: str
     codes: dict[Any, str] = field(default_factory=dict)
     keys: dict[tuple[str, int, str], str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)  # a package's folder (ending in a separator) -> name
     builtins: dict[int, str] = field(default_factory=dict)
     methods: dict[str, list[tuple[type, str]]] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)
@@ -158,6 +167,8 @@ class _Forbidden:
         if isinstance(obj, types.ModuleType):
             if getattr(obj, "__file__", None):
                 self.files[obj.__file__] = name
+            for folder in getattr(obj, "__path__", []):  # a package: every module in it
+                self.packages[os.path.join(folder, "")] = name
         elif isinstance(obj, (types.MethodDescriptorType, types.WrapperDescriptorType)):
             owner = obj.__objclass__
             name = name if isinstance(reference, str) else f"{owner.__module__}.{owner.__qualname__}.{obj.__name__}"
@@ -248,7 +259,7 @@ def forbidding(*references: Any, why: str = _WHY) -> Iterator[None]:
     """Inside this block, `call` marks the learner's answer Wrong if its code calls any of `references`.
 
     references: objects or dotted names ("lmcourse.generate.top_p_filter", "torch.nn.GRUCell",
-    "torch.nn.functional.scaled_dot_product_attention", "torch.Tensor.cumsum", a whole module); a name that does
+    "torch.nn.functional.scaled_dot_product_attention", "torch.Tensor.cumsum", a whole module or package); a name that does
     not import is skipped, and one of a library not imported yet (gensim, transformers) is resolved at the first
     `call` after the learner's code imports it. A class forbids its own methods, so subclasses and instances
     count; a builtin is matched by identity, a builtin method (torch.Tensor.cumsum) on any instance. Calls the
@@ -272,15 +283,17 @@ class _Watch:
     def __init__(self, given: tuple):
         self.given, self.allowed = given, None  # allowed: the checker's code handed to the learner, found lazily
         self.found: tuple[str, str] | None = None  # (name, why)
-        self.codes, self.keys, self.files, self.builtins, self.methods = {}, {}, {}, {}, {}
+        self.codes, self.keys, self.files, self.packages, self.builtins, self.methods = {}, {}, {}, {}, {}, {}
         for forbidden in _FORBIDDEN:
             forbidden.imported()
             for mine, theirs in ((self.codes, forbidden.codes), (self.keys, forbidden.keys),
-                                 (self.files, forbidden.files), (self.builtins, forbidden.builtins)):
+                                 (self.files, forbidden.files), (self.packages, forbidden.packages),
+                                 (self.builtins, forbidden.builtins)):
                 mine.update({k: (name, forbidden.why) for k, name in theirs.items() if k not in mine})
             for method, owners in forbidden.methods.items():
                 self.methods.setdefault(method, []).extend((cls, name, forbidden.why) for cls, name in owners)
         self.key_files = {filename for filename, _, _ in self.keys}
+        self.folders = tuple(self.packages)
 
     def __call__(self, frame, event: str, arg: Any) -> None:
         if event == "call":
@@ -292,13 +305,15 @@ class _Watch:
                 self._found(self.keys[filename, code.co_firstlineno, code.co_qualname])
             elif filename in self.files:
                 self._found(self.files[filename])
+            elif self.folders and filename.startswith(self.folders):
+                self._found(next(self.packages[f] for f in self.folders if filename.startswith(f)))
             elif filename in _CHECKER_FILES and not self._handed_over(frame):
                 module = Path(filename).stem
                 self._found((f"lmcourse.exercises.{module}.{code.co_qualname}", "the checker's own code"))
         elif event == "c_call":
             if id(arg) in self.builtins:
                 self._found(self.builtins[id(arg)])
-            elif (arg is sys.setprofile or arg is sys.getprofile) and frame.f_code is not call.__code__:  # call's own restore is fine
+            elif (arg is sys.setprofile or arg is sys.getprofile) and frame.f_code is not call.__code__:
                 self._found((f"sys.{arg.__name__}", "which meddles with the checker's watch"))
             elif self.methods and getattr(arg, "__name__", None) in self.methods:
                 owner = getattr(arg, "__self__", None)
@@ -358,6 +373,9 @@ def same_tensor(case: str, got: Any, want: torch.Tensor, atol: float = 1e-5, rto
     in the same places, and values within atol + rtol * |want|."""
     if not isinstance(got, torch.Tensor):
         raise Wrong(case, f"{what} is a {type(got).__name__}; return a torch.Tensor")
+    if type(got) is not torch.Tensor:  # a subclass (a Parameter, or one that fakes its values): compare its data
+        with torch._C.DisableTorchFunctionSubclass():
+            got = got.as_subclass(torch.Tensor)
     if tuple(got.shape) != tuple(want.shape):
         raise Wrong(case, f"{what} has shape {tuple(got.shape)}, but it should have shape {tuple(want.shape)}")
     if dtype and got.dtype != want.dtype:
@@ -424,7 +442,20 @@ def same_number(case: str, got: Any, want: float, rtol: float = 1e-6, atol: floa
 
 
 def same_value(case: str, got: Any, want: Any, what: str = "the result") -> None:
-    """Exact equality for ints, strings, tuples of them."""
-    if got != want:
+    """Exact equality for ints, strings, tuples of them (of plain types: an object that equals everything is not
+    an answer)."""
+    if not _plain_equal(got, want):
         shown = repr(got) if len(repr(got)) < 60 else type(got).__name__
         raise Wrong(case, f"{what} {shown} is not right")
+
+
+def _plain_equal(got: Any, want: Any) -> bool:
+    """got == want, compared as the checker's own types (str, int, tuple, list), never by got's own __eq__."""
+    if isinstance(want, (tuple, list)):
+        return (type(got) in (tuple, list) and len(got) == len(want)
+                and all(_plain_equal(g, w) for g, w in zip(got, want)))
+    if isinstance(want, str):
+        return type(got) is str and str.__eq__(want, got)
+    if isinstance(want, (int, np.integer)) and not isinstance(want, bool):
+        return type(got) in (int, np.int64, np.int32) and int(want) == int(got)
+    return type(got) is type(want) and want == got
