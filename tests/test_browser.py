@@ -129,6 +129,14 @@ weights = list(torch.randn(3, 1, 4, 6, 6).mul(2).softmax(-1))  # 3 layers of (B=
 tokens = ["The", "Ġcat", "Ġsat", "Ġon", "Ġthe", "Ġmat"]
 head_view(weights, tokens, layer=1)
 """
+MORE_VIEWS = """\
+from lmcourse.gpt import GPT, GPTConfig
+from lmcourse.viz import neuron_view
+grid = model_view(weights, tokens, layer=0, head=0)
+gpt = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32))
+neurons = neuron_view(gpt, torch.tensor([[1, 2, 3, 4, 5, 6]]), tokens, layer=1, head=0, query=5)
+display(grid, neurons)
+"""
 BIG_VIEW = """\
 # GPT-2-small-sized: 12 layers x 12 heads x 128 tokens, causal
 scores = torch.randn(12, 1, 12, 128, 128).masked_fill(torch.ones(128, 128).triu(1).bool(), float("-inf"))
@@ -152,6 +160,9 @@ def show_cell(page, index: int, locator, timeout_s: float = 60) -> None:
         page.wait_for_timeout(1000)
 
 
+SELECTED = "m => m.options[m.selectedIndex].text.replace(/\\u00a0/g, ' ')"  # a menu's choice (ipywidgets: nbsp)
+
+
 def _view_image(page, output):
     """The data URL or blob URL of the image a view widget shows (changes on every redraw)."""
     return output.locator("img").first.get_attribute("src")
@@ -162,7 +173,8 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     url, token, folder = lab
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "lmcourse", "display_name": "lmcourse", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(VIEWS_NOTEBOOK), nbformat.v4.new_code_cell(BIG_VIEW)]
+    nb.cells = [nbformat.v4.new_code_cell(VIEWS_NOTEBOOK), nbformat.v4.new_code_cell(BIG_VIEW),
+                nbformat.v4.new_code_cell(MORE_VIEWS)]
     nbformat.write(nb, folder / "viz_views.ipynb")
     page, blocked = open_and_run_all(browser, url, token, "viz_views.ipynb")
     view = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-toggle-button)").first
@@ -171,16 +183,22 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     page.screenshot(path=ARTIFACTS / "head_view-before.png")
     before = _view_image(page, view)
 
+    menu = view.locator("select").nth(1)  # layer, then token
+    assert menu.evaluate(SELECTED) == "all tokens"  # not a blank menu
     view.locator(".widget-toggle-button", has_text="head 2").click()  # hide head 2
     page.wait_for_function("(before) => [...document.querySelectorAll('.jp-OutputArea-output img')]"
                            ".every(img => img.src !== before)", arg=before, timeout=20_000)
     after_head = _view_image(page, view)
-    menu = view.locator("select").nth(1)  # layer, then token
-    menu.select_option(label="2: sat")
+    left_tokens = view.locator(".lm-picture .widget-toggle-buttons").first
+    picture, button = view.locator(".lm-picture img").first.bounding_box(), left_tokens.locator("button").nth(2).bounding_box()
+    assert abs(button["y"] + button["height"] / 2 - (picture["y"] + 28 + 18 * 2.5)) < 2  # over row 2 ...
+    assert picture["x"] <= button["x"] < picture["x"] + 20  # ... on the left, where the query tokens are
+    left_tokens.locator("button").nth(2).click()  # the token "sat" in the picture
     page.wait_for_function("(before) => [...document.querySelectorAll('.jp-OutputArea-output img')]"
                            ".every(img => img.src !== before)", arg=after_head, timeout=20_000)
     page.screenshot(path=ARTIFACTS / "head_view-after.png")
     assert _view_image(page, view) not in (before, after_head)
+    page.wait_for_function(f"(m) => ({SELECTED})(m) === '2: sat'", arg=menu.element_handle(), timeout=20_000)
     assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
     assert not blocked, f"requests to the network: {blocked}"
 
@@ -202,6 +220,31 @@ def test_head_view_responds_to_a_head_and_a_token_in_jupyterlab(lab, browser):
     (ARTIFACTS / "head_view_redraw_seconds.txt").write_text(
         f"12 layers x 12 heads x 128 tokens, choose a layer -> new picture painted: {seconds:.2f} s\n")
     page.screenshot(path=ARTIFACTS / "head_view-big.png")
+
+    # The model view: click the map of layer 2, head 3; its head view below opens that layer.
+    grid = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-dropdown:has-text('open layer'))").first
+    show_cell(page, 2, grid.locator("img").first)
+    cell = grid.locator(".lm-picture .widget-toggle-buttons").first.locator("button").nth(2 * 4 + 3)
+    picture, box = grid.locator(".lm-picture img").first.bounding_box(), cell.bounding_box()
+    assert picture["x"] + picture["width"] / 2 < box["x"] and picture["y"] + picture["height"] / 2 < box["y"]  # bottom right
+    cell.click()
+    layer_menu = grid.locator("select").first
+    page.wait_for_function(f"(m) => ({SELECTED})(m) === '2'",
+                           arg=layer_menu.element_handle(), timeout=20_000)
+    assert grid.locator("select").nth(1).evaluate(SELECTED) == "3"
+    grid.scroll_into_view_if_needed()
+    grid.screenshot(path=ARTIFACTS / "model_view-clicked.png")
+
+    # The neuron view: click a token to make it the query.
+    neurons = page.locator(".jp-OutputArea-output .widget-vbox:has(.widget-dropdown:has-text('query'))").last
+    neurons.scroll_into_view_if_needed()
+    old = neurons.locator("img").first.get_attribute("src")
+    neurons.locator(".lm-picture .widget-toggle-buttons button").nth(1).click()
+    page.wait_for_function("([img, old]) => img.src !== old", arg=[neurons.locator("img").first.element_handle(), old],
+                           timeout=20_000)
+    assert neurons.locator("select").nth(2).evaluate(SELECTED) == "1: cat"
+    neurons.screenshot(path=ARTIFACTS / "neuron_view-clicked.png")
+    assert page.locator(".jp-OutputArea-output:has-text('Error displaying widget')").count() == 0
     page.close()
 
 
@@ -253,7 +296,7 @@ def test_exported_html_renders_in_chromium_with_the_network_off(browser, tmp_pat
     page.on("request", lambda r: requested.append(r.url))
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
-    assert page.locator("svg").count() == 2 and page.locator("svg path").count() > 0
+    assert page.locator("svg").count() == 3 and page.locator("svg path").count() > 0  # grid, enlarged map, head view
     size = page.evaluate("(() => { const i = document.querySelector('svg image');"
                          " return [i.getBBox().width, i.href.baseVal.slice(0, 22)]; })()")
     assert size[0] > 0 and size[1] == "data:image/png;base64,"
@@ -272,5 +315,65 @@ def test_exported_html_renders_in_chromium_with_the_network_off(browser, tmp_pat
     one_token = drawn()
     page.screenshot(path=ARTIFACTS / "exported_view-token.png", full_page=True)
     assert 0 < one_head < two_heads and 0 < one_token < two_heads, (one_head, two_heads, one_token)
+
+    def enlarged():  # the enlarged map shown now: the caption of the visible group
+        return page.evaluate("[...document.querySelectorAll('.maps .m')].filter(g => g.getBoundingClientRect()"
+                             ".height > 0).map(g => g.querySelector('text').textContent)")
+
+    assert enlarged() == ["layer 1, head 2 (queries down, keys across)"]  # the open map, until a click
+    page.locator("#mv .cells label").nth(1 * 3 + 0).click()  # layer 1, head 0
+    assert enlarged() == ["layer 1, head 0 (queries down, keys across)"]
+    page.screenshot(path=ARTIFACTS / "exported_view-map.png", full_page=True)
     assert requested == [path.as_uri()], f"the page asked for more than itself: {requested}"
+    context.close()
+
+
+def test_exported_pages_open_in_the_state_given_and_respond_offline(browser, tmp_path):
+    import numpy as np
+    import torch
+
+    from lmcourse.gpt import GPT, GPTConfig
+    from lmcourse.viz import head_view, neuron_view, save_html
+
+    torch.manual_seed(0)
+    weights = list(torch.randn(3, 1, 2, 6, 6).mul(2).softmax(-1))
+    tokens = ["[CLS]", "a", "[SEP]", "b", "c", "[SEP]"]
+    view = head_view(weights, tokens, layer=1, token=4)
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def drawn_segments():  # line segments of the visible head-view paths
+        return page.evaluate("[...document.querySelectorAll('.lm-hv path')].filter(p => p.getBoundingClientRect()"
+                             ".width > 0).reduce((n, p) => n + p.getAttribute('d').split('M').length - 1, 0)")
+
+    def expected(layer, token):  # lines with an opacity of at least 0.01 (the SVG's rounding)
+        lines = view.lines(layer, range(2), token, token)
+        return int((np.rint(lines.weight * 100) > 0).sum())
+
+    page.goto(save_html(view, tmp_path / "head.html").as_uri())
+    assert drawn_segments() == expected(1, 4)  # layer 1, token 4: as given
+    page.screenshot(path=ARTIFACTS / "exported_head_view-token.png", full_page=True)
+    page.locator(".lm-hv label", has_text="layer 2").click()
+    assert drawn_segments() == expected(2, 4)
+    page.locator(".lm-hv svg a text", has_text="all tokens").click()
+    assert drawn_segments() == expected(2, None)
+
+    pair = head_view(weights, tokens, sentence_b_start=3, pair="A->B")
+    page.goto(save_html(pair, tmp_path / "pair.html").as_uri())
+    assert drawn_segments() == int((np.rint(pair.lines(0, range(2)).weight * 100) > 0).sum())
+    page.screenshot(path=ARTIFACTS / "exported_head_view-pair.png", full_page=True)
+
+    gpt = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    neurons = neuron_view(gpt, torch.tensor([[1, 2, 3, 4, 5, 6]]), tokens, layer=1, head=0, query=4)
+    page.goto(save_html(neurons, tmp_path / "neurons.html").as_uri())
+
+    def shown():
+        return page.evaluate("[...document.querySelectorAll('.nq')].filter(g => g.getBoundingClientRect().height > 0)"
+                             ".map(g => g.getAttribute('class'))")
+
+    assert shown() == ["nq nq4"]
+    page.locator("#nv svg a text").nth(1).click()
+    assert shown() == ["nq nq1"]
+    page.screenshot(path=ARTIFACTS / "exported_neuron_view.png", full_page=True)
     context.close()

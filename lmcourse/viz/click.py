@@ -30,14 +30,15 @@ class ClickRegions:
         self.buttons = widgets.ToggleButtons(options=[(str(i), i) for i in range(n)], index=None,
                                              tooltips=list(tooltips) if tooltips is not None else [])
         self.buttons.add_class(self.css_class)
-        c, w, h = self.css_class, f"{cell_width:.1f}px", f"{cell_height:.1f}px"
+        w, h = f"{cell_width:.1f}px", f"{cell_height:.1f}px"
+        place = f".lm-picture .{self.css_class}"  # more specific than ipywidgets' and lumino's own rules
         self.css = (
-            f".jupyter-widgets.{c}{{position:absolute;left:{x:.1f}px;top:{y:.1f}px;width:auto;height:auto;"
-            "margin:0;padding:0;z-index:1}"
-            f".{c}>div{{display:grid;grid-template-columns:repeat({n_cols},{w});grid-auto-rows:{h};gap:{gap}px}}"
-            f".{c} button.widget-toggle-button{{width:{w};height:{h};margin:0;padding:0;border:0;min-width:0;"
+            f"{place}{{position:absolute;left:{x:.1f}px;top:{y:.1f}px;width:auto;height:auto;margin:0;padding:0;"
+            "overflow:visible;z-index:1}"
+            f"{place}>div{{display:grid;grid-template-columns:repeat({n_cols},{w});grid-auto-rows:{h};gap:{gap}px}}"
+            f"{place} button.widget-toggle-button{{width:{w};height:{h};margin:0;padding:0;border:0;min-width:0;"
             "background:transparent;box-shadow:none;outline:none;color:transparent;font-size:0;line-height:0}"
-            f".{c} button.widget-toggle-button:hover{{background:rgba(0,0,0,.08);cursor:pointer}}")
+            f"{place} button.widget-toggle-button:hover{{background:rgba(0,0,0,.08);cursor:pointer}}")
 
         def clicked(change):
             if change["new"] is None:
@@ -56,7 +57,8 @@ def picture_with_regions(image, regions: Sequence[ClickRegions]):
     """A Box holding the picture (an ipywidgets Image at its natural size) with the regions over it."""
     import ipywidgets as widgets
 
-    style = widgets.HTML("<style>.lm-picture{position:relative}" + "".join(r.css for r in regions) + "</style>",
+    style = widgets.HTML("<style>.lm-picture{position:relative} .lm-picture>.widget-image{margin:0}"
+                         + "".join(r.css for r in regions) + "</style>",
                          layout=widgets.Layout(display="none"))
     box = widgets.Box([image, *(r.buttons for r in regions), style])
     box.add_class("lm-picture")
