@@ -376,4 +376,23 @@ def test_exported_pages_open_in_the_state_given_and_respond_offline(browser, tmp
     page.locator("#nv svg a text").nth(1).click()
     assert shown() == ["nq nq1"]
     page.screenshot(path=ARTIFACTS / "exported_neuron_view.png", full_page=True)
+
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BartConfig(vocab_size=40, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+                                  decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                  max_position_embeddings=32)
+    cfg._attn_implementation = "eager"
+    out = transformers.BartModel(cfg).eval()(torch.tensor([[0, 5, 6, 2]]), decoder_input_ids=torch.tensor([[2, 0, 7]]),
+                                             output_attentions=True)
+    both = head_view(out, encoder_tokens=["<s>", "a", "b", "</s>"], decoder_tokens=["</s>", "<s>", "x"])
+    page.goto(save_html(both, tmp_path / "encoder_decoder.html").as_uri())
+
+    def parts():  # the parts shown now
+        return page.evaluate("[...document.querySelectorAll('.part')].filter(d => d.getBoundingClientRect().height > 0)"
+                             ".map(d => d.className)")
+
+    assert parts() == ["part cross"]
+    page.locator(".parts label", has_text="decoder self-attention").click()
+    assert parts() == ["part decoder"]
+    page.screenshot(path=ARTIFACTS / "exported_encoder_decoder.png", full_page=True)
     context.close()

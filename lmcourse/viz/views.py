@@ -50,7 +50,8 @@ def palette_url(values: np.ndarray, cmap: str) -> str:
 
 
 class View:
-    """Base of `HeadView` and `ModelView`: subclasses give `svg()`, `figure()`, `caption()` and `_build_widget()`."""
+    """Base of the views (head, model, neuron, encoder-decoder): subclasses give `svg()`, `figure()`, `caption()`,
+    `html_body(prefix)` and `_build_widget()`."""
 
     _widget = None
 
@@ -63,8 +64,8 @@ class View:
     def caption(self) -> str:
         raise NotImplementedError
 
-    def html_body(self) -> str:
-        """What `save_html` puts in the page: the view's SVG (a model view adds its open head view)."""
+    def html_body(self, prefix: str = "view") -> str:
+        """What `save_html` puts in the page (element ids start with prefix): here the view's SVG."""
         return self.svg()
 
     def _build_widget(self):
@@ -91,7 +92,8 @@ class View:
 
 def _check_view(view) -> None:
     if not isinstance(view, View):
-        raise ValueError(f"view must be what head_view(...) or model_view(...) returns, got {type(view).__name__}")
+        raise ValueError(f"view must be what head_view(...), model_view(...) or neuron_view(...) returns, got "
+                         f"{type(view).__name__}")
 
 
 def save_svg(view: View, path: str | Path) -> Path:
@@ -112,8 +114,9 @@ def save_png(view: View, path: str | Path, dpi: int = 150) -> Path:
 
 def save_html(view: View, path: str | Path, title: str | None = None) -> Path:
     """Write the view to one self-contained HTML file: inline SVG (images inside it as base64 PNG), no
-    script, nothing from the network; it opens in any browser without a kernel. A head view stays
-    interactive there (click a token, toggle a head: plain CSS) for the layer shown now. Returns the path."""
+    script, nothing from the network; it opens in any browser without a kernel, in the state the view is in,
+    and stays interactive through plain CSS: a head view's tokens, heads and layers, a model view's maps
+    (each opens enlarged), a neuron view's query token, an encoder-decoder view's parts. Returns the path."""
     _check_view(view)
     path = Path(path)
     title = html.escape(title or view.caption())
