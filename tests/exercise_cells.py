@@ -1155,7 +1155,8 @@ at position n depends on n - m, not on m and n.
 Write `apply_rotary(x, positions)`: x (..., T, d) holds query or key vectors (d even; the leading dimensions may be
 batch and heads), positions (T,) the position of each of the T rows, not always 0 .. T-1 (after 100 cached tokens
 they are 100, 101, ...). Turn each pair of dimensions (x[..., 2i], x[..., 2i+1]), the even one on the first axis,
-counter-clockwise by the angle that section 1's sinusoidal encoding gives pair i at that position. Return x's
+counter-clockwise by the angle that section 1's sinusoidal encoding gives pair i at that position, with
+d = x.shape[-1] (the width of a head's vectors, not the model's). Return x's
 shape and dtype. The checker tries batches with heads, positions that do not start at 0 or are out of order, a
 single pair (d = 2), and float64.
 """,
@@ -1260,7 +1261,7 @@ block in both orders. Write the decoder's forward pass from its parts: `decoder_
 tgt_padding=None, memory_padding=None)` for a `DecoderLayer` `layer`, the decoder's input y (B, T, d_model) and the
 encoder's output memory (B, S, d_model); the paddings are (B, T) and (B, S) booleans, True for real tokens, or
 None. The parts: `layer.self_attn` and `layer.cross_attn`, each a `MultiHeadAttention`
-(`attn(query, key, value, is_causal=False, key_padding=None)` returns `(out, weights)`), `layer.ff`, and
+(`attn(query, key, value, is_causal=..., key_padding=...)`, the last two by keyword, returns `(out, weights)`), `layer.ff`, and
 `layer.norm1`, `layer.norm2`, `layer.norm3`, one per sub-layer in that order. Put the norms where
 `layer.norm_first` says, as the encoder block does. The checker compares with `DecoderLayer` in eval mode,
 post-norm and pre-norm, with T different from S, padded memory, padded targets (left padding leaves the first
@@ -1354,12 +1355,13 @@ BERT's rule picks each byte-pair token on its own: in the example above, the sec
 alone, and the model may fill that gap from the two pieces beside it, inside one word, a guess that says little
 about the context. **Whole-word masking** (BERT's later release; Cui et al. 2019) picks *words*: all the tokens of a picked
 word are picked together. Write `whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular,
-p)`, all tensors (B, T). `word_start` is True at the first token of each word (with byte-level BPE, a token that
-begins with a space), at every special token and at the token after one; position 0 of a row always begins a
+p)`, all tensors (B, T). `word_start` is True at the first token of each word (with byte-level BPE, roughly a token
+that begins with a space or follows a line break), at every special token and at the token after one; position 0 of a row always begins a
 word, whatever `word_start` says there (a window may begin inside a word). A word is picked where the `u_pick` of
 its first token is below `p`; special tokens (`ids >= n_regular`) are never picked. Each picked token then follows
 section 4's rule on its own, with its own `u_split`: below `0.8` it shows `mask_id`, from `0.8` up to `0.9` its
-`random_ids` entry, from `0.9` on its own id. Return `(inputs, labels)`, labels -100 where not picked and the
+`random_ids` entry, from `0.9` on its own id (compare
+the tensors themselves, `u_split < 0.9`, as section 4 does: in float32 the stored 0.9 is not below 0.9). Return `(inputs, labels)`, labels -100 where not picked and the
 original id where picked. The checker tries special tokens, rows that begin inside a word, a row of padding only,
 long words, and values exactly at the thresholds.
 """,
@@ -1463,6 +1465,19 @@ def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_reg
     labels = torch.where(picked, ids, torch.full_like(ids, -100))
     inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(picked & (u_split >= 0.8) & (u_split < 0.9), random_ids, inputs)
+    return inputs, labels
+''',
+        "u_split exactly 0.9 sent to a random token (<= 0.9)": '''
+import torch
+
+def whole_word_mask(ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p=0.15):
+    start = word_start.clone()
+    start[:, 0] = True
+    first = torch.where(start, torch.arange(ids.shape[1]).expand_as(ids), 0).cummax(dim=1).values
+    picked = (u_pick.gather(1, first) < p) & (ids < n_regular)
+    labels = torch.where(picked, ids, torch.full_like(ids, -100))
+    inputs = torch.where(picked & (u_split < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(picked & (u_split >= 0.8) & (u_split <= 0.9), random_ids, inputs)
     return inputs, labels
 ''',
         "cheat: calls the package's per-token rule (lmcourse.mlm.mask_tokens)": '''
@@ -1620,8 +1635,7 @@ add(Cells(
 
 "a is to b as c is to ?": normalise every vector to unit length, form unit(b) - unit(a) + unit(c), and return
 the word, other than a, b and c, with the highest cosine similarity to it. `vectors` is a (V, d) numpy array
-whose row i is the vector of `words[i]`. Word2vec vectors have very different lengths (frequent words are
-longer), which is why the normalisation matters; the checker uses random vectors of varied lengths and a
+whose row i is the vector of `words[i]`. Word2vec vectors have very different lengths, which is why the normalisation matters; the checker uses random vectors of varied lengths and a
 planted answer, and compares with `lmcourse.embeddings.analogy`.
 """,
     stub='''
