@@ -199,14 +199,18 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
 @torch.no_grad()
 def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
                  batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
-                 pick_unk: bool = False, baseline_token: int | None = None) -> dict[str, float]:
+                 pick_unk: bool = False, baseline_token: int | None = None,
+                 unigram: torch.Tensor | None = None) -> dict[str, float]:
     """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
     (the same seed every call, so numbers compare across training).
 
     Returns {"loss", "accuracy", "n"} over every picked position (80 % shown as [MASK], 10 % as a random token,
     10 % unchanged: an unchanged one is easy to "predict"), and {"mask_accuracy", "mask_n"} over the positions
     shown as [MASK] only, the honest fill-in score. With baseline_token, also "baseline_accuracy" and
-    "mask_baseline_accuracy": the accuracy of always guessing that token (e.g. the most frequent one) there."""
+    "mask_baseline_accuracy": the accuracy of always guessing that token (e.g. the most frequent one) there.
+    With unigram (V,), a distribution over the vocabulary (token counts of the training text, normalised), also
+    "unigram_loss": the loss at the same picked positions of always predicting it, the floor a model that reads
+    no context reaches."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError(f"ids must be a non-empty 1-D stream of held-out token ids, got shape {tuple(ids.shape)}")
@@ -217,13 +221,18 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     check_int("seed", seed, 0)
     if baseline_token is not None:
         check_int("baseline_token", baseline_token, 0, specials.vocab_size - 1, fix="a token id, or None")
+    if unigram is not None:
+        unigram = torch.as_tensor(unigram, dtype=torch.float64)
+        if unigram.shape != (specials.vocab_size,) or (unigram < 0).any() or abs(float(unigram.sum()) - 1) > 1e-6:
+            raise ValueError(f"unigram must be a distribution over the {specials.vocab_size} tokens (non-negative, "
+                             f"summing to 1), got shape {tuple(unigram.shape)}; pass counts / counts.sum()")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     stride = max(1, (len(ids) - block_size) // n_windows)
     starts = torch.arange(0, len(ids) - block_size, stride)[:n_windows]
     generator = torch.Generator().manual_seed(seed)
-    total_loss, correct, count, baseline = 0.0, 0, 0, 0
+    total_loss, correct, count, baseline, unigram_loss = 0.0, 0, 0, 0, 0.0
     mask_correct, mask_count, mask_baseline = 0, 0, 0
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
@@ -240,6 +249,8 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         if baseline_token is not None:
             baseline += (target == baseline_token).sum().item()
             mask_baseline += (target[shown_mask] == baseline_token).sum().item()
+        if unigram is not None:
+            unigram_loss -= unigram[target.cpu()].log().sum().item()
         count += len(target)
         mask_count += shown_mask.sum().item()
     model.train(was_training)
@@ -252,4 +263,6 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     if baseline_token is not None:
         result["baseline_accuracy"] = baseline / count
         result["mask_baseline_accuracy"] = mask_baseline / max(mask_count, 1)
+    if unigram is not None:
+        result["unigram_loss"] = unigram_loss / count
     return result

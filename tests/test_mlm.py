@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -347,3 +349,17 @@ def test_load_local_hf_skips_with_a_message_when_nothing_is_cached(monkeypatch, 
     assert model is None and tokenizer is None and "not in the local Hugging Face cache" in message
     with pytest.raises(ValueError, match="task"):
         load_local_hf(task="translation")
+
+
+def test_evaluate_mlm_unigram_loss_is_the_mean_surprise_of_the_targets(chars):
+    torch.manual_seed(0)
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    ids = torch.randint(0, chars.n_regular, (400,))
+    probs = torch.bincount(ids, minlength=chars.vocab_size).double() + 1
+    probs /= probs.sum()
+    result = evaluate_mlm(model, ids, chars, 16, unigram=probs)
+    uniform = evaluate_mlm(model, ids, chars, 16, unigram=torch.full((chars.vocab_size,), 1 / chars.vocab_size))
+    assert uniform["unigram_loss"] == pytest.approx(math.log(chars.vocab_size))
+    assert 0 < result["unigram_loss"] < uniform["unigram_loss"]
+    with pytest.raises(ValueError, match="unigram must be a distribution"):
+        evaluate_mlm(model, ids, chars, 16, unigram=probs[:-1])

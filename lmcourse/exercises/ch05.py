@@ -124,7 +124,7 @@ def check_whole_word_mask(whole_word_mask) -> None:
     for name, shape, p, layout in [("4 x 12 regular tokens, p = 0.3", (4, 12), 0.3, "plain"),
                                    ("[CLS] in front and padding at the end (special tokens), p = 0.5", (3, 14), 0.5, "specials"),
                                    ("rows that start in the middle of a word, p = 0.4", (4, 10), 0.4, "mid-word"),
-                                   ("u_pick exactly p at some word starts (not picked), u_split exactly 0.8", (3, 16), 0.5,
+                                   ("u_pick exactly p at some word starts (not picked), u_split exactly 0.8 and 0.9", (3, 16), 0.5,
                                     "thresholds"),
                                    ("p = 0.99, a row of padding only and long words", (3, 20), 0.99, "long"),
                                    ("p = 0.15, 8 x 64", (8, 64), 0.15, "plain")]:
@@ -146,6 +146,7 @@ def check_whole_word_mask(whole_word_mask) -> None:
             for b, t in starts[::3].tolist():
                 u_pick[b, t] = p
             u_split[:, ::4] = torch.tensor(0.8)
+            u_split[:, 2::4] = torch.tensor(0.9)   # float32: not below 0.9, so kept
         random_ids = torch.randint(n_regular, shape, generator=g)
         _whole_word_case(name, whole_word_mask, ids, word_start, u_pick, u_split, random_ids, mask_id, n_regular, p)
 
