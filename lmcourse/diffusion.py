@@ -165,7 +165,7 @@ def _check_clip(clip: float | None) -> None:
 
 def guided(eps_model: Callable[..., torch.Tensor], y: torch.Tensor, guidance: float = 0.0,
            null_class: int | None = None) -> EpsModel:
-    """Classifier-free guidance: eps = (1 + w) eps(x, t, y) - w eps(x, t, null), as a plain eps_model.
+    """Classifier-free guidance with weight w (Ho & Salimans 2022; chapter 07 derives it), as a plain eps_model.
 
     eps_model(x, t, y) must have been trained with labels sometimes replaced by `null_class`.
     guidance = 0 is plain conditional sampling.
@@ -278,7 +278,7 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, 
                 min_alpha_cumprod: float = 3e-4):
     """DDIM (Song et al. 2021): `steps` steps of the same trained model; eta = 0 is deterministic.
 
-    x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z.
+    Each step predicts x0_hat, then moves to the earlier step along the predicted noise (plus fresh noise when eta > 0).
     Returns x_0 (shape), or (x_0, trajectory of steps + 1 tensors on the CPU) if return_trajectory.
 
     Each step is diffusers' `DDIMScheduler.step` (with its `set_alpha_to_one=True`: the last step goes to

@@ -14,7 +14,7 @@ which is chapter 05's masked-LM loss with a random masking rate t instead of 15 
 `masked_diffusion_loss` estimates it without bias, so it upper-bounds nats per token. We train with
 `masked_lm_loss` (the same minimiser, faster on a small budget) and score with the ELBO. Sampling runs
 the process backwards: start all-masked, and on the way from t to s < t reveal each still-masked
-token with probability (t - s) / t, drawing it from the model's prediction.
+token with the probability the forward process implies (chapter 07 derives it), drawing it from the model's prediction.
 """
 
 from __future__ import annotations

@@ -1701,7 +1701,8 @@ along the same noise direction, adding no noise (eta = 0). Write it: `ddim_step(
 t_prev)` takes x_t (B, ...) at step indices t (B,) to step indices t_prev (B,), t_prev < t with any gap between
 them, and t_prev = -1 meaning the data itself ($\bar\alpha = 1$). Get the predicted noise from
 `eps_model(x_t, t)`; `schedule.alphas_cumprod` (float64, shape (T,), index i for step i + 1) holds $\bar\alpha$.
-Return x_t's shape and dtype. `ddim_sample` runs this step in a loop (calling it does not count here); the checker
+Return x_t's shape and dtype; do not clip $\hat x_0$ (the checker's data is not bounded). `ddim_sample` runs
+this step in a loop (calling it does not count here); the checker
 feeds a stand-in network, with a linear and a cosine schedule, a different step for every example, big jumps,
 consecutive steps, the step onto the data, and float64.
 """,
