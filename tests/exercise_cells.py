@@ -44,6 +44,14 @@ class Cells:
         return cells
 
 
+def define(source: str, cells: Cells):
+    """Run a cell's source in a fresh namespace (as a notebook would): the learner's object and check's kwargs."""
+    namespace = {}
+    exec(compile(source, f"<{cells.id}>", "exec"), namespace)
+    context = eval(f"dict({cells.context.lstrip(', ')})", namespace) if cells.context else {}
+    return namespace[cells.name], context
+
+
 CHAPTERS: dict[str, list[Cells]] = {}
 
 

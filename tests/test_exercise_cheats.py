@@ -14,20 +14,13 @@ import torch
 
 from lmcourse import exercises
 from lmcourse.exercises.grading import AUTOGRAD, Wrong, call, forbidding
-from tests.exercise_cells import CHAPTERS
+from tests.exercise_cells import CHAPTERS, define
 
 CHEAT_CHAPTERS = ("00", "01", "02", "06", "08", "09")
 # The project is scored, not compared with an answer: there is nothing in the checker to copy.
 CELLS = [cells for chapter in CHEAT_CHAPTERS for cells in CHAPTERS.get(chapter, []) if cells.id != "09.project"]
 BY_ID = {cells.id: cells for cells in CELLS}
 
-
-def define(source: str, cells):
-    """Run a cell's source in a fresh namespace (as a notebook would): the learner's object and check's kwargs."""
-    namespace = {}
-    exec(compile(source, f"<{cells.id}>", "exec"), namespace)
-    context = eval(f"dict({cells.context.lstrip(', ')})", namespace) if cells.context else {}
-    return namespace[cells.name], context
 
 
 @pytest.fixture(autouse=True)

@@ -8,19 +8,11 @@ import pytest
 
 from lmcourse import classroom, exercises
 from lmcourse.exercises.grading import REGISTRY
-from tests.exercise_cells import CHAPTERS
+from tests.exercise_cells import CHAPTERS, define
 
 ALL = [cells for chapter in CHAPTERS.values() for cells in chapter]
 WRONG = [(cells, what) for cells in ALL for what in cells.wrong]
 
-
-def define(source: str, cells):
-    """Run a cell's source in a fresh namespace (as a notebook would) and return the learner's object
-    and the check's keyword arguments."""
-    namespace = {}
-    exec(compile(source, f"<{cells.id}>", "exec"), namespace)
-    context = eval(f"dict({cells.context.lstrip(', ')})", namespace) if cells.context else {}
-    return namespace[cells.name], context
 
 
 @pytest.fixture(autouse=True)
