@@ -74,6 +74,9 @@ slides: $(VENV)/.test-installed  ## every chapter as reveal.js slides in build/s
 handout: $(VENV)/.test-installed  ## exercise notebooks without solutions (build/handout/) and an answer key (build/answers/)
 	$(PY) -m lmcourse.classroom handout
 
+html: $(VENV)/.test-installed $(VENV)/.book-installed  ## every chapter as one HTML page with its stored outputs in build/html/ (MathJax local, read offline)
+	$(PY) -m lmcourse.classroom html
+
 # The website needs only its own packages (pyproject.toml's [book] extra), not the course's torch: install that list.
 $(VENV)/.book-installed: pyproject.toml constraints.txt | $(PY)
 	$(PIP) $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["book"]))')

@@ -8,9 +8,11 @@ stored fallback (PNG or text) instead of a widget manager from a CDN, and no the
 
 from __future__ import annotations
 
-import shutil
-from importlib.metadata import distribution
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mathjax  # noqa: E402  (book/mathjax.py: MathJax 3 from the installed package)
 
 project = "lmcourse"
 author = "the lmcourse authors"
@@ -50,29 +52,13 @@ html_last_updated_fmt = None
 html_static_path: list[str] = []
 
 # MathJax 3 from the installed package, never from a CDN; SVG output needs no web fonts.
-mathjax_path = "mathjax/tex-svg.js"
-MATHJAX_PARTS = ["tex-svg.js", "input/tex/extensions", "output/svg", "ui", "a11y", "adaptors"]
-
-
-def mathjax_source() -> Path:
-    """The MathJax 3 distribution shipped by sphinx-mathjax-offline (a folder of the installed package)."""
-    folder = Path(distribution("sphinx-mathjax-offline").locate_file("sphinx-mathjax-offline/static/mathjax"))
-    if not (folder / "tex-svg.js").is_file():
-        raise FileNotFoundError(f"MathJax not found in {folder}: reinstall the book's extra: pip install -e '.[book]'")
-    return folder
+mathjax_path = f"mathjax/{mathjax.SCRIPT}"
 
 
 def copy_mathjax(app, exception) -> None:
     """Copy the parts of MathJax the pages use (the TeX-to-SVG bundle, its lazily loaded pieces) into _static."""
-    if exception is not None or app.builder.format != "html":
-        return
-    source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
-    for part in MATHJAX_PARTS:
-        if (source / part).is_dir():
-            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
-        else:
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / part, target / part)
+    if exception is None and app.builder.format == "html":
+        mathjax.copy_to(Path(app.outdir) / "_static" / "mathjax")
 
 
 def setup(app) -> None:

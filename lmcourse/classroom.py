@@ -1,13 +1,15 @@
-"""Lecturer tools: an exercise handout without solutions, an answer key, and reveal.js slides.
+"""Lecturer tools: an exercise handout without solutions, an answer key, reveal.js slides, and HTML pages.
 
     python -m lmcourse.classroom handout   # build/handout/*.ipynb and build/answers/*.ipynb
     python -m lmcourse.classroom slides    # build/slides/*.slides.html (reveal.js, served locally)
+    python -m lmcourse.classroom html      # build/html/*.html: each chapter with its stored outputs, read offline
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -142,12 +144,53 @@ def write_slides() -> list[Path]:
     return written
 
 
+def _book_mathjax():
+    """book/mathjax.py (MathJax 3 from the book's extra), the website's and these pages' one source of MathJax."""
+    spec = importlib.util.spec_from_file_location("lmcourse_book_mathjax", ROOT / "book" / "mathjax.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# nbconvert's page loads MathJax 2 and require.js from a CDN; these pages load MathJax 3 from build/html/mathjax/
+# (require.js only serves widget managers, and stored notebooks carry no widget state: widgets show their fallback).
+MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+REQUIRE_JS = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/require\.js/[^"]*"></script>')
+MATHJAX_3 = """<script>window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+  displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]], processEscapes: true, processEnvironments: true, tags: "ams"},
+  svg: {fontCache: "global"}};</script>
+<script defer src="mathjax/{script}"></script>"""
+
+
+def write_html(paths: list[Path] | None = None, folder: Path | None = None) -> list[Path]:
+    """Each chapter (or `paths`) as one HTML page with its stored outputs (nbconvert's lab template) and a local
+    MathJax, in build/html/ (or `folder`)."""
+    from nbconvert import HTMLExporter
+
+    folder = BUILD / "html" if folder is None else folder
+    script = _book_mathjax().copy_to(folder / "mathjax").name
+    exporter = HTMLExporter()
+    written = []
+    for path in notebook_paths() if paths is None else paths:
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.pop("widgets", None)  # static pages: each widget output shows its stored PNG or text
+        title = next((line.lstrip("# ").strip() for line in nb.cells[0].source.splitlines() if line.startswith("#")),
+                     path.stem)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        body = MATHJAX_BLOCK.sub(lambda _: MATHJAX_3.replace("{script}", script), body, count=1)
+        body = REQUIRE_JS.sub("", body, count=1)
+        target = folder / f"{path.stem}.html"
+        atomic_write_text(target, body)
+        written.append(target)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmcourse.classroom", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("handout", "slides"))
+    parser.add_argument("what", choices=("handout", "slides", "html"))
     args = parser.parse_args(argv)
-    written = write_handouts() if args.what == "handout" else write_slides()
+    written = {"handout": write_handouts, "slides": write_slides, "html": write_html}[args.what]()
     for path in written:
         print(path.relative_to(ROOT))
     return 0

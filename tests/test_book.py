@@ -219,3 +219,44 @@ def test_the_pages_reference_no_remote_script_style_or_image(site):
     found = [p.name for p in site.rglob("*.html") if remote.search(p.read_text(encoding="utf-8"))]
     assert found == []
     assert (site / "_static" / "mathjax" / "tex-svg.js").is_file()
+
+
+# `make html`: each chapter as one nbconvert page (lmcourse.classroom.write_html) with MathJax from the book's extra.
+EXPORT_MATH = """() => new Promise(done => {
+  const check = () => {
+    if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) return setTimeout(check, 100);
+    MathJax.startup.promise.then(() => {
+      const body = document.querySelector('main') || document.body;
+      const c = body.cloneNode(true);
+      c.querySelectorAll('pre, code, mjx-container, .jp-CodeCell .jp-InputArea').forEach(n => n.remove());
+      done({rendered: document.querySelectorAll('mjx-container').length,
+            errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80)),
+            raw_dollars: c.textContent.includes('$$')});
+    });
+  };
+  check();
+})"""
+
+
+@pytest.mark.parametrize("name", ["01_language_model_probability", "04_attention"])
+def test_an_exported_chapter_reads_offline_with_its_figures_and_math(tmp_path, offline, name):
+    if MISSING:
+        pytest.fail(f"the book's extra is not installed ({', '.join(MISSING)}); `make html` takes MathJax from it")
+    from lmcourse.classroom import write_html
+
+    c = next(c for c in CHAPTERS if c["name"] == name)
+    [page_path] = write_html([ROOT / "notebooks" / f"{name}.ipynb"], tmp_path)
+    remote = re.compile(r"<(?:script|img|iframe)[^>]*\ssrc=\"(?:https?:)?//|<link[^>]*\shref=\"(?:https?:)?//")
+    assert not remote.search(page_path.read_text(encoding="utf-8")), "the page names a remote script, style or image"
+    page = offline.page
+    page.goto(page_path.as_uri())
+    page.wait_for_load_state("load")
+    assert page.title() == c["title"]
+    figures = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output img')]"
+                            ".filter(i => i.naturalWidth > 0).length")
+    assert figures == c["pngs"], f"{name}: each stored PNG is a loaded figure"
+    found = page.evaluate(EXPORT_MATH)
+    assert found["rendered"] > 0 and found["errors"] == [] and not found["raw_dollars"], (name, found)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"export-{name}.png"))
+    offline.assert_offline()
