@@ -51,7 +51,7 @@ test-unit: $(VENV)/.test-installed $(LAB_SETTINGS) $(SERVER_CONFIG)
 	$(PY) -m pytest tests
 
 test-notebooks: $(VENV)/.test-installed
-	LMCOURSE_FAST=1 LMCOURSE_PROGRESS=text $(PY) -m pytest $(NBVAL) notebooks
+	LMCOURSE_FAST=1 LMCOURSE_PROGRESS=text LMCOURSE_EXERCISE_RECORD=off $(PY) -m pytest $(NBVAL) notebooks
 
 course: $(VENV)/.test-installed  ## run every notebook in full mode, refresh stored outputs, runtimes, key results (NOTEBOOKS=..., COURSE_ARGS=--check-reproducible)
 	$(PY) -m lmcourse.course run --mode full $(COURSE_ARGS) $(NOTEBOOKS)

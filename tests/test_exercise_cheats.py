@@ -380,6 +380,20 @@ def test_forbidding_names_the_reference_reached_by_alias_subclass_forward_or_bui
     assert "torch.autograd.grad" in _verdict(lambda: torch.func.grad(lambda v: v.sin().sum())(x[0]), references=AUTOGRAD)
 
 
+def test_a_decorated_reference_is_forbidden_but_not_the_decorator_it_shares_with_the_learner():
+    @torch.no_grad()
+    def reference(x):
+        return x * 2
+
+    @torch.no_grad()
+    def learners(x):
+        return x * 2
+
+    x = torch.randn(3)
+    assert _verdict(lambda: learners(x), references=(reference,)) == "passed"
+    assert "your code calls" in _verdict(lambda: reference(x), references=(reference,))
+
+
 def test_torch_used_around_the_reference_does_not_trip_it():
     q = torch.randn(1, 2, 4, 8)
     linear = torch.nn.Linear(8, 8)

@@ -195,7 +195,9 @@ def execute(nb: dict, path: Path, mode: str, timeout: int = 1800) -> float:
             _CTRL_C.take_back()  # nbclient has just claimed SIGINT for itself; see _CtrlC
             return await super().start_kernel(**kwargs)
 
-    env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text"}  # bars stored as text
+    # bars stored as text; progress summaries stored as a fresh learner's (the runner's own record is never read)
+    env = {**os.environ, "LMCOURSE_FAST": "1" if mode == "fast" else "0", progress.ENV: "text",
+           "LMCOURSE_EXERCISE_RECORD": "off"}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", kernel_manager_class=KernelManager,
                             # nbclient must track widget state while it runs (its Output-widget hook writes into
                             # it: with store_widget_state=False a notebook with an Output widget fails with a KeyError);

@@ -245,8 +245,12 @@ def _functions(obj: Any) -> list[types.FunctionType]:
         return _functions(obj.__func__)
     if isinstance(obj, property):
         return [f for part in (obj.fget, obj.fset, obj.fdel) if part is not None for f in _functions(part)]
+    if isinstance(obj, types.FunctionType) and hasattr(obj, "__wrapped__"):
+        # A decorator's wrapper (torch.no_grad's, functools.cache's) is shared by every function it decorates:
+        # forbid only the body it wraps, or a learner's function decorated the same way would be refused.
+        return _functions(obj.__wrapped__)
     if isinstance(obj, types.FunctionType):
-        return [obj, *(_functions(obj.__wrapped__) if hasattr(obj, "__wrapped__") else [])]
+        return [obj]
     if isinstance(obj, type):
         return [f for member in vars(obj).values() for f in _functions(member)
                 if isinstance(member, (types.FunctionType, staticmethod, classmethod, property))]
