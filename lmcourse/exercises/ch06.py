@@ -1,25 +1,40 @@
-"""Chapter 06 · generation: top-p filtering, one beam-search step with the no-repeat ban, repetition penalty."""
+"""Chapter 06 · generation: top-p filtering, one beam-search step with the no-repeat ban, one decoding step of
+causal attention with a KV cache.
+
+The chapter shows what each piece does (the sampling explorer, the table of generation options, the cache's
+identical tokens and speed) but not its code. Every expected value is computed after the learner's function has
+returned, from the checker's own copies of the inputs.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from lmcourse.exercises.grading import call, exercise, expect_pair, forbidding, generator, same_tensor
+from lmcourse.exercises.grading import Wrong, call, exercise, expect_pair, forbidding, generator, same_tensor
 
-ID_TOP_P, ID_BEAM, ID_PENALTY = "06.top_p_filter", "06.beam_search_step", "06.repetition_penalty"
+ID_TOP_P, ID_BEAM, ID_KV_CACHE = "06.top_p_filter", "06.beam_search_step", "06.kv_cache_step"
 # The package's generation code and transformers' logits processors do what these exercises ask: refused while the
 # learner's code runs (the checker compares with them afterwards).
 GENERATION_REFERENCES = ("lmcourse.generate", "transformers.generation.logits_process",
                          "transformers.generation.beam_search")
+# The package's attention and GPT (which own the cache) and torch's fused attention compute what the KV-cache step
+# asks for.
+ATTENTION_REFERENCES = ("lmcourse.attention", "lmcourse.gpt", "torch.nn.functional.scaled_dot_product_attention",
+                        "torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward")
 
 
 @exercise(ID_TOP_P, "top-p (nucleus) filtering", hints=[
-    "Sort the probabilities from the most likely down: the nucleus is the shortest prefix whose mass reaches "
-    "top_p. Does your prefix include the token that crosses top_p? The most likely token always stays.",
-    "probs, order = logits.softmax(-1).sort(descending=True, dim=-1); mass_before = probs.cumsum(-1) - probs "
-    "(the mass of the more likely tokens); keep a token while mass_before < top_p.",
-    "keep_sorted = mass_before < top_p; keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted); "
-    "return logits.masked_fill(~keep, float('-inf')).",
+    "Section 5's picture greys out what top-p cuts. Sort the probabilities from the most likely down: the nucleus "
+    "is the shortest prefix whose mass reaches top_p. Does yours keep the token that crosses top_p, stop exactly "
+    "when the mass equals top_p, and keep the most likely token always?",
+    "A token is in the nucleus when the tokens more likely than it hold less than top_p. Said from the other end: "
+    "a token is cut when it and every less likely token together hold at most 1 - top_p. Decide in sorted order, "
+    "then put each decision back at its token's place in the row.",
+    "Floats: on a peaked row the most likely token's probability rounds to 1.0 in float32, so a running sum from "
+    "the top says nothing is left for the tail and cuts it even at top_p = 1. A sum that starts from the least "
+    "likely tokens adds small numbers first and does not lose them.",
 ])
 def check_top_p_filter(top_p_filter) -> None:
     from lmcourse.generate import top_p_filter as reference
@@ -38,6 +53,8 @@ def check_top_p_filter(top_p_filter) -> None:
         ("ties at the top and in the tail, top_p=0.85", ties, 0.85),
         ("the two most likely tokens hold exactly top_p=0.75", dyadic, 0.75),
         ("the most likely token alone holds exactly top_p=0.5", dyadic, 0.5),
+        ("top_p=1 on a peaked row (the most likely token's probability rounds to 1 in float32): every token stays",
+         torch.cat([torch.tensor([[22.0]]), torch.randn(1, 29, generator=g)], dim=1), 1.0),
         ("a peaked row and a flat row (float64), top_p=0.5",
          torch.stack([torch.randn(30, generator=g) * 8, torch.randn(30, generator=g) * 0.01]).double(), 0.5),
     ]
@@ -68,12 +85,13 @@ def _tie_order(sequences: torch.Tensor, scores: torch.Tensor) -> list[int]:
 
 
 @exercise(ID_BEAM, "one beam-search step with the no-repeat ban", hints=[
-    "A beam's score is the sum of its tokens' log-probabilities. Rank every (beam, next token) pair together, "
-    "not each beam on its own; a token that would complete an n-gram the beam already contains is banned first.",
+    "Section 4's table runs num_beams=5 with no_repeat_ngram_size=2. A beam's score is the sum of its tokens' "
+    "log-probabilities: rank every (beam, next token) pair together, not each beam on its own.",
     "Banned for a beam: every token that followed an earlier occurrence of its last n-1 tokens (none while the "
-    "beam has fewer than n-1 tokens). Set their log-probs to -inf; total = beam_scores[:, None] + log_probs.",
-    "scores, index = torch.topk(total.flatten(), num_beams); beam, token = index // V, index % V; "
-    "return torch.cat([sequences[beam], token[:, None]], 1), scores.",
+    "beam has fewer than n-1 tokens). A banned token gets log-probability -inf before anything is ranked.",
+    "Rank the (beams, vocab) table of totals once, as one long row: a position in it tells both the beam (its row) "
+    "and the token (its column). Keep positions, not values: two equal scores are still two different "
+    "continuations.",
 ])
 def check_beam_search_step(beam_step) -> None:
     g = generator(ID_BEAM)
@@ -111,26 +129,50 @@ def check_beam_search_step(beam_step) -> None:
          torch.tensor([[1, 2, 3], [4, 5, 6], [7, 0, 1]]), 4, 0, tied=True)
 
 
-@exercise(ID_PENALTY, "repetition penalty", hints=[
-    "A penalty > 1 must make every token already in the row less likely, whatever the sign of its score, and "
-    "only once per token however often it appeared.",
-    "Divide a positive score by the penalty, multiply a negative one by it (dividing a negative score would "
-    "raise it). Tokens not in ids keep their scores.",
-    "seen = scores.gather(1, ids); seen = torch.where(seen < 0, seen * penalty, seen / penalty); "
-    "return scores.scatter(1, ids, seen).",
+@exercise(ID_KV_CACHE, "one decoding step of causal attention with a KV cache", hints=[
+    "Section 6: the cache holds the keys and values of the positions before the new token, which is the last "
+    "position of the sequence. Causal attention lets a position see every earlier position and itself: which keys "
+    "must the new query be scored against, and does your cache hold them when you score?",
+    "Grow each cache by one position first, along the positions axis (not the batch or heads axis), then score the "
+    "one query against all T + 1 keys, each head on its own, scaled by the width of one head (what each dot "
+    "product sums over), and normalise the scores over the keys, never over the heads.",
+    "No mask is needed: causality only hides positions after the query, and the cache holds none. Test yourself "
+    "as the checker does: attention over the whole sequence, masked, at its last position, must equal your step "
+    "from a cache of the earlier positions; build a sequence, run your step from an empty cache position by "
+    "position, and compare every output.",
 ])
-def check_repetition_penalty(repetition_penalty) -> None:
-    from lmcourse.generate import apply_repetition_penalty
+def check_kv_cache_step(kv_cache_step) -> None:
+    cases = [("the first step: an empty cache (T = 0), batch 2, 4 heads of 8", 2, 4, 0, 8, torch.float32),
+             ("T = 5 cached positions, batch 3, 2 heads of 16", 3, 2, 5, 16, torch.float32),
+             ("float64, T = 7, batch 2, 3 heads of 4", 2, 3, 7, 4, torch.float64),
+             ("T = 20, batch 4, 6 heads of 8, large scores", 4, 6, 20, 8, torch.float32)]
+    for i, (name, B, n_head, T, head_dim, dtype) in enumerate(cases):
+        g = generator(ID_KV_CACHE, i)
+        scale = 3.0 if "large" in name else 1.0
+        # queries, keys and values drawn apart (other means) so that mixing them up shows; the earlier positions and
+        # the new one separately, so that no tensor here is the grown cache the learner returns
+        earlier = [(torch.randn(B, n_head, T, head_dim, generator=g) * scale + shift).to(dtype)
+                   for shift in (0.0, 0.5, -1.0)]                       # (B, n_head, T, head_dim) each
+        new = [(torch.randn(B, n_head, 1, head_dim, generator=g) * scale + shift).to(dtype)
+               for shift in (0.0, 0.5, -1.0)]                           # (B, n_head, 1, head_dim) each
+        _kv_cache_case(name, kv_cache_step, earlier, new)
 
-    g = generator(ID_PENALTY)
-    cases = [
-        ("positive and negative scores, penalty 1.3", torch.randint(10, (2, 4), generator=g), 1.3),
-        ("a token repeated three times, penalty 2", torch.tensor([[3, 3, 3, 1], [0, 9, 9, 2]]), 2.0),
-        ("penalty 1: nothing changes", torch.randint(10, (2, 5), generator=g), 1.0),
-        ("empty context (T = 0)", torch.zeros(2, 0, dtype=torch.long), 1.5),
-    ]
-    for name, ids, penalty in cases:
-        scores = torch.randn(ids.shape[0], 10, generator=g) * 2
-        with forbidding(*GENERATION_REFERENCES):
-            got = call(name, repetition_penalty, ids.clone(), scores.clone(), penalty)
-        same_tensor(name, got, apply_repetition_penalty(ids, scores, penalty))
+
+def _kv_cache_case(name: str, kv_cache_step, earlier: list[torch.Tensor], new: list[torch.Tensor]) -> None:
+    """earlier: the queries, keys and values (B, n_head, T, head_dim) of the cached positions; new: the new token's
+    (B, n_head, 1, head_dim). The learner gets the new q, k, v and the cached keys and values."""
+    with forbidding(*ATTENTION_REFERENCES):
+        got = call(name, kv_cache_step, *(x.clone() for x in new), earlier[1].clone(), earlier[2].clone())
+    if not isinstance(got, tuple) or len(got) != 3:
+        raise Wrong(name, f"return a tuple (out, k_cache, v_cache), got {type(got).__name__}")
+    out, k_cache, v_cache = got
+    # the expected value, only now: causal attention over the whole sequence, in float64, at its last position
+    Q, K, V = (torch.cat([before, after], dim=2) for before, after in zip(earlier, new))   # (B, n_head, T + 1, d)
+    scores = Q.double() @ K.double().transpose(-2, -1) / math.sqrt(Q.shape[-1])          # (B, n_head, T + 1, T + 1)
+    T1 = scores.shape[-1]
+    scores = scores.masked_fill(torch.ones(T1, T1, dtype=torch.bool).triu(1), float("-inf"))
+    want = (scores.softmax(dim=-1) @ V.double())[:, :, -1:].to(Q.dtype)                  # (B, n_head, 1, head_dim)
+    same_tensor(name, k_cache, K, what="the new key cache")
+    same_tensor(name, v_cache, V, what="the new value cache")
+    atol = 1e-5 if Q.dtype == torch.float32 else 1e-10
+    same_tensor(name, out, want, atol=atol, rtol=atol * 10, what="the attention output")
