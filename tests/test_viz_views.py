@@ -503,6 +503,19 @@ def test_neuron_view_scores_and_softmax_are_the_models_own_attention():
     assert not any(hooks)  # the model is handed back unchanged
 
 
+def test_neuron_view_greys_a_causal_models_future_even_where_its_score_is_far_below_the_rest():
+    from lmcourse.viz.queries_keys import QueriesKeys
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    k[3] = -50 * q[1]                                  # a future key the query at position 1 scores far below the rest
+    scores = (q @ k.T / 8 ** 0.5).masked_fill(~torch.ones(4, 4, dtype=torch.bool).tril(), float("-inf"))
+    qk = QueriesKeys(q[None, None].numpy(), k[None, None].numpy(), scores.softmax(-1)[None, None].numpy(), 8 ** -0.5)
+    numbers = neuron_view(qk, query=1).numbers()
+    assert np.isnan(numbers["scores"][2:]).all() and not np.isnan(numbers["scores"][:2]).any()
+    assert np.isnan(numbers["products"][3]).all()
+
+
 def test_neuron_view_widget_click_and_page(tmp_path):
     pytest.importorskip("ipywidgets")
     torch.manual_seed(0)

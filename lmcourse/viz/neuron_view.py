@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from lmcourse.viz.attention import clean_token
+from lmcourse.viz.attention import clean_token, is_causal
 from lmcourse.viz.click import ClickRegions, picture_with_regions
 from lmcourse.viz.queries_keys import QueriesKeys, capture_queries_keys
 from lmcourse.viz.views import View, palette_url
@@ -71,7 +71,11 @@ class NeuronView(View):
         weights = np.nan_to_num(self.qk.weights[self.layer, self.head, i], nan=0.0)
         products = q[None, :] * keys
         scores = products.sum(-1) * self.qk.scale
-        masked = (weights == 0) & ~np.isclose(np.exp(scores - scores.max()), 0)  # 0 only where the model masked
+        # A causal model's future is masked whatever its score; elsewhere a weight of exactly 0 marks a masked key,
+        # unless the key scores so far below the best that the softmax underflowed to 0.
+        future = np.arange(scores.size) > i if is_causal(self.qk.weights) else np.zeros(scores.size, dtype=bool)
+        top = scores[~future].max()
+        masked = future | ((weights == 0) & ~np.isclose(np.exp(scores - top), 0))
         return {"q": q, "keys": keys, "products": np.where(masked[:, None], np.nan, products),
                 "scores": np.where(masked, np.nan, scores), "weights": weights}
 
