@@ -27,23 +27,29 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lmcourse.checks import check_int
-from lmcourse.core import check_positive_ints
+from lmcourse.core import check_positive_ints, get_device
 from lmcourse.train import Batch, History, default_loss, train
 
 
 def setup() -> tuple[int, int, torch.device]:
     """Join the process group that torchrun set up; return (rank, world_size, device).
 
-    NCCL on CUDA (one GPU per process, chosen by LOCAL_RANK), gloo on CPU.
+    The device is `lmcourse.get_device()`'s choice ($LMCOURSE_DEVICE, else cuda > mps > cpu): on CUDA each
+    process takes the GPU of its LOCAL_RANK among those CUDA_VISIBLE_DEVICES shows, and the processes talk
+    through NCCL; elsewhere through gloo, on the CPU (gloo cannot all-reduce mps tensors, so mps means cpu here).
     """
     for variable in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         if variable not in os.environ:
             raise RuntimeError(f"${variable} is not set: start this script with torchrun "
                                f"(e.g. `torchrun --nproc-per-node 2 script.py`)")
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
+    device = get_device()
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local_rank} needs GPU {local_rank}, but only {torch.cuda.device_count()} "
+                             "are visible: start at most one process per GPU, or set LMCOURSE_DEVICE=cpu")
         device, backend = torch.device("cuda", local_rank), "nccl"
+        torch.cuda.set_device(device)
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():

@@ -49,6 +49,30 @@ def test_setup_outside_torchrun_says_how_to_launch(monkeypatch):
         distributed.setup()
 
 
+def test_setup_takes_the_device_that_get_device_chooses(monkeypatch):
+    from lmcourse import distributed
+
+    for variable, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                            "MASTER_PORT": str(free_port()), "LMCOURSE_DEVICE": "cpu"}.items():
+        monkeypatch.setenv(variable, value)
+    try:
+        rank, world, device = distributed.setup()
+        assert (rank, world, device) == (0, 1, torch.device("cpu"))
+        assert torch.distributed.get_backend() == "gloo"
+    finally:
+        distributed.teardown()
+
+
+def test_setup_refuses_a_device_that_is_not_here(monkeypatch):
+    from lmcourse import distributed
+
+    for variable, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1",
+                            "LMCOURSE_DEVICE": f"cuda:{torch.cuda.device_count() + 7}"}.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match="LMCOURSE_DEVICE"):
+        distributed.setup()
+
+
 def _take(iterator, n):
     return [next(iterator) for _ in range(n)]
 
