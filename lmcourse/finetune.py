@@ -294,19 +294,29 @@ def type_baseline_accuracy(examples: list[QAExample]) -> float:
     return total / len(examples)
 
 
+def _encode_words(specials, words: list[str]) -> tuple[list[int], list[int]]:
+    """Words as ids, each with the spacing it has in running text (a space before a word, none before punctuation,
+    so ' where' is one byte-pair token as in the pretraining text, not 'w|here'); and where each word's tokens begin
+    (len(words) + 1 positions, the last one the end)."""
+    ids, starts = [], []
+    for word in words:
+        starts.append(len(ids))
+        ids += specials.encode(" " + word if word[0].isalnum() else word)
+    starts.append(len(ids))
+    return ids, starts
+
+
 def encode_qa(examples: list[QAExample], specials, max_len: int) -> dict[str, torch.Tensor]:
     """[CLS] question [SEP] context [SEP] as ids (N, T), key_padding (N, T), and the answer's token
-    positions start/end (N,) in that sequence, plus context_mask (N, T): True on context tokens (where a span may lie)."""
+    positions start/end (N,) in that sequence, plus context_mask (N, T): True on context tokens (where a span may lie),
+    and question_word (N, T): the index of the question word each question token belongs to, -1 elsewhere.
+    Question and context are encoded word by word as running text is (see `_encode_words`)."""
     if not examples:
         raise ValueError("examples is empty; give at least one QAExample, e.g. reading_comprehension(8)")
-    rows, starts, ends, offsets = [], [], [], []
+    rows, starts, ends, offsets, question_words = [], [], [], [], []
     for ex in examples:
-        q = specials.encode(ex.question)
-        c, word_starts = [], []  # a word may be several tokens (byte pairs): encode word by word, keep where each starts
-        for word in ex.context.split():
-            word_starts.append(len(c))
-            c += specials.encode(" " + word)
-        word_starts.append(len(c))
+        q, q_starts = _encode_words(specials, ex.question.split())
+        c, word_starts = _encode_words(specials, ex.context.split())  # a word may be several byte-pair tokens
         row = [specials.cls_id] + q + [specials.sep_id] + c + [specials.sep_id]
         if len(row) > max_len:
             raise ValueError(f"an example has {len(row)} tokens, more than max_len={max_len}; raise max_len")
@@ -315,11 +325,15 @@ def encode_qa(examples: list[QAExample], specials, max_len: int) -> dict[str, to
         starts.append(offset + word_starts[ex.start])
         ends.append(offset + word_starts[ex.end + 1] - 1)
         offsets.append((offset, offset + len(c)))
+        question_words.append([w for w in range(len(q_starts) - 1) for _ in range(q_starts[w], q_starts[w + 1])])
     ids, key_padding = specials.batch(rows, max_len, cls=False)
     positions = torch.arange(ids.shape[1])
     context_mask = torch.stack([(positions >= a) & (positions < b) for a, b in offsets])
+    question_word = torch.full_like(ids, -1)
+    for i, words in enumerate(question_words):
+        question_word[i, 1:1 + len(words)] = torch.tensor(words, dtype=torch.long)
     return {"ids": ids, "key_padding": key_padding, "start": torch.tensor(starts), "end": torch.tensor(ends),
-            "context_mask": context_mask}
+            "context_mask": context_mask, "question_word": question_word}
 
 
 class SpanQA(nn.Module):

@@ -272,6 +272,21 @@ def test_encode_qa_marks_multi_token_answers_under_byte_pairs():
         assert context[s:e + 1].all()
 
 
+def test_encode_qa_spaces_words_as_running_text_does():
+    examples = reading_comprehension(20, seed=4)
+    text = " ".join(ex.context + " " + ex.question for ex in reading_comprehension(200))
+    specials = SpecialTokens(BPETokenizer.from_text(text.replace(" ?", "?").replace(" .", "."), 300))
+    batch = encode_qa(examples, specials, 160)
+    for row, words, context, ex in zip(batch["ids"], batch["question_word"], batch["context_mask"], examples):
+        question = row[1:1 + int((words >= 0).sum())].tolist()
+        assert question == specials.encode(" " + ex.question.replace(" ?", "?"))  # no space before punctuation
+        assert row[1 + len(question)] == specials.sep_id
+        assert row[context].tolist() == specials.encode(" " + ex.context.replace(" .", "."))
+        for w, word in enumerate(ex.question.split()):  # question_word says which word each token spells
+            assert specials.tokenizer.decode(row[words == w].tolist()) == (" " + word if word[0].isalnum() else word)
+    assert (batch["question_word"][~batch["key_padding"]] == -1).all()
+
+
 def test_type_baseline_is_one_over_the_context_words_of_the_answers_type():
     examples = reading_comprehension(40, seed=5, n_people=2)  # 2 jobs and 4 places in every context
     expected = sum(1 / 2 if ex.answer.islower() else 1 / 4 for ex in examples) / len(examples)
