@@ -516,6 +516,24 @@ def test_neuron_view_greys_a_causal_models_future_even_where_its_score_is_far_be
     assert np.isnan(numbers["products"][3]).all()
 
 
+def test_neuron_view_picture_greys_masked_products_and_counts_dimensions_in_whole_numbers():
+    from lmcourse.viz.queries_keys import QueriesKeys
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(5, 6, generator=g), torch.randn(5, 6, generator=g)
+    scores = (q @ k.T / 6 ** 0.5).masked_fill(~torch.ones(5, 5, dtype=torch.bool).tril(), float("-inf"))
+    qk = QueriesKeys(q[None, None].numpy(), k[None, None].numpy(), scores.softmax(-1)[None, None].numpy(), 6 ** -0.5)
+    fig = neuron_view(qk, query=1).figure()
+    keys_ax, products_ax = fig.axes[4], fig.axes[5]   # row 2 of the 2 x 4 grid: keys, products, scores, softmax
+    image = products_ax.images[0]
+    grey = image.cmap.get_bad()
+    assert np.isnan(image.get_array()[2:].filled(np.nan)).all() and grey[:3] == pytest.approx((0.85, 0.85, 0.85), abs=0.01)
+    fig.canvas.draw()
+    for ax in (keys_ax, products_ax):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_neuron_view_widget_click_and_page(tmp_path):
     pytest.importorskip("ipywidgets")
     torch.manual_seed(0)

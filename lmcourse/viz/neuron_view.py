@@ -15,8 +15,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lmcourse.viz.attention import clean_token, is_causal
 from lmcourse.viz.click import ClickRegions, picture_with_regions
@@ -202,13 +204,16 @@ class NeuronView(View):
         axes[0, 0].imshow(n["q"][None], cmap=CMAP, vmin=-top_qk, vmax=top_qk, aspect="auto")
         axes[0, 0].set_yticks([0], [f"q: {self.q_labels[self.query]}"])
         axes[1, 0].imshow(n["keys"], cmap=CMAP, vmin=-top_qk, vmax=top_qk, aspect="auto")
-        axes[1, 1].imshow(n["products"], cmap=CMAP, vmin=-top_p, vmax=top_p, aspect="auto")
+        masked = matplotlib.colormaps[CMAP].with_extremes(bad="#d9d9d9")  # a masked key's products (NaN): grey
+        axes[1, 1].imshow(n["products"], cmap=masked, vmin=-top_p, vmax=top_p, aspect="auto")
         rows = np.arange(Tk)
         axes[1, 2].barh(rows, np.nan_to_num(n["scores"]), color=np.where(n["scores"] > 0, "#d6604d", "#4393c3"))
         axes[1, 3].barh(rows, n["weights"], color="#2ca02c")
         axes[1, 0].set_yticks(rows, self.k_labels, fontsize=8)
-        for ax, name in zip(axes[1], ("key vectors k", "q * k", "q . k x scale", "softmax")):
+        for ax, name in zip(axes[1], ("key vectors k (dimension)", "q * k (dimension)", "q . k x scale", "softmax")):
             ax.set_xlabel(name)
+        for ax in axes[1, :2]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # dimensions are whole numbers
         for ax in axes[0, 1:]:
             ax.axis("off")
         axes[0, 0].set_xticks([])
