@@ -120,10 +120,14 @@ def check_sgns_sgd_step(sgns_sgd_step) -> None:
 
 def _sgns_case(name, sgns_sgd_step, W_in, W_out, centre, context, counts, K, lr, seed) -> None:
     tables = W_in.clone(), W_out.clone()  # the learner's, updated in place
+    global_state = torch.get_rng_state()  # every draw should come from `generator`, none from torch's global one
     with forbidding(*AUTOGRAD, why="this exercise asks for the gradients by hand, without autograd"), \
             forbidding("lmcourse.skipgram"):
         negatives = call(name, sgns_sgd_step, *tables, centre.clone(), context.clone(), counts.clone(), K, lr,
                          torch.Generator().manual_seed(seed))
+    if not torch.equal(torch.get_rng_state(), global_state):
+        raise Wrong(name, "your code drew from torch's global random generator; make every draw with `generator` "
+                          "(pass generator=... to torch.multinomial, torch.randint, ...)")
     _check_negatives(name, negatives, len(centre), K, counts)
     for got, before, what in ((tables[0], W_in, "W_in"), (tables[1], W_out, "W_out")):
         if torch.equal(got, before):
@@ -164,19 +168,28 @@ def _check_negatives(name: str, negatives, B: int, K: int, counts: torch.Tensor)
 
 @exercise(ID_ANALOGY, "the 3CosMul analogy", hints=[
     "Start from 3CosAdd (`lmcourse.embeddings.analogy`, section 'How good are the vectors?'): with unit vectors, "
-    "the cosine of a word with unit(b) - unit(a) + unit(c) ranks the words as the sum of three cosines does, "
-    "+cos with b, -cos with a, +cos with c. 3CosMul keeps those three cosines and combines them differently.",
-    "Multiply what should be large (the similarities to b and to c) and divide by what should be small (the "
-    "similarity to a). A product of two negative cosines would be positive, which is why every cosine is first "
-    "shifted into [0, 1] by (cos + 1) / 2; ε belongs where a division by 0 could happen, nowhere else.",
-    "The question words themselves are candidates a cosine loves (b's similarity with b is 1): take a, b and c "
-    "out before picking the best. Check one case by hand: a word pointing exactly away from a has shifted "
-    "similarity 0 with it, and must not win merely for that.",
+    "the cosine of a candidate with unit(b) - unit(a) + unit(c) ranks the candidates as a sum of three cosines "
+    "does. Write that sum out: which similarities raise a candidate's score, and which one lowers it?",
+    "Going from a sum to a product, a term that is added becomes a factor, and a term that is subtracted "
+    "becomes ... what, so that a larger similarity still lowers the score? All of it on one (V,) array of "
+    "scores, one per word. The shift to [0, 1] comes first, on every cosine: a product of two negative "
+    "cosines would be positive.",
+    "ε guards the one place a 0 could make the score infinite, nowhere else. The question words are candidates "
+    "a cosine loves (b's similarity with b is 1): take a, b and c out before picking the best. Check one case "
+    "by hand: a word pointing exactly away from a has shifted similarity 0 with it, and must not win merely "
+    "for that.",
 ])
 def check_three_cos_mul(three_cos_mul) -> None:
     g = rng(ID_ANALOGY)
     V, dim = 60, 12
     words = [f"w{j}" for j in range(V)]
+    name = "3CosAdd and 3CosMul disagree: one candidate very close to b only, one fairly close to both b and c"
+    vectors, (ia, ib, ic) = _add_and_mul_disagree(g, V, dim)
+    with forbidding(*SIMILARITY_REFERENCES):
+        got = call(name, three_cos_mul, vectors.copy(), list(words), words[ia], words[ib], words[ic])
+    want = _three_cos_mul(vectors, ia, ib, ic)
+    assert want != _three_cos_add(vectors, ia, ib, ic), "the case no longer tells 3CosMul from 3CosAdd"
+    same_value(name, got, words[want], what="the answer")
     for i in range(6):
         vectors = g.normal(size=(V, dim)) * g.uniform(0.1, 5.0, size=(V, 1))  # lengths vary, as word2vec's do
         ia, ib, ic = (int(j) for j in g.choice(V, 3, replace=False))
@@ -196,6 +209,33 @@ def check_three_cos_mul(three_cos_mul) -> None:
         with forbidding(*SIMILARITY_REFERENCES):
             got = call(name, three_cos_mul, vectors.astype(np.float32), list(words), words[ia], words[ib], words[ic])
         same_value(name, got, words[_three_cos_mul(vectors.astype(np.float32), ia, ib, ic)], what="the answer")
+
+
+def _add_and_mul_disagree(g: np.random.Generator, V: int, dim: int) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """(V, dim) float32 vectors and the indices of a, b, c, built so that 3CosAdd and 3CosMul pick different words.
+
+    In an orthonormal frame a, b, c are the first three axes; candidate x has cosines (0.9, -0.1) with (b, c), candidate
+    y (0.35, 0.35), both 0 with a: the sum (3CosAdd) prefers x, the product of shifted cosines (3CosMul) prefers y. The
+    other words lean away from b and c. A random rotation and random lengths hide the frame."""
+    frame = np.linalg.qr(g.normal(size=(dim, dim)))[0]  # (dim, dim) orthonormal columns: a random rotation
+    a, b, c, x, y = (np.eye(dim)[j] for j in range(5))
+    rows = g.normal(size=(V, dim)) * 0.15 - 0.5 * (b + c)  # fillers: negative cosines with b and c
+    rows[:, :3] += 0.05 * g.normal(size=(V, 3))
+    ia, ib, ic, ix, iy = (int(j) for j in g.choice(V, 5, replace=False))
+    rows[ia], rows[ib], rows[ic] = a, b, c
+    rows[ix] = 0.9 * b - 0.1 * c + np.sqrt(1 - 0.82) * x
+    rows[iy] = 0.35 * b + 0.35 * c + np.sqrt(1 - 2 * 0.35 ** 2) * y
+    rows *= g.uniform(0.5, 3.0, size=(V, 1))  # lengths vary, as word2vec's do
+    return (rows @ frame.T).astype(np.float32), (ia, ib, ic)
+
+
+def _three_cos_add(vectors: np.ndarray, ia: int, ib: int, ic: int) -> int:
+    """3CosAdd (a, b, c excluded), in float64: the index of its answer, to check that a case separates the two."""
+    unit = vectors.astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    scores = unit @ (unit[ib] - unit[ia] + unit[ic])
+    scores[[ia, ib, ic]] = -np.inf
+    return int(scores.argmax())
 
 
 def _three_cos_mul(vectors: np.ndarray, ia: int, ib: int, ic: int) -> int:
