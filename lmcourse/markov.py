@@ -90,8 +90,9 @@ class MarkovSource:
             context = (context * self.vocab_size + token) % self.n_contexts
         return tokens[:n]
 
-    def cross_entropy(self, tokens: list[int]) -> float:
-        """Average -log P(token | context) in nats under the true chain, over tokens after the first `order`."""
+    def log_probs(self, tokens: list[int]) -> np.ndarray:
+        """ln P(token | context) under the true chain for each token after the first `order`,
+        shape (len(tokens) - order,): the per-token floor a model's log-probabilities compare with."""
         try:
             x = np.asarray(tokens)
         except ValueError:                          # ragged nested lists
@@ -109,4 +110,8 @@ class MarkovSource:
         contexts = np.zeros(len(x) - self.order, dtype=np.int64)
         for i in range(self.order):
             contexts = contexts * self.vocab_size + x[i: len(x) - self.order + i]
-        return float(-np.log(self.transition[contexts, x[self.order:]]).mean())
+        return np.log(self.transition[contexts, x[self.order:]])
+
+    def cross_entropy(self, tokens: list[int]) -> float:
+        """Average -log P(token | context) in nats under the true chain, over tokens after the first `order`."""
+        return float(-self.log_probs(tokens).mean())

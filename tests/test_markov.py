@@ -78,6 +78,25 @@ def test_cross_entropy_refuses_tokens_that_are_not_a_flat_list_of_ids(tokens, ma
         MarkovSource(3, 1).cross_entropy(tokens)
 
 
+def test_log_probs_are_the_chain_transitions_of_each_token_after_the_first_order():
+    source = MarkovSource(3, 2, seed=4)
+    tokens = [2, 0, 1, 1, 2, 0]
+    # context index of (a, b) is a * V + b (oldest first): the closed form, one token at a time
+    expected = [np.log(source.transition[a * 3 + b, c]) for a, b, c in zip(tokens, tokens[1:], tokens[2:])]
+    np.testing.assert_allclose(source.log_probs(tokens), expected, rtol=1e-12)
+    assert source.cross_entropy(tokens) == pytest.approx(-np.mean(expected))
+
+
+def test_log_probs_of_an_order_zero_source_are_its_token_probabilities():
+    source = MarkovSource(4, 0, seed=1)
+    np.testing.assert_allclose(source.log_probs([3, 0, 0]), np.log(source.transition[0, [3, 0, 0]]), rtol=1e-12)
+
+
+def test_log_probs_refuses_what_cross_entropy_refuses():
+    with pytest.raises(ValueError, match="tokens must lie"):
+        MarkovSource(3, 1).log_probs([0, 1, 5])
+
+
 @pytest.mark.parametrize("n", [0, 2.0, True])
 def test_block_entropy_refuses_a_window_that_is_not_a_positive_int(n):
     with pytest.raises(ValueError, match=f"n must be an int >= 1, got {n!r}"):

@@ -104,9 +104,10 @@ def check_kneser_ney_trigram(kneser_ney_trigram) -> None:
     "Good-Turing's idea (the held-out experiment without a held-out half): leave one occurrence out, and an n-gram "
     "seen c + 1 times looks like one seen c times. So the n_{c+1} n-grams seen c + 1 times tell how often one seen c "
     "times comes back in new text: about (c + 1) n_{c+1} / n_c times. Its discount is what c loses to that.",
-    "Good-Turing alone is noisy where n_{c+1} is small. Ney's leave-one-out estimate of a single discount, "
-    "Y = n1 / (n1 + 2 n2), tempers it: Chen & Goodman (1998) scale the Good-Turing return count by Y for c = 1, 2 "
-    "and 3, and use D3 for every count of 3 or more (so n4 is the last count-of-counts you need).",
+    "Good-Turing alone is noisy where n_{c+1} is small, so the task's Y = n1 / (n1 + 2 n2) tempers it: the return "
+    "count of hint 2 times Y is what a count c is worth, and D_c is c minus that worth, for c = 1, 2 and 3 (D3 "
+    "serves every count of 3 or more, so n4 is the last count-of-counts you need). With Y = 1 you would get plain "
+    "Good-Turing discounts.",
 ])
 def check_held_out_discounts(held_out_discounts) -> None:
     news = _news_sentences()
