@@ -4,7 +4,8 @@
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
              -m lmcourse.scale_out --global-batch 512 --out runs/ddp                  # 2 machines x 8 GPUs
 
-Every process trains the same GPT on its shard of each global batch (see `lmcourse.distributed`).
+Every process trains the same GPT on its shard of each global batch (see `lmcourse.distributed`), with AdamW,
+--warmup-steps of linear warm-up to --lr and cosine decay to lr/10 by the last step.
 Rank 0 writes `checkpoint.pt` and `result.json` (losses averaged over all processes, tokens/s);
 every rank writes `rank<r>.json` with a sha256 of its weights, which must all agree.
 
@@ -31,6 +32,7 @@ from lmcourse.data import corpus_tokenizer, load_corpus
 from lmcourse.files import atomic_write_text
 from lmcourse.gpt import GPT, GPTConfig
 from lmcourse.sequences import Windows
+from lmcourse.train import cosine_schedule
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-head", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=3e-3, help="the peak learning rate")
+    parser.add_argument("--warmup-steps", type=int, default=10,
+                        help="steps of linear warm-up to --lr (at most --steps), then cosine decay to lr/10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-chars", type=int, default=None, help="train on the first N characters only (quick runs)")
     parser.add_argument("--out", type=Path, required=True)
@@ -63,8 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         distributed.teardown()
         return
     start = time.perf_counter()
+    # AdamW at the full rate from step 0 can blow the loss up above the untrained one: warm up first
+    schedule = cosine_schedule(args.lr, args.steps, warmup_steps=min(args.warmup_steps, args.steps), min_lr=args.lr / 10)
     history = distributed.train_ddp(model, batches, optimizer=model.configure_optimizer(args.lr, device=device),
-                                    steps=args.steps, checkpoint_path=None, desc=f"GPT on {world} process(es)")
+                                    steps=args.steps, lr_schedule=schedule, checkpoint_path=None,
+                                    desc=f"GPT on {world} process{'es' if world > 1 else ''}")
     seconds = time.perf_counter() - start
     losses = torch.tensor(history.loss, device=device)
     dist.all_reduce(losses)  # each rank's loss is over its shard: average them for the global batch's loss
