@@ -166,6 +166,11 @@ def check_moving_block_bootstrap(moving_block_bootstrap) -> None:
     interval = _interval("block = N", got)
     same_array("block = N = 500: every resample is the whole text, turned", interval,
                np.full(2, float(np.mean((whole + 0.1) - whole))), atol=1e-9, rtol=0, what="(low, high)")
+    # one block and 400 characters of a second; one hard passage of 100 characters: a resample of N // block
+    # blocks (600 characters) misses the passage's second copy, and its interval ends about a sixth too low
+    passage = ((np.arange(1000) >= 450) & (np.arange(1000) < 550)) + g.normal(0, 0.05, 1000)
+    _bootstrap_case("1,000 characters, one hard passage in the middle, block = 600 (each resample: one whole block "
+                    "and 400 characters of a second)", moving_block_bootstrap, 1.5 + passage, np.full(1000, 1.5), 600, 7)
 
 
 def _interval(name: str, got) -> np.ndarray:
@@ -198,7 +203,8 @@ def _bootstrap_case(name: str, moving_block_bootstrap, a: np.ndarray, b: np.ndar
 TUNED_NGRAM = dict(order=8, smoothing="modified_kneser_ney")  # section 7's tuned n-gram (chosen on tuning characters)
 BAR_CHARS = 100_000  # the full run's scored characters: the first of the validation split
 BAR_NATS = 1.3966    # the tuned n-gram on those; tests/test_exercises.py checks that the package still gives it
-PROBED = (60, 700)   # positions whose whole next-character distribution the checker sums
+PROBED = (60, 700)        # positions whose whole next-character distribution the checker sums
+PROBE_AFTER = 20          # characters after the probed one: the probe reads a value inside the array, not its end
 
 
 @functools.cache
@@ -247,8 +253,9 @@ def _default_eval_chars() -> int:
     "Give a function of held-out ids (N,) returning ln p(ids[t + 1] | ids[: t + 1]) for t = 0..N-2: natural-log "
     "probabilities from a model trained on the training split only, each using only the characters before it.",
     "The checker feeds your function texts it chose: the held-out text, the same text with its end changed "
-    "(earlier values must not move), and short texts ending in each of the 191 characters (their probabilities "
-    "must sum to 1). A neural model: log_softmax of its logits, gathered at the next id; an n-gram: its log_probs.",
+    "(earlier values must not move), and short texts with each of the 191 characters in one position (their "
+    "probabilities there must sum to 1, wherever that position is in the text). A neural model: log_softmax of "
+    "its logits, gathered at the next id; an n-gram: its log_probs.",
 ])
 def check_project(log_probs, eval_chars: int | None = None) -> str:
     eval_chars = _default_eval_chars() if eval_chars is None else eval_chars
@@ -264,10 +271,15 @@ def check_project(log_probs, eval_chars: int | None = None) -> str:
                               "characters before it")
     V = _vocab_size()
     for t in PROBED:
-        if t + 1 >= len(ids):
+        if t + 2 + PROBE_AFTER > len(ids):
             continue
-        case = f"the next-character distribution after the first {t + 1} characters"
-        total = sum(np.exp(_scored(case, log_probs, np.append(ids[:t + 1], v))[-1]) for v in range(V))
+        case = (f"the next-character distribution after the first {t + 1} characters ({PROBE_AFTER} characters "
+                "follow it)")
+        total = 0.0
+        for v in range(V):
+            probe = ids[:t + 2 + PROBE_AFTER].copy()
+            probe[t + 1] = v
+            total += np.exp(_scored(case, log_probs, probe)[t])
         if abs(total - 1) > 1e-3:
             raise Wrong(case, f"the probabilities of the {V} possible next characters sum to {total:.4g}, not 1")
     return _verdict(name, got, ngram_log_probs(eval_chars))
