@@ -407,7 +407,8 @@ add(Cells(
 Write `top_p_filter(logits, top_p)` for logits of shape (N, vocab): in each row keep the **smallest** set of
 most likely tokens whose probabilities sum to at least `top_p`, and set the other logits to `-inf`. The token
 that carries the sum across `top_p` belongs to the nucleus; the most likely token always stays; `top_p = 1`
-keeps everything. The checker tries random rows, `top_p = 1`, a tiny `top_p`, ties, and a peaked and a flat row.
+keeps everything, also on a row where one token holds nearly all the mass. The checker tries random rows,
+`top_p = 1`, a tiny `top_p`, ties, rows whose most likely tokens hold exactly `top_p`, and a peaked and a flat row.
 """,
     stub='''
 import torch
@@ -423,11 +424,12 @@ import torch
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Nucleus filter: logits (N, vocab) -> the same logits, -inf outside each row's top-p nucleus."""
-    probs, order = logits.softmax(dim=-1).sort(dim=-1, descending=True)  # (N, vocab), most likely first
-    mass_before = probs.cumsum(dim=-1) - probs          # the mass of the more likely tokens
-    keep_sorted = mass_before < top_p                  # the crossing token still has mass_before < top_p
-    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
-    return logits.masked_fill(~keep, float("-inf"))
+    probs, order = logits.softmax(dim=-1).sort(dim=-1)  # (N, vocab), least likely first
+    tail_mass = probs.cumsum(dim=-1)                    # each token and every less likely one: small numbers first
+    cut_sorted = tail_mass <= 1 - top_p                 # the more likely tokens already hold at least top_p
+    cut_sorted[:, -1] = False                           # the most likely token always stays
+    cut = torch.zeros_like(cut_sorted).scatter(-1, order, cut_sorted)
+    return logits.masked_fill(cut, float("-inf"))
 ''',
     wrong={
         "keeps one token too few (stops before the crossing token)": '''
@@ -462,6 +464,15 @@ def top_p_filter(logits, top_p):
     remove[:, 1:] = remove[:, :-1].clone()  # shift right: keep the token that crosses top_p
     remove[:, 0] = False
     return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+''',
+        "sums from the most likely down (float32 rounding cuts the tail of a peaked row at top_p = 1)": '''
+import torch
+
+def top_p_filter(logits, top_p):
+    probs, order = logits.softmax(-1).sort(-1, descending=True)
+    keep_sorted = probs.cumsum(-1) - probs < top_p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
 ''',
         "keeps a token while the mass before it is at most top_p (<= for <)": '''
 import torch
@@ -566,77 +577,129 @@ def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size
     }))
 
 add(Cells(
-    id="06.repetition_penalty", name="repetition_penalty",
+    id="06.kv_cache_step", name="kv_cache_step",
     task="""
-### Exercise 3 · Repetition penalty
+### Exercise 3 · One decoding step with a KV cache
 
-Write `repetition_penalty(ids, scores, penalty)` as transformers (and `generate`) apply it: every token that
-already occurs in a row of `ids` (N, T) gets its score in `scores` (N, vocab) pushed down by `penalty` > 1
-(scores can be negative: think about what dividing a negative number does). A token seen three times is
-penalised once. The checker tries negative scores, repeated tokens, penalty 1 and an empty context (T = 0).
+Section 6 showed that the cache gives the same tokens, faster; here you write what one attention layer does with
+it at one step of generation. The layer keeps the keys and values of the positions already read, `k_cache` and
+`v_cache` (B, n_head, T, head_dim); the new token arrives with its query, key and value for every head, `q`, `k`
+and `v` (B, n_head, 1, head_dim). Write `kv_cache_step(q, k, v, k_cache, v_cache)` returning
+`(out, k_cache, v_cache)`: `out` (B, n_head, 1, head_dim) is what causal self-attention over the whole sequence
+(the T cached positions and the new one) gives at its last position, and the two caches now hold T + 1 positions.
+Keep the dtype you were given. The checker recomputes causal attention over the whole sequence after your call;
+it tries an empty cache (the first step), float32 and float64, several examples and heads. `lmcourse.attention`,
+`lmcourse.gpt` and torch's `scaled_dot_product_attention` are refused while your code runs.
 """,
     stub='''
 import torch
 
 
-def repetition_penalty(ids: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
-    """ids (N, T) long, scores (N, vocab) -> new scores (N, vocab): tokens already in ids made less likely."""
+def kv_cache_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                  v_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v (B, n_head, 1, head_dim): the new token's; k_cache, v_cache (B, n_head, T, head_dim), T may be 0.
+
+    Returns (out (B, n_head, 1, head_dim), k_cache and v_cache (B, n_head, T + 1, head_dim)).
+    """
     raise NotImplementedError  # your code
 ''',
     solution='''
+import math
+
 import torch
 
 
-def repetition_penalty(ids: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
-    """ids (N, T) long, scores (N, vocab) -> new scores (N, vocab): tokens already in ids made less likely."""
-    seen = scores.gather(1, ids)                                         # (N, T)
-    seen = torch.where(seen < 0, seen * penalty, seen / penalty)        # always towards less likely
-    return scores.scatter(1, ids, seen)                                  # a repeated id is written once
+def kv_cache_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
+                  v_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v (B, n_head, 1, head_dim): the new token's; k_cache, v_cache (B, n_head, T, head_dim), T may be 0.
+
+    Returns (out (B, n_head, 1, head_dim), k_cache and v_cache (B, n_head, T + 1, head_dim)).
+    """
+    k_cache = torch.cat([k_cache, k], dim=2)  # the new token sees itself: append before attending
+    v_cache = torch.cat([v_cache, v], dim=2)
+    scores = q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, n_head, 1, T + 1), one head's width
+    out = scores.softmax(dim=-1) @ v_cache  # over the keys; no mask: nothing in the cache comes after the query
+    return out, k_cache, v_cache
 ''',
     wrong={
-        "always divides (raises negative scores)": '''
-def repetition_penalty(ids, scores, penalty):
-    return scores.scatter(1, ids, scores.gather(1, ids) / penalty)
+        "appends to the cache after attending (the new token does not see itself)": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    out = (q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1) @ v_cache
+    return out, torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
 ''',
-        "penalises once per occurrence": '''
-def repetition_penalty(ids, scores, penalty):
-    scores = scores.clone()
-    for n, row in enumerate(ids.tolist()):
-        for t in row:
-            s = scores[n, t]
-            scores[n, t] = s * penalty if s < 0 else s / penalty
-    return scores
+        "scales by the square root of the model width (n_head * head_dim), not of one head": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
+    scores = q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[1] * q.shape[-1])
+    return scores.softmax(-1) @ v_cache, k_cache, v_cache
+''',
+        "concatenates on the heads axis": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 1), torch.cat([v_cache, v], 1)
+    scores = q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.softmax(-1) @ v_cache, k_cache, v_cache
+''',
+        "softmax over the heads, not over the keys": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
+    scores = q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.softmax(1) @ v_cache, k_cache, v_cache
+''',
+        "attends with the keys as values": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
+    scores = q @ k_cache.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.softmax(-1) @ k_cache, k_cache, v_cache
+''',
+        "computes in float32 whatever it was given": '''
+import math
+import torch
+
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
+    scores = q.float() @ k_cache.float().transpose(-2, -1) / math.sqrt(q.shape[-1])
+    return scores.softmax(-1) @ v_cache.float(), k_cache, v_cache
 ''',
     }))
 
 
 # ================================================================================================ 01
 add(Cells(
-    id="01.kneser_ney_bigram", name="kneser_ney_bigram",
+    id="01.kneser_ney_trigram", name="kneser_ney_trigram",
     task="""
-### Exercise 1 · Interpolated Kneser-Ney, by hand
+### Exercise 1 · The Kneser-Ney trigram
 
-"Francisco" is a frequent word, but it follows almost only "San"; a bigram model that backs off to how often a
-word occurs gives it far too much probability after "the". Kneser-Ney backs off to **continuation counts**
-instead: in how many different contexts has w appeared? Write `kneser_ney_bigram(bigram_counts, vocab, prev,
-word, discount)` for interpolated Kneser-Ney of order 2 as `NGramLM(2, "kneser_ney")` computes it
-(V = `len(vocab)`, d = `discount`):
-
-$$p_\\text{cont}(w) = \\frac{\\max(N_{1+}(\\cdot\\,w) - d,\\,0) + d\\,\\frac{|\\{w' : N_{1+}(\\cdot\\,w') > 0\\}|}{V}}{N_{1+}(\\cdot\\,\\cdot)}
-\\qquad
-P(w \\mid h) = \\frac{\\max(c(h\\,w) - d,\\,0) + d\\,N_{1+}(h\\,\\cdot)\\,p_\\text{cont}(w)}{c(h\\,\\cdot)}$$
-
-where N₁₊(· w) is the number of distinct words h with c(h w) > 0, N₁₊(· ·) the number of distinct bigrams,
-N₁₊(h ·) the number of distinct words after h and c(h ·) the total count of bigrams starting with h; when
-c(h ·) = 0 (an unseen context), P(w | h) = p_cont(w). `bigram_counts` maps `(prev, word)` to a count, as
-`NGramLM(2)` counted them on a toy corpus (sentences padded with `<s>` and `</s>`). The checker compares you
-with the package on "the francisco", "san francisco", unseen contexts and words, and random pairs.
+The cells above wrote the interpolated Kneser-Ney **bigram** out in code: a discounted bigram level, and below it a
+continuation level (in how many distinct contexts a word appears) interpolated with the uniform 1/V. A trigram
+model has one level more. Write `kneser_ney_trigram(trigram_counts, vocab, context, word, discount)`:
+P(word | context) for a two-word context `(u, v)`, as `NGramLM(3, "kneser_ney", discount=discount)` computes it.
+`trigram_counts` maps `(u, v, w)` to a count, as `NGramLM(3)` counted them on a toy corpus (each sentence padded
+with `<s> <s>` in front and `</s>` at the end); the lower levels' counts are yours to derive from it, and
+V = `len(vocab)`. The checker compares you with the package on seen and unseen trigrams, the start and the end
+of a sentence, "francisco" after "visited the" and after "visited san", contexts seen only in part, an
+out-of-vocabulary word and random triples, at two discounts. The package's n-gram model (and nltk's) is not
+accepted.
 """,
     stub='''
-def kneser_ney_bigram(bigram_counts: dict, vocab: list, prev: str, word: str, discount: float = 0.75) -> float:
-    """P_KN(word | prev) for an interpolated Kneser-Ney bigram model.
+def kneser_ney_trigram(trigram_counts: dict, vocab: list, context: tuple, word: str, discount: float = 0.75) -> float:
+    """P_KN(word | context) for an interpolated Kneser-Ney trigram model; context = (u, v), the two previous tokens.
 
-    bigram_counts: {(prev, word): count}; vocab: every token (V = len(vocab)); discount: d in (0, 1).
+    trigram_counts: {(u, v, w): count}; vocab: every token (V = len(vocab)); discount: d in (0, 1).
     """
     raise NotImplementedError  # your code
 ''',
@@ -644,141 +707,314 @@ def kneser_ney_bigram(bigram_counts: dict, vocab: list, prev: str, word: str, di
 from collections import Counter
 
 
-def kneser_ney_bigram(bigram_counts: dict, vocab: list, prev: str, word: str, discount: float = 0.75) -> float:
-    """P_KN(word | prev) for an interpolated Kneser-Ney bigram model.
+def kneser_ney_trigram(trigram_counts: dict, vocab: list, context: tuple, word: str, discount: float = 0.75) -> float:
+    """P_KN(word | context) for an interpolated Kneser-Ney trigram model; context = (u, v), the two previous tokens.
 
-    bigram_counts: {(prev, word): count}; vocab: every token (V = len(vocab)); discount: d in (0, 1).
+    trigram_counts: {(u, v, w): count}; vocab: every token (V = len(vocab)); discount: d in (0, 1).
     """
-    d, V = discount, len(vocab)
-    continuation = Counter(w for (_, w) in bigram_counts)   # N1+(. w): distinct left contexts of w
-    bigram_types = len(bigram_counts)                       # N1+(. .)
-    p_cont = (max(continuation[word] - d, 0) + d * len(continuation) / V) / bigram_types
-    after_prev = {w: c for (h, w), c in bigram_counts.items() if h == prev}
-    total = sum(after_prev.values())                        # c(prev .)
-    if total == 0:
-        return p_cont
-    return (max(after_prev.get(word, 0) - d, 0) + d * len(after_prev) * p_cont) / total
+    (u, v), d, V = context, discount, len(vocab)
+    bigram_types = Counter((b, w) for (_, b, w) in trigram_counts)   # N1+(. v w): distinct left words of "v w"
+    word_types = Counter(w for (_, w) in bigram_types)                # N1+(. w): distinct left words of w
+    # bottom level: continuation counts of words, interpolated with the uniform 1/V
+    p = (max(word_types[word] - d, 0) + d * len(word_types) / V) / len(bigram_types)
+    # middle level: continuation counts of bigrams after v (skipped if v never precedes a word)
+    after_v = {w: n for (b, w), n in bigram_types.items() if b == v}
+    if after_v:
+        p = (max(after_v.get(word, 0) - d, 0) + d * len(after_v) * p) / sum(after_v.values())
+    # top level: the trigram counts after u v (skipped if that context was never seen)
+    after_uv = {w: c for (a, b, w), c in trigram_counts.items() if (a, b) == (u, v)}
+    if after_uv:
+        p = (max(after_uv.get(word, 0) - d, 0) + d * len(after_uv) * p) / sum(after_uv.values())
+    return p
 ''',
     wrong={
-        "backs off to how often a word occurs, not to continuation counts": '''
+        "no middle level: the trigram backs off straight to the continuation unigram": '''
 from collections import Counter
 
-def kneser_ney_bigram(bigram_counts, vocab, prev, word, discount=0.75):
+def kneser_ney_trigram(trigram_counts, vocab, context, word, discount=0.75):
     d, V = discount, len(vocab)
-    occurrences = Counter()
-    for (_, w), c in bigram_counts.items():
-        occurrences[w] += c
-    n = sum(occurrences.values())
-    p_low = (max(occurrences[word] - d, 0) + d * len(occurrences) / V) / n
-    after = {w: c for (h, w), c in bigram_counts.items() if h == prev}
-    total = sum(after.values())
-    if total == 0:
+    bigram_types = Counter((b, w) for (_, b, w) in trigram_counts)
+    word_types = Counter(w for (_, w) in bigram_types)
+    p = (max(word_types[word] - d, 0) + d * len(word_types) / V) / len(bigram_types)
+    after = {w: c for (a, b, w), c in trigram_counts.items() if (a, b) == tuple(context)}
+    if after:
+        p = (max(after.get(word, 0) - d, 0) + d * len(after) * p) / sum(after.values())
+    return p
+''',
+        "raw bigram counts at the middle level, not continuation counts": '''
+from collections import Counter
+
+def kneser_ney_trigram(trigram_counts, vocab, context, word, discount=0.75):
+    (u, v), d, V = context, discount, len(vocab)
+    bigram_counts = Counter()
+    for (_, b, w), c in trigram_counts.items():
+        bigram_counts[b, w] += c
+    word_types = Counter(w for (_, w) in bigram_counts)
+    p = (max(word_types[word] - d, 0) + d * len(word_types) / V) / len(bigram_counts)
+    after_v = {w: n for (b, w), n in bigram_counts.items() if b == v}
+    if after_v:
+        p = (max(after_v.get(word, 0) - d, 0) + d * len(after_v) * p) / sum(after_v.values())
+    after_uv = {w: c for (a, b, w), c in trigram_counts.items() if (a, b) == (u, v)}
+    if after_uv:
+        p = (max(after_uv.get(word, 0) - d, 0) + d * len(after_uv) * p) / sum(after_uv.values())
+    return p
+''',
+        "an unseen two-word context falls to the bottom level, not the middle one": '''
+from collections import Counter
+
+def kneser_ney_trigram(trigram_counts, vocab, context, word, discount=0.75):
+    (u, v), d, V = context, discount, len(vocab)
+    bigram_types = Counter((b, w) for (_, b, w) in trigram_counts)
+    word_types = Counter(w for (_, w) in bigram_types)
+    p_low = (max(word_types[word] - d, 0) + d * len(word_types) / V) / len(bigram_types)
+    after_uv = {w: c for (a, b, w), c in trigram_counts.items() if (a, b) == (u, v)}
+    if not after_uv:
         return p_low
-    return (max(after.get(word, 0) - d, 0) + d * len(after) * p_low) / total
+    after_v = {w: n for (b, w), n in bigram_types.items() if b == v}
+    p = (max(after_v.get(word, 0) - d, 0) + d * len(after_v) * p_low) / sum(after_v.values())
+    return (max(after_uv.get(word, 0) - d, 0) + d * len(after_uv) * p) / sum(after_uv.values())
 ''',
-        "no uniform floor at the lowest level (unseen words get 0)": '''
+        "backs off only for unseen trigrams (no interpolation at the top)": '''
 from collections import Counter
 
-def kneser_ney_bigram(bigram_counts, vocab, prev, word, discount=0.75):
-    d = discount
-    continuation = Counter(w for (_, w) in bigram_counts)
-    p_cont = continuation[word] / len(bigram_counts)
-    after = {w: c for (h, w), c in bigram_counts.items() if h == prev}
-    total = sum(after.values())
-    if total == 0:
-        return p_cont
-    return (max(after.get(word, 0) - d, 0) + d * len(after) * p_cont) / total
-''',
-        "backs off only for unseen bigrams (no interpolation)": '''
-from collections import Counter
-
-def kneser_ney_bigram(bigram_counts, vocab, prev, word, discount=0.75):
-    d, V = discount, len(vocab)
-    continuation = Counter(w for (_, w) in bigram_counts)
-    p_cont = (max(continuation[word] - d, 0) + d * len(continuation) / V) / len(bigram_counts)
-    after = {w: c for (h, w), c in bigram_counts.items() if h == prev}
-    total = sum(after.values())
-    if after.get(word, 0) > 0:
-        return (after[word] - d) / total
-    return d * len(after) * p_cont / total if total else p_cont
+def kneser_ney_trigram(trigram_counts, vocab, context, word, discount=0.75):
+    (u, v), d, V = context, discount, len(vocab)
+    bigram_types = Counter((b, w) for (_, b, w) in trigram_counts)
+    word_types = Counter(w for (_, w) in bigram_types)
+    p = (max(word_types[word] - d, 0) + d * len(word_types) / V) / len(bigram_types)
+    after_v = {w: n for (b, w), n in bigram_types.items() if b == v}
+    if after_v:
+        p = (max(after_v.get(word, 0) - d, 0) + d * len(after_v) * p) / sum(after_v.values())
+    after_uv = {w: c for (a, b, w), c in trigram_counts.items() if (a, b) == (u, v)}
+    if after_uv.get(word, 0) > 0:
+        return (after_uv[word] - d) / sum(after_uv.values())
+    return d * len(after_uv) * p / sum(after_uv.values()) if after_uv else p
 ''',
     }))
 
 add(Cells(
-    id="01.add_k_prob", name="add_k_prob",
+    id="01.held_out_discounts", name="held_out_discounts",
     task="""
-### Exercise 2 · Add-k smoothing
+### Exercise 2 · Discounts without a held-out half
 
-Write `add_k_prob(bigram_counts, vocab, prev, word, k)`: the add-k estimate of P(word | prev), which pretends
-every possible bigram after `prev` was seen k more times than it was (k = 1 is Laplace). It must agree with
-`NGramLM(2, "add_k", k=k)` on seen and unseen bigrams, an unseen context and the end of a sentence.
+The experiment above measured the discount on held-out text: it is not one 0.75 for every count, and it cost half
+the training text to measure. **Modified Kneser-Ney** (Chen & Goodman 1998) uses three discounts, D1, D2 and D3+,
+for n-grams seen once, twice and three or more times, and estimates them from the training counts alone with
+Good-Turing's idea: pretend that one occurrence of each n-gram was held out, and ask what an n-gram seen c times
+is then worth on new text. Their estimate tempers Good-Turing's with Ney's single discount
+Y = n1 / (n1 + 2 n2) (n_c: how many distinct n-grams were seen exactly c times): the worth of a count c is
+Good-Turing's estimate scaled by Y, and D_c is what c loses to it, for c = 1, 2 and 3 (D3+ is D3). Write
+`held_out_discounts(counts)`, returning `(D1, D2, D3+)` for the n-grams in `counts` (`{n-gram: count}`, as
+`NGramLM` counted them), equal to what `NGramLM(n, "modified_kneser_ney")` estimates for its top order: what is
+yours to find is Good-Turing's estimate, from the count-of-counts. The checker tries the words, bigrams, trigrams
+and 4-grams of the news corpus. The package's
+n-gram model is not accepted. (Stuck? `check(..., hints=True)`: the hints go from what to count to the idea.)
 """,
     stub='''
-def add_k_prob(bigram_counts: dict, vocab: list, prev: str, word: str, k: float = 1.0) -> float:
-    """Add-k estimate of P(word | prev). bigram_counts: {(prev, word): count}; vocab: every token."""
+def held_out_discounts(counts: dict) -> tuple[float, float, float]:
+    """Modified Kneser-Ney discounts (D1, D2, D3+) for the n-grams of counts {n-gram: count}."""
     raise NotImplementedError  # your code
 ''',
     solution='''
-def add_k_prob(bigram_counts: dict, vocab: list, prev: str, word: str, k: float = 1.0) -> float:
-    """Add-k estimate of P(word | prev). bigram_counts: {(prev, word): count}; vocab: every token."""
-    total = sum(c for (h, _), c in bigram_counts.items() if h == prev)   # c(prev .)
-    return (bigram_counts.get((prev, word), 0) + k) / (total + k * len(vocab))
+from collections import Counter
+
+
+def held_out_discounts(counts: dict) -> tuple[float, float, float]:
+    """Modified Kneser-Ney discounts (D1, D2, D3+) for the n-grams of counts {n-gram: count}."""
+    n = Counter(counts.values())               # n[c]: how many distinct n-grams were seen exactly c times
+    y = n[1] / (n[1] + 2 * n[2])               # Ney's single discount, the leave-one-out estimate
+    # what an n-gram seen c times is worth on new text (Good-Turing's return count, scaled by y), subtracted from c
+    return tuple(c - (c + 1) * y * n[c + 1] / n[c] for c in (1, 2, 3))
 ''',
     wrong={
-        "adds k once to the denominator, not k * V": '''
-def add_k_prob(bigram_counts, vocab, prev, word, k=1.0):
-    total = sum(c for (h, _), c in bigram_counts.items() if h == prev)
-    return (bigram_counts.get((prev, word), 0) + k) / (total + k)
+        "Ney's one discount for every count": '''
+from collections import Counter
+
+def held_out_discounts(counts):
+    n = Counter(counts.values())
+    y = n[1] / (n[1] + 2 * n[2])
+    return (y, y, y)
 ''',
-        "counts all bigrams, not those starting with prev": '''
-def add_k_prob(bigram_counts, vocab, prev, word, k=1.0):
-    return (bigram_counts.get((prev, word), 0) + k) / (sum(bigram_counts.values()) + k * len(vocab))
+        "Y = n1 / (n1 + n2): the 2 forgotten": '''
+from collections import Counter
+
+def held_out_discounts(counts):
+    n = Counter(counts.values())
+    y = n[1] / (n[1] + n[2])
+    return tuple(c - (c + 1) * y * n[c + 1] / n[c] for c in (1, 2, 3))
+''',
+        "Good-Turing's return count with c instead of c + 1": '''
+from collections import Counter
+
+def held_out_discounts(counts):
+    n = Counter(counts.values())
+    y = n[1] / (n[1] + 2 * n[2])
+    return tuple(c - c * y * n[c + 1] / n[c] for c in (1, 2, 3))
+''',
+        "n3 and n4 count every n-gram seen 3 (4) or more times": '''
+def held_out_discounts(counts):
+    values = list(counts.values())
+    n = {c: sum(v == c for v in values) for c in (1, 2)}
+    n[3], n[4] = sum(v >= 3 for v in values), sum(v >= 4 for v in values)
+    y = n[1] / (n[1] + 2 * n[2])
+    return tuple(c - (c + 1) * y * n[c + 1] / n[c] for c in (1, 2, 3))
+''',
+        "count-of-counts weighted by the counts (tokens, not n-grams)": '''
+from collections import Counter
+
+def held_out_discounts(counts):
+    n = Counter()
+    for c in counts.values():
+        n[c] += c
+    y = n[1] / (n[1] + 2 * n[2])
+    return tuple(c - (c + 1) * y * n[c + 1] / n[c] for c in (1, 2, 3))
 ''',
     }))
 
 add(Cells(
-    id="01.perplexity", name="perplexity",
+    id="01.held_out_perplexity", name="held_out_perplexity",
     task="""
-### Exercise 3 · Perplexity from probabilities
+### Exercise 3 · One perplexity for many held-out sentences
 
-Write `perplexity(probs)`: the perplexity of a model that gave the true tokens of a held-out text these
-probabilities (a 1-D numpy array). It must work for a fair die, for a single token, for certain predictions,
-and for a text of 100,000 tokens.
+Section 1 scored one held-out sentence factor by factor and divided by its count of predicted tokens; scoring one
+sentence is the warm-up part of this exercise. What is new is pooling: one number for a whole set of sentences of
+different lengths, with a model of any order. Write `held_out_perplexity(model, sentences)`: the perplexity of
+`model` on a list of held-out sentences (each a list of words), scored the way every table of this chapter scores
+them (`NGramLM.perplexity`), so that your number compares with theirs. `model` has `.order`, `.vocab` and
+`.prob(word, context)` like an `NGramLM`, but it refuses a token outside its vocabulary. Decide what is predicted
+and what is only history at the start and the end of a sentence (for orders 1 to 3), what an unknown word becomes,
+and how the factors of all the sentences combine into one number: the checker's sentences differ in length, so a
+mean of per-sentence perplexities, or of per-sentence cross-entropies, is not the same number. It tries unigram,
+bigram and trigram models on sentences with unknown words (two in a row in one of them) and on a two-word sentence. The package's
+n-gram model is not accepted.
 """,
     stub='''
-import numpy as np
-
-
-def perplexity(probs: np.ndarray) -> float:
-    """exp of the cross-entropy (nats/token) of a model that gave the true tokens probabilities probs (N,)."""
+def held_out_perplexity(model, sentences: list) -> float:
+    """Perplexity of model (.order, .vocab, .prob(word, context)) on held-out sentences, each a list of words."""
     raise NotImplementedError  # your code
 ''',
     solution='''
-import numpy as np
+import math
 
 
-def perplexity(probs: np.ndarray) -> float:
-    """exp of the cross-entropy (nats/token) of a model that gave the true tokens probabilities probs (N,)."""
-    return float(np.exp(-np.mean(np.log(probs))))  # average in log space: the product would underflow
+def held_out_perplexity(model, sentences: list) -> float:
+    """Perplexity of model (.order, .vocab, .prob(word, context)) on held-out sentences, each a list of words."""
+    known, nats, predicted = set(model.vocab), 0.0, 0
+    for sentence in sentences:
+        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]   # </s> is predicted like a word
+        history = ["<s>"] * (model.order - 1)                                  # <s> is history, never predicted
+        for word in tokens:
+            nats -= math.log(model.prob(word, history))                        # the model reads the last order-1
+            history.append(word)
+        predicted += len(tokens)
+    return math.exp(nats / predicted)   # e to the mean over all predicted tokens of all sentences
 ''',
     wrong={
-        "the product's N-th root (underflows on long texts)": '''
-import numpy as np
+        "forgets </s>": '''
+import math
 
-def perplexity(probs):
-    return float(np.prod(probs) ** (-1 / len(probs)))
+def held_out_perplexity(model, sentences):
+    known, nats, predicted = set(model.vocab), 0.0, 0
+    for sentence in sentences:
+        tokens = [w if w in known else "<unk>" for w in sentence]
+        history = ["<s>"] * (model.order - 1)
+        for word in tokens:
+            nats -= math.log(model.prob(word, history))
+            history.append(word)
+        predicted += len(tokens)
+    return math.exp(nats / predicted)
 ''',
-        "forgot the minus sign (1 / perplexity)": '''
-import numpy as np
+        "counts <s> as a predicted token": '''
+import math
 
-def perplexity(probs):
-    return float(np.exp(np.mean(np.log(probs))))
+def held_out_perplexity(model, sentences):
+    known, nats, predicted = set(model.vocab), 0.0, 0
+    for sentence in sentences:
+        padded = ["<s>"] * max(model.order - 1, 1) + [w if w in known else "<unk>" for w in sentence] + ["</s>"]
+        for i, word in enumerate(padded):
+            nats -= math.log(model.prob(word, padded[:i]))
+        predicted += len(padded)
+    return math.exp(nats / predicted)
 ''',
-        "2 to the cross-entropy in nats": '''
+        "averages the probabilities, not their logs": '''
 import numpy as np
 
-def perplexity(probs):
-    return float(2 ** (-np.mean(np.log(probs))))
+def held_out_perplexity(model, sentences):
+    known, probs = set(model.vocab), []
+    for sentence in sentences:
+        history = ["<s>"] * (model.order - 1)
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            probs.append(model.prob(word, history))
+            history.append(word)
+    return float(1 / np.mean(probs))
+''',
+        "log base mismatch: cross-entropy in bits, then e to it": '''
+import math
+
+def held_out_perplexity(model, sentences):
+    known, bits, predicted = set(model.vocab), 0.0, 0
+    for sentence in sentences:
+        history = ["<s>"] * (model.order - 1)
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            bits -= math.log2(model.prob(word, history))
+            history.append(word)
+            predicted += 1
+    return math.exp(bits / predicted)
+''',
+        "the mean of per-sentence perplexities": '''
+import math
+
+def held_out_perplexity(model, sentences):
+    known, perplexities = set(model.vocab), []
+    for sentence in sentences:
+        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
+        history, nats = ["<s>"] * (model.order - 1), 0.0
+        for word in tokens:
+            nats -= math.log(model.prob(word, history))
+            history.append(word)
+        perplexities.append(math.exp(nats / len(tokens)))
+    return sum(perplexities) / len(perplexities)
+''',
+        "e to the mean of per-sentence cross-entropies (each sentence weighted alike)": '''
+import math
+
+def held_out_perplexity(model, sentences):
+    known, cross_entropies = set(model.vocab), []
+    for sentence in sentences:
+        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
+        history, nats = ["<s>"] * (model.order - 1), 0.0
+        for word in tokens:
+            nats -= math.log(model.prob(word, history))
+            history.append(word)
+        cross_entropies.append(nats / len(tokens))
+    return math.exp(sum(cross_entropies) / len(cross_entropies))
+''',
+        "no <s> padding: the first words get a shorter history": '''
+import math
+
+def held_out_perplexity(model, sentences):
+    known, nats, predicted = set(model.vocab), 0.0, 0
+    for sentence in sentences:
+        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
+        history = []
+        for word in tokens:
+            nats -= math.log(model.prob(word, history))
+            history.append(word)
+        predicted += len(tokens)
+    return math.exp(nats / predicted)
+''',
+        "unknown words not mapped to <unk>": '''
+import math
+
+def held_out_perplexity(model, sentences):
+    nats, predicted = 0.0, 0
+    for sentence in sentences:
+        history = ["<s>"] * (model.order - 1)
+        for word in sentence + ["</s>"]:
+            nats -= math.log(model.prob(word, history))
+            history.append(word)
+        predicted += len(sentence) + 1
+    return math.exp(nats / predicted)
 ''',
     }))
 
@@ -1503,17 +1739,20 @@ add(Cells(
     task="""
 ### Exercise 1 · The cosine similarity matrix
 
-Write `cosine_matrix(A, B)`: for numpy arrays A (n, d) and B (m, d), the (n, m) matrix of cosine similarities
-u·v / (|u| |v|) between every row u of A and every row v of B, in one matrix product, no Python loop. A row of
-zeros has no direction: give it similarity 0 (not NaN). The checker tries rows of very different lengths, a zero
-row and float32 input; nearest neighbours and analogies are built on this matrix.
+`cosine_similarity` compares vectors pair by pair. Nearest neighbours and analogies need every word against every
+other at once: write `cosine_matrix(A, B)`, which for numpy arrays A (n, d) and B (m, d) returns the (n, m) array
+whose entry (i, j) is the cosine similarity of row i of A and row j of B.
+Follow the package's convention: a row of zeros has no direction, and its similarity with anything is 0, not NaN.
+Return the dtype you were given (float16, float32 or float64). The checker tries rows of very different lengths,
+zero rows, float16 tables (zero rows and long rows), non-contiguous arrays, and a single row;
+`lmcourse.embeddings`, scikit-learn's and scipy's similarities are not accepted.
 """,
     stub='''
 import numpy as np
 
 
 def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m); 0 for an all-zero row."""
+    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m), in the inputs' dtype; 0 for a zero row."""
     raise NotImplementedError  # your code
 ''',
     solution='''
@@ -1521,22 +1760,25 @@ import numpy as np
 
 
 def cosine_matrix(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m); 0 for an all-zero row."""
+    """Cosine similarities between the rows of A (n, d) and of B (m, d): (n, m), in the inputs' dtype; 0 for a zero row."""
     def unit(X):
-        X = np.asarray(X, dtype=np.float64)
-        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)  # a zero row stays zero
-    return unit(A) @ unit(B).T
+        X = np.asarray(X, dtype=np.float64)                    # float16 would overflow and round the guard to 0
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-300)   # a zero row stays zero
+    return (unit(A) @ unit(B).T).astype(np.result_type(A, B))
 ''',
     wrong={
         "dot products, not normalised": '''
+import numpy as np
+
 def cosine_matrix(A, B):
-    return A @ B.T
+    return (A @ B.T).astype(np.result_type(A, B))
 ''',
         "normalised along the wrong axis": '''
 import numpy as np
 
 def cosine_matrix(A, B):
-    return (A / np.linalg.norm(A, axis=0)) @ (B / np.linalg.norm(B, axis=0)).T
+    unit = lambda X: X / np.maximum(np.linalg.norm(X, axis=0, keepdims=True), 1e-12)
+    return unit(A) @ unit(B).T
 ''',
         "NaN for an all-zero row": '''
 import numpy as np
@@ -1544,155 +1786,308 @@ import numpy as np
 def cosine_matrix(A, B):
     return (A / np.linalg.norm(A, axis=1, keepdims=True)) @ (B / np.linalg.norm(B, axis=1, keepdims=True)).T
 ''',
-    }))
+        "always float64 (the input's dtype not kept)": '''
+import numpy as np
 
-add(Cells(
-    id="02.sgns_loss_and_grads", name="sgns_loss_and_grads",
-    task=r"""
-### Exercise 2 · The skip-gram negative-sampling loss and its gradients
-
-For a batch of (centre, context) pairs with K negative words each, word2vec minimises
-
-$$L = -\sum_b \Big[\log\sigma(u_{pos,b}\cdot v_b) + \sum_k \log\sigma(-u_{neg,b,k}\cdot v_b)\Big]$$
-
-with v the centre word's input vector and u the output vectors. Write `sgns_loss_and_grads(v, u_pos, u_neg)`
-returning `(loss, grad_v, grad_u_pos, grad_u_neg)`: the loss and its gradients with respect to each input,
-**by hand** (no autograd; d/ds log σ(s) = σ(-s)). This is the update `lmcourse.skipgram.sgd_step` applies. Shapes:
-v (B, d), u_pos (B, d), u_neg (B, K, d); the gradients have the shapes of their inputs. The checker compares with
-autograd on `SkipGramNS.loss`, including scores in the hundreds, where log(sigmoid(x)) is -inf in float32.
-""",
-    stub='''
-import torch
-
-
-def sgns_loss_and_grads(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor):
-    """Summed SGNS loss and its gradients. v (B, d), u_pos (B, d), u_neg (B, K, d).
-
-    Returns (loss (scalar), grad_v (B, d), grad_u_pos (B, d), grad_u_neg (B, K, d)).
-    """
-    raise NotImplementedError  # your code
+def cosine_matrix(A, B):
+    unit = lambda X: X / np.maximum(np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True), 1e-12)
+    return unit(A.astype(np.float64)) @ unit(B.astype(np.float64)).T
 ''',
-    solution='''
-import torch
-from torch.nn import functional as F
+        "computed in float16 itself: the 1e-12 guard is 0 and long rows overflow": '''
+import numpy as np
 
-
-def sgns_loss_and_grads(v: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor):
-    """Summed SGNS loss and its gradients. v (B, d), u_pos (B, d), u_neg (B, K, d).
-
-    Returns (loss (scalar), grad_v (B, d), grad_u_pos (B, d), grad_u_neg (B, K, d)).
-    """
-    s_pos = (u_pos * v).sum(-1)                           # (B,)
-    s_neg = torch.einsum("bkd,bd->bk", u_neg, v)         # (B, K)
-    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum())   # stable for large |s|
-    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)        # dL/ds_pos (B,), dL/ds_neg (B, K)
-    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
-    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
-''',
-    wrong={
-        "log(sigmoid(x)): -inf for large scores": '''
-import torch
-
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
-    loss = -(torch.log(torch.sigmoid(s_pos)).sum() + torch.log(torch.sigmoid(-s_neg)).sum())
-    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
-    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
-    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
-''',
-        "negatives pushed the wrong way (log σ(+s_neg))": '''
-import torch
-from torch.nn import functional as F
-
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
-    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(s_neg).sum())
-    g_pos, g_neg = -torch.sigmoid(-s_pos), -torch.sigmoid(-s_neg)
-    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
-    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
-''',
-        "gradient with sigmoid(s) where sigmoid(-s) belongs": '''
-import torch
-from torch.nn import functional as F
-
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
-    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum())
-    g_pos, g_neg = -torch.sigmoid(s_pos), torch.sigmoid(s_neg)
-    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
-    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
-''',
-        "mean over the batch instead of the sum": '''
-import torch
-from torch.nn import functional as F
-
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    B = v.shape[0]
-    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
-    loss = -(F.logsigmoid(s_pos).sum() + F.logsigmoid(-s_neg).sum()) / B
-    g_pos, g_neg = -torch.sigmoid(-s_pos) / B, torch.sigmoid(s_neg) / B
-    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)
-    return loss, grad_v, g_pos[:, None] * v, g_neg[:, :, None] * v[:, None, :]
+def cosine_matrix(A, B):
+    unit = lambda X: X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    return unit(A) @ unit(B).T
 ''',
     }))
 
 add(Cells(
-    id="02.three_cos_add", name="three_cos_add",
+    id="02.sgns_sgd_step", name="sgns_sgd_step",
     task="""
-### Exercise 3 · The 3CosAdd analogy
+### Exercise 2 · One SGD step of skip-gram with negative sampling
 
-"a is to b as c is to ?": normalise every vector to unit length, form unit(b) - unit(a) + unit(c), and return
-the word, other than a, b and c, with the highest cosine similarity to it. `vectors` is a (V, d) numpy array
-whose row i is the vector of `words[i]`. Word2vec vectors have very different lengths, which is why the normalisation matters; the checker uses random vectors of varied lengths and a
-planted answer, and compares with `lmcourse.embeddings.analogy`.
+The section "Skip-gram with negative sampling, by hand" shows the loss, `sgns_loss`, and checks the package's step
+against SGD through autograd without showing the step. Write that step yourself:
+`sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator)`. The package's step,
+`lmcourse.skipgram.sgd_step`, is the course's reference: reading its source gives the answer away, so try first.
+
+- Draw K negative words for each of the B pairs from the unigram distribution raised to the power 0.75 (the word
+  counts `counts` (V,), raised to 0.75 and normalised), with replacement, using `generator` for every random draw
+  (the checker verifies that torch's global random state is left untouched).
+- Take one plain SGD step, with learning rate `lr`, on the **summed** `sgns_loss` of the batch: update the input
+  vectors `W_in` (V, d) and the output vectors `W_out` (V, d) **in place**, with gradients you derive and write
+  yourself (no autograd: `backward` and `torch.autograd` are refused while your function runs, and so is
+  `lmcourse.skipgram`).
+- Return the negatives you drew, an int64 tensor (B, K); `centre` and `context` are (B,) word ids.
+
+The checker compares your updated tables with SGD through autograd on its own copies, using your negatives. Its
+batches are small vocabularies where words repeat, float64 tables, and one large batch whose negatives are tested
+against the 0.75 distribution.
+""",
+    stub='''
+import torch
+
+
+def sgns_sgd_step(W_in: torch.Tensor, W_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
+                  counts: torch.Tensor, K: int, lr: float, generator: torch.Generator) -> torch.Tensor:
+    """Draw K negatives per pair from counts^0.75, then one SGD step on the summed SGNS loss, in place.
+
+    W_in, W_out (V, d); centre, context (B,) word ids; counts (V,). Returns the negatives (B, K), int64.
+    """
+    raise NotImplementedError  # your code
+''',
+    solution='''
+import torch
+
+
+def sgns_sgd_step(W_in: torch.Tensor, W_out: torch.Tensor, centre: torch.Tensor, context: torch.Tensor,
+                  counts: torch.Tensor, K: int, lr: float, generator: torch.Generator) -> torch.Tensor:
+    """Draw K negatives per pair from counts^0.75, then one SGD step on the summed SGNS loss, in place.
+
+    W_in, W_out (V, d); centre, context (B,) word ids; counts (V,). Returns the negatives (B, K), int64.
+    """
+    B = len(centre)
+    weights = counts.double() ** 0.75
+    negatives = torch.multinomial(weights, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]   # copies at the old weights
+    s_pos = (u_pos * v).sum(-1)                                         # (B,)
+    s_neg = torch.einsum("bkd,bd->bk", u_neg, v)                       # (B, K)
+    g_pos = -torch.sigmoid(-s_pos)                                      # dL/ds_pos: d/ds log σ(s) = σ(-s)
+    g_neg = torch.sigmoid(s_neg)                                        # dL/ds_neg, from -log σ(-s)
+    grad_v = g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)   # (B, d)
+    # a word repeated in the batch gets the sum of its updates: index_add_, not assignment
+    W_in.index_add_(0, centre, -lr * grad_v)
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+    wrong={
+        "assignment instead of accumulation (W[ids] -= ... keeps one update per repeated word)": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    W_in[centre] -= lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg))
+    W_out[context] -= lr * g_pos[:, None] * v
+    W_out[negatives] -= lr * g_neg[:, :, None] * v[:, None, :]
+    return negatives
+''',
+        "sign error on the negatives (pulled towards the centre)": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), -torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+        "the output (context) vectors are not updated": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    return negatives
+''',
+        "sigmoid(s) where sigmoid(-s) belongs (the positive pair)": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(s_pos), torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+        "lr applied twice (once in the derivatives, once in the update)": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos) * lr, torch.sigmoid(s_neg) * lr
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+        "W_in updated first, and its new vectors used for W_out's update": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    v = W_in[centre]
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+        "negatives drawn from torch's global random generator, not from `generator`": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double() ** 0.75, B * K, replacement=True).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+        "negatives drawn from the raw counts (no power 0.75)": '''
+import torch
+
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    B = len(centre)
+    negatives = torch.multinomial(counts.double(), B * K, replacement=True, generator=generator).view(B, K)
+    v, u_pos, u_neg = W_in[centre], W_out[context], W_out[negatives]
+    s_pos, s_neg = (u_pos * v).sum(-1), torch.einsum("bkd,bd->bk", u_neg, v)
+    g_pos, g_neg = -torch.sigmoid(-s_pos), torch.sigmoid(s_neg)
+    W_in.index_add_(0, centre, -lr * (g_pos[:, None] * u_pos + torch.einsum("bk,bkd->bd", g_neg, u_neg)))
+    W_out.index_add_(0, context, -lr * g_pos[:, None] * v)
+    W_out.index_add_(0, negatives.flatten(), -lr * (g_neg[:, :, None] * v[:, None, :]).flatten(0, 1))
+    return negatives
+''',
+    }))
+
+add(Cells(
+    id="02.three_cos_mul", name="three_cos_mul",
+    task="""
+### Exercise 3 · The 3CosMul analogy
+
+The analogies above are answered by 3CosAdd (`analogy`). Levy & Goldberg ("Linguistic Regularities in Sparse and
+Explicit Word Representations", 2014) noticed that with unit vectors 3CosAdd ranks words by a *sum* of three
+cosine similarities, so one large similarity can make up for a poor one. Their 3CosMul combines the same three
+similarities multiplicatively instead of additively, so that a good answer has to do well on all of them at once.
+Write `three_cos_mul(vectors, words, a, b, c)` for "a is to b as c is to ?". The checker uses their constants:
+every cosine is first shifted into [0, 1] by (cos + 1) / 2, and ε = 1e-3 keeps the division finite; the question
+words a, b and c are never an answer. `vectors` is a (V, d) numpy array whose row i is the vector of `words[i]`;
+return the winning word. The checker uses random vectors of varied lengths, a question on which 3CosAdd and 3CosMul
+disagree, a planted answer, and a word pointing exactly away from a; `lmcourse.embeddings` and gensim's
+`most_similar_cosmul` are not accepted.
 """,
     stub='''
 import numpy as np
 
 
-def three_cos_add(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
-    """The word (not a, b or c) nearest in cosine to unit(b) - unit(a) + unit(c). vectors (V, d), words (V,)."""
+def three_cos_mul(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
+    """a : b :: c : ? by Levy & Goldberg's 3CosMul (cosines shifted to [0, 1], ε = 1e-3), a, b, c excluded.
+
+    vectors (V, d), row i the vector of words[i]. Returns the best word.
+    """
     raise NotImplementedError  # your code
 ''',
     solution='''
 import numpy as np
 
 
-def three_cos_add(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
-    """The word (not a, b or c) nearest in cosine to unit(b) - unit(a) + unit(c). vectors (V, d), words (V,)."""
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)      # (V, d)
+def three_cos_mul(vectors: np.ndarray, words: list[str], a: str, b: str, c: str) -> str:
+    """a : b :: c : ? by Levy & Goldberg's 3CosMul (cosines shifted to [0, 1], ε = 1e-3), a, b, c excluded.
+
+    vectors (V, d), row i the vector of words[i]. Returns the best word.
+    """
     index = {w: i for i, w in enumerate(words)}
-    target = unit[index[b]] - unit[index[a]] + unit[index[c]]
-    scores = unit @ (target / np.linalg.norm(target))                     # cosine with every word, (V,)
-    scores[[index[a], index[b], index[c]]] = -np.inf                     # the question words are not answers
+    query = [index[a], index[b], index[c]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)           # (V, d)
+    sim = (unit @ unit[query].T + 1) / 2                                       # (V, 3): shifted cosines in [0, 1]
+    scores = sim[:, 1] * sim[:, 2] / (sim[:, 0] + 1e-3)                        # near b and c, far from a
+    scores[query] = -np.inf                                                    # the question words are not answers
     return words[int(scores.argmax())]
 ''',
     wrong={
-        "raw vectors, no normalisation": '''
-import numpy as np
-
-def three_cos_add(vectors, words, a, b, c):
-    index = {w: i for i, w in enumerate(words)}
-    scores = vectors @ (vectors[index[b]] - vectors[index[a]] + vectors[index[c]])
-    scores[[index[a], index[b], index[c]]] = -np.inf
-    return words[int(scores.argmax())]
-''',
         "the question words are not excluded": '''
 import numpy as np
 
-def three_cos_add(vectors, words, a, b, c):
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+def three_cos_mul(vectors, words, a, b, c):
     index = {w: i for i, w in enumerate(words)}
-    return words[int((unit @ (unit[index[b]] - unit[index[a]] + unit[index[c]])).argmax())]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = (unit @ unit[[index[a], index[b], index[c]]].T + 1) / 2
+    return words[int((sim[:, 1] * sim[:, 2] / (sim[:, 0] + 1e-3)).argmax())]
 ''',
-        "target built from the raw vectors": '''
+        "raw cosines, not shifted to [0, 1]": '''
 import numpy as np
 
-def three_cos_add(vectors, words, a, b, c):
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+def three_cos_mul(vectors, words, a, b, c):
     index = {w: i for i, w in enumerate(words)}
-    scores = unit @ (vectors[index[b]] - vectors[index[a]] + vectors[index[c]])
-    scores[[index[a], index[b], index[c]]] = -np.inf
+    query = [index[a], index[b], index[c]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = unit @ unit[query].T
+    scores = sim[:, 1] * sim[:, 2] / (sim[:, 0] + 1e-3)
+    scores[query] = -np.inf
+    return words[int(scores.argmax())]
+''',
+        "ε added after the division, not inside it": '''
+import numpy as np
+
+def three_cos_mul(vectors, words, a, b, c):
+    index = {w: i for i, w in enumerate(words)}
+    query = [index[a], index[b], index[c]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = (unit @ unit[query].T + 1) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = sim[:, 1] * sim[:, 2] / sim[:, 0] + 1e-3
+    scores[query] = -np.inf
+    return words[int(np.nan_to_num(scores, nan=-np.inf).argmax())]
+''',
+        "ε in the numerator": '''
+import numpy as np
+
+def three_cos_mul(vectors, words, a, b, c):
+    index = {w: i for i, w in enumerate(words)}
+    query = [index[a], index[b], index[c]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = (unit @ unit[query].T + 1) / 2
+    with np.errstate(divide="ignore"):
+        scores = (sim[:, 1] * sim[:, 2] + 1e-3) / sim[:, 0]
+    scores[query] = -np.inf
+    return words[int(scores.argmax())]
+''',
+        "unnormalised dot products instead of cosines": '''
+import numpy as np
+
+def three_cos_mul(vectors, words, a, b, c):
+    index = {w: i for i, w in enumerate(words)}
+    query = [index[a], index[b], index[c]]
+    sim = (vectors @ vectors[query].T + 1) / 2
+    scores = sim[:, 1] * sim[:, 2] / (sim[:, 0] + 1e-3)
+    scores[query] = -np.inf
+    return words[int(scores.argmax())]
+''',
+        "3CosAdd instead": '''
+import numpy as np
+
+def three_cos_mul(vectors, words, a, b, c):
+    index = {w: i for i, w in enumerate(words)}
+    query = [index[a], index[b], index[c]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = unit @ (unit[index[b]] - unit[index[a]] + unit[index[c]])
+    scores[query] = -np.inf
     return words[int(scores.argmax())]
 ''',
     }))
@@ -1960,71 +2355,141 @@ def reveal_step(x, draws, u, t, s, mask_id):
 
 # ================================================================================================ 08
 add(Cells(
-    id="08.all_reduce_mean", name="all_reduce_mean",
+    id="08.shard_indices", name="shard_indices",
     task="""
-### Exercise 1 · An all-reduce by hand
+### Exercise 1 · Each rank's shard of an epoch
 
-After `backward()`, DDP all-reduces the gradients so that every process takes the same step, the one a single
-process would take on the whole global batch. Simulate it without processes: `rank_grads` is a list with one
-dict per rank, mapping each parameter's name to that rank's gradient. Write `all_reduce_mean(rank_grads)`:
-return what every rank holds afterwards, one dict per rank, in the gradients' dtype. (With real processes this
-is `lmcourse.distributed.average_gradients`: `dist.all_reduce` with SUM, then a division.) The checker tries
-1, 2, 4 and 8 ranks and float16 gradients.
+`sharded_batches` above leaves the choice of examples to torch's `DistributedSampler`. Write what it does:
+`shard_indices(n, world_size, rank, epoch=0, seed=0, shuffle=True, drop_last=False)` returns the indices (a list
+of ints) of a dataset of `n` examples that rank `rank` of `world_size` reads in epoch `epoch`. What it must
+guarantee: every rank gets the same number of indices; in one epoch the ranks together read every example (with
+`drop_last=False` a few twice, with `drop_last=True` a few not at all); the ranks need not talk to each other to
+agree; a new epoch brings a new order; and torch's global random state stays as it was (the order comes from
+`torch.randperm(n, generator=...)`, with a generator seeded with `seed + epoch`; with `shuffle=False` it is
+0, 1, ..., n - 1). The answer must be exactly `DistributedSampler`'s: read its documentation or source if you
+like, but calling it is not accepted. The checker tries every rank, padding, `drop_last`, several epochs and
+seeds, and more ranks than examples.
 """,
     stub='''
-import torch
-
-
-def all_reduce_mean(rank_grads: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-    """rank_grads[r][name]: rank r's gradient of parameter name. Returns every rank's gradients after the all-reduce."""
+def shard_indices(n: int, world_size: int, rank: int, *, epoch: int = 0, seed: int = 0, shuffle: bool = True,
+                  drop_last: bool = False) -> list[int]:
+    """The indices of a dataset of n examples that rank `rank` of `world_size` reads in epoch `epoch`."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import torch
 
 
-def all_reduce_mean(rank_grads: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-    """rank_grads[r][name]: rank r's gradient of parameter name. Returns every rank's gradients after the all-reduce."""
-    world_size = len(rank_grads)
-    mean = {name: sum(grads[name] for grads in rank_grads) / world_size for name in rank_grads[0]}
-    return [{name: g.clone() for name, g in mean.items()} for _ in range(world_size)]  # every rank, the same
+def shard_indices(n: int, world_size: int, rank: int, *, epoch: int = 0, seed: int = 0, shuffle: bool = True,
+                  drop_last: bool = False) -> list[int]:
+    """The indices of a dataset of n examples that rank `rank` of `world_size` reads in epoch `epoch`."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed + epoch)     # the same order on every rank, a new one each epoch
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]       # cut the tail: n // world_size per rank
+    else:
+        total = -(-n // world_size) * world_size             # ceil(n / world_size) per rank
+        while len(order) < total:
+            order += order[: total - len(order)]             # pad by wrapping round to the start
+    return order[rank::world_size]                           # strided: consecutive examples on different ranks
 ''',
     wrong={
-        "sum without dividing by the world size": '''
-def all_reduce_mean(rank_grads):
-    total = {name: sum(g[name] for g in rank_grads) for name in rank_grads[0]}
-    return [dict(total) for _ in rank_grads]
+        "a different shuffle on each rank (rank in the seed)": '''
+import torch
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    g = torch.Generator().manual_seed(seed + epoch + rank)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    else:
+        total = -(-n // world_size) * world_size
+        while len(order) < total:
+            order += order[: total - len(order)]
+    return order[rank::world_size]
 ''',
-        "each rank keeps its own gradient (no all-reduce)": '''
-def all_reduce_mean(rank_grads):
-    return [dict(g) for g in rank_grads]
+        "contiguous blocks instead of every world_size-th index": '''
+import torch
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    g = torch.Generator().manual_seed(seed + epoch)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    else:
+        total = -(-n // world_size) * world_size
+        while len(order) < total:
+            order += order[: total - len(order)]
+    per_rank = len(order) // world_size
+    return order[rank * per_rank:(rank + 1) * per_rank]
 ''',
-        "one dict for everyone instead of one per rank": '''
-def all_reduce_mean(rank_grads):
-    return {name: sum(g[name] for g in rank_grads) / len(rank_grads) for name in rank_grads[0]}
+        "no padding (ranks get different numbers of indices)": '''
+import torch
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    g = torch.Generator().manual_seed(seed + epoch)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    return order[rank::world_size]
+''',
+        "seeds torch's global generator (consumes the global random state)": '''
+import torch
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    torch.manual_seed(seed + epoch)
+    order = torch.randperm(n).tolist() if shuffle else list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    else:
+        total = -(-n // world_size) * world_size
+        while len(order) < total:
+            order += order[: total - len(order)]
+    return order[rank::world_size]
+''',
+        "forgets the epoch (every epoch the same order)": '''
+import torch
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=g).tolist() if shuffle else list(range(n))
+    if drop_last:
+        order = order[: n // world_size * world_size]
+    else:
+        total = -(-n // world_size) * world_size
+        while len(order) < total:
+            order += order[: total - len(order)]
+    return order[rank::world_size]
 ''',
     }))
 
 add(Cells(
     id="08.accumulate_gradients", name="accumulate_gradients",
     task="""
-### Exercise 2 · Gradient accumulation
+### Exercise 2 · Gradient accumulation over uneven, padded micro-batches
 
-When the global batch does not fit in memory, split it into micro-batches and accumulate their gradients
-before one optimizer step. Write `accumulate_gradients(model, micro_batches, loss_fn)`: `loss_fn(model, batch)`
-returns the **mean** loss over a micro-batch; leave in the parameters' `.grad` exactly the gradient of the mean
-loss over all the examples together (the `.grad` are empty at the start), and return that whole-batch loss as a
-float. The checker compares with one backward pass on the whole batch, with equal and **unequal** micro-batch
-sizes.
+Above, four micro-batches of equal size were each scaled by 1/4. Real micro-batches are rarely that tidy: they
+hold different numbers of sequences, and the sequences are padded to a common length. Write
+`accumulate_gradients(model, micro_batches, loss_fn)`. Each micro-batch is `(x, y, mask)`, three (B, T) tensors
+(B and T differ between micro-batches), with `mask` True on the real tokens and False on padding;
+`loss_fn(model, (x, y, mask))` returns the **mean** loss over that micro-batch's real tokens. Leave in the
+parameters' `.grad` exactly the gradient of the mean loss over **all the real tokens of the whole batch** (the
+`.grad` are empty at the start), and return that loss as a float. Call `loss_fn` once per micro-batch and call
+`backward()` once per micro-batch, before the next one's forward: that is what lets accumulation free each
+micro-batch's activations. The checker compares with one backward pass over the whole batch.
 """,
     stub='''
 import torch
 
 
 def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn) -> float:
-    """Accumulate in model's .grad the gradient of the mean loss over all micro-batches together; return that loss.
+    """Accumulate in model's .grad the gradient of the mean loss over all real tokens of all micro-batches.
 
-    micro_batches: a list of (x, y); loss_fn(model, (x, y)) -> the mean loss over that micro-batch.
+    micro_batches: a list of (x, y, mask), each (B, T), mask True on real tokens; loss_fn(model, (x, y, mask)) ->
+    the mean loss over that micro-batch's real tokens. Returns the whole batch's mean loss as a float.
     """
     raise NotImplementedError  # your code
 ''',
@@ -2033,29 +2498,21 @@ import torch
 
 
 def accumulate_gradients(model: torch.nn.Module, micro_batches: list, loss_fn) -> float:
-    """Accumulate in model's .grad the gradient of the mean loss over all micro-batches together; return that loss.
+    """Accumulate in model's .grad the gradient of the mean loss over all real tokens of all micro-batches.
 
-    micro_batches: a list of (x, y); loss_fn(model, (x, y)) -> the mean loss over that micro-batch.
+    micro_batches: a list of (x, y, mask), each (B, T), mask True on real tokens; loss_fn(model, (x, y, mask)) ->
+    the mean loss over that micro-batch's real tokens. Returns the whole batch's mean loss as a float.
     """
-    n_total = sum(len(x) for x, _ in micro_batches)
+    n_real = sum(int(mask.sum()) for _, _, mask in micro_batches)
     total = 0.0
-    for x, y in micro_batches:
-        loss = loss_fn(model, (x, y)) * len(x) / n_total   # each micro-batch weighs its share of the examples
-        loss.backward()                                      # gradients add up in .grad
+    for x, y, mask in micro_batches:
+        loss = loss_fn(model, (x, y, mask)) * (int(mask.sum()) / n_real)   # its share of the real tokens
+        loss.backward()                    # frees this micro-batch's activations; gradients add up in .grad
         total += loss.item()
     return total
 ''',
     wrong={
-        "no scaling (the sum of the micro-batch means)": '''
-def accumulate_gradients(model, micro_batches, loss_fn):
-    total = 0.0
-    for batch in micro_batches:
-        loss = loss_fn(model, batch)
-        loss.backward()
-        total += loss.item()
-    return total / len(micro_batches)
-''',
-        "divides by the number of micro-batches (wrong when sizes differ)": '''
+        "divides by the number of micro-batches (equal weights)": '''
 def accumulate_gradients(model, micro_batches, loss_fn):
     total = 0.0
     for batch in micro_batches:
@@ -2064,190 +2521,373 @@ def accumulate_gradients(model, micro_batches, loss_fn):
         total += loss.item()
     return total
 ''',
-        "zeroes the gradients inside the loop": '''
+        "weighs each micro-batch by its share of the sequences": '''
 def accumulate_gradients(model, micro_batches, loss_fn):
-    n_total = sum(len(x) for x, _ in micro_batches)
+    n_sequences = sum(len(x) for x, _, _ in micro_batches)
     total = 0.0
-    for x, y in micro_batches:
-        model.zero_grad()
-        loss = loss_fn(model, (x, y)) * len(x) / n_total
+    for x, y, mask in micro_batches:
+        loss = loss_fn(model, (x, y, mask)) * len(x) / n_sequences
         loss.backward()
         total += loss.item()
     return total
 ''',
+        "counts the padding as tokens": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    n_tokens = sum(x.numel() for x, _, _ in micro_batches)
+    total = 0.0
+    for x, y, mask in micro_batches:
+        loss = loss_fn(model, (x, y, mask)) * x.numel() / n_tokens
+        loss.backward()
+        total += loss.item()
+    return total
+''',
+        "zeroes the gradients inside the loop": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    n_real = sum(int(mask.sum()) for _, _, mask in micro_batches)
+    total = 0.0
+    for x, y, mask in micro_batches:
+        model.zero_grad()
+        loss = loss_fn(model, (x, y, mask)) * (int(mask.sum()) / n_real)
+        loss.backward()
+        total += loss.item()
+    return total
+''',
+        "one backward on the summed loss (every micro-batch's activations kept)": '''
+def accumulate_gradients(model, micro_batches, loss_fn):
+    n_real = sum(int(mask.sum()) for _, _, mask in micro_batches)
+    total = sum(loss_fn(model, (x, y, mask)) * (int(mask.sum()) / n_real) for x, y, mask in micro_batches)
+    total.backward()
+    return total.item()
+''',
     }))
 
 add(Cells(
-    id="08.ring_allreduce_bytes", name="ring_allreduce_bytes",
+    id="08.ring_all_reduce", name="ring_all_reduce",
     task="""
-### Exercise 3 · What a ring all-reduce costs
+### Exercise 3 · A ring all-reduce
 
-NCCL and gloo all-reduce large gradients with a **ring**: a reduce-scatter (after N - 1 steps, each process holds
-the sum of one 1/N chunk) followed by an all-gather (N - 1 more steps pass the summed chunks around). Write
-`ring_allreduce_bytes(n_params, world_size, bytes_per_param=4)`: the bytes each process sends in one all-reduce of
-the gradients. Then look at what happens to it as world_size grows. The checker compares with
-`lmcourse.distributed.ring_allreduce_bytes`, from 1 process to 1024.
+`dist.all_reduce` hides how the ranks share their gradients; the classic way, one of those NCCL and gloo
+pick from, passes chunks round a ring. Simulate
+it: `rank_tensors` holds one 1-D tensor per rank (all of the same length and dtype), and `ring.send(r, chunk)`
+sends `chunk` from rank r to its right-hand neighbour, rank (r + 1) mod N, returning what that neighbour
+receives. Write `ring_all_reduce(rank_tensors, ring)`: cut every rank's tensor into N chunks with
+`tensor.tensor_split(N)`, run a **reduce-scatter** (N - 1 steps; at step s = 0, 1, ..., N - 2, rank r sends its
+running copy of chunk (r - s) mod N, and the receiver adds it to its own copy of that chunk), then an
+**all-gather** (N - 1 more steps that pass the completed chunks round), and return every rank's result, one
+tensor per rank, each the sum of all the ranks' tensors. Every message goes through `ring.send`. The checker
+counts the messages and, in float16, compares bit for bit with the sums added up in the ring's order.
 """,
     stub='''
-def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:
-    """Bytes each process sends in one ring all-reduce of n_params gradients among world_size processes."""
+import torch
+
+
+def ring_all_reduce(rank_tensors: list[torch.Tensor], ring) -> list[torch.Tensor]:
+    """Every rank's sum of rank_tensors (N tensors (L,)), by reduce-scatter then all-gather round a ring.
+
+    ring.send(r, chunk) -> the chunk as rank (r + 1) % N receives it.
+    """
     raise NotImplementedError  # your code
 ''',
     solution='''
-def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:
-    """Bytes each process sends in one ring all-reduce of n_params gradients among world_size processes."""
-    chunk = n_params * bytes_per_param / world_size        # one 1/N share of the gradient bytes
-    return 2 * (world_size - 1) * chunk                     # N - 1 steps of reduce-scatter, N - 1 of all-gather
+import torch
+
+
+def ring_all_reduce(rank_tensors: list[torch.Tensor], ring) -> list[torch.Tensor]:
+    """Every rank's sum of rank_tensors (N tensors (L,)), by reduce-scatter then all-gather round a ring.
+
+    ring.send(r, chunk) -> the chunk as rank (r + 1) % N receives it.
+    """
+    n = len(rank_tensors)
+    chunks = [list(t.tensor_split(n)) for t in rank_tensors]       # chunks[r][c]: rank r's copy of chunk c
+    for s in range(n - 1):                                          # reduce-scatter: add as the chunks go round
+        messages = [(r, (r - s) % n, ring.send(r, chunks[r][(r - s) % n])) for r in range(n)]  # all send, then
+        for r, c, received in messages:                                                       # all receive
+            chunks[(r + 1) % n][c] = chunks[(r + 1) % n][c] + received
+    # now rank r holds the complete sum of chunk (r + 1) % n
+    for s in range(n - 1):                                          # all-gather: pass the sums round, no adding
+        messages = [(r, (r + 1 - s) % n, ring.send(r, chunks[r][(r + 1 - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = received
+    return [torch.cat(own) for own in chunks]
 ''',
     wrong={
-        "twice the gradient bytes, ignoring (N - 1) / N": '''
-def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
-    return 2 * n_params * bytes_per_param
+        "sends the messages, but returns one sum over the ranks (float16 rounds differently)": '''
+import torch
+
+def ring_all_reduce(rank_tensors, ring):
+    n = len(rank_tensors)
+    for s in range(2 * (n - 1)):
+        for r in range(n):
+            ring.send(r, rank_tensors[r].tensor_split(n)[(r - s) % n])
+    total = torch.stack(rank_tensors).sum(0)
+    return [total.clone() for _ in range(n)]
 ''',
-        "only the reduce-scatter": '''
-def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
-    return (world_size - 1) / world_size * n_params * bytes_per_param
+        "no ring at all: sum() on every rank": '''
+def ring_all_reduce(rank_tensors, ring):
+    total = sum(rank_tensors)
+    return [total.clone() for _ in rank_tensors]
 ''',
-        "every process sends everything to every other": '''
-def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
-    return (world_size - 1) * n_params * bytes_per_param
+        "the all-gather adds again instead of replacing": '''
+import torch
+
+def ring_all_reduce(rank_tensors, ring):
+    n = len(rank_tensors)
+    chunks = [list(t.tensor_split(n)) for t in rank_tensors]
+    for s in range(n - 1):
+        messages = [(r, (r - s) % n, ring.send(r, chunks[r][(r - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = chunks[(r + 1) % n][c] + received
+    for s in range(n - 1):
+        messages = [(r, (r + 1 - s) % n, ring.send(r, chunks[r][(r + 1 - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = chunks[(r + 1) % n][c] + received
+    return [torch.cat(own) for own in chunks]
+''',
+        "each chunk starts one rank late (rank r sends chunk (r - s - 1) mod N)": '''
+import torch
+
+def ring_all_reduce(rank_tensors, ring):
+    n = len(rank_tensors)
+    chunks = [list(t.tensor_split(n)) for t in rank_tensors]
+    for s in range(n - 1):
+        messages = [(r, (r - s - 1) % n, ring.send(r, chunks[r][(r - s - 1) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = chunks[(r + 1) % n][c] + received
+    for s in range(n - 1):
+        messages = [(r, (r - s) % n, ring.send(r, chunks[r][(r - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = received
+    return [torch.cat(own) for own in chunks]
+''',
+        "adds up in float32 and casts back (not the ring's float16 additions)": '''
+import torch
+
+def ring_all_reduce(rank_tensors, ring):
+    n = len(rank_tensors)
+    chunks = [[c.float() for c in t.tensor_split(n)] for t in rank_tensors]
+    for s in range(n - 1):
+        messages = [(r, (r - s) % n, ring.send(r, chunks[r][(r - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = chunks[(r + 1) % n][c] + received
+    for s in range(n - 1):
+        messages = [(r, (r + 1 - s) % n, ring.send(r, chunks[r][(r + 1 - s) % n])) for r in range(n)]
+        for r, c, received in messages:
+            chunks[(r + 1) % n][c] = received
+    return [torch.cat(own).to(rank_tensors[0].dtype) for own in chunks]
 ''',
     }))
 
 
 # ================================================================================================ 09
 add(Cells(
-    id="09.cross_entropy_nats", name="cross_entropy_nats",
+    id="09.mixture_weights", name="mixture_weights",
     task="""
-### Exercise 1 · The yardstick: cross-entropy from logits
+### Exercise 1 · Mixing K models: the weights by EM
 
-Every number in the table is a cross-entropy on held-out text. Write `cross_entropy_nats(logits, targets)`: for
-logits (N, V) of N positions and the true tokens `targets` (N,), the mean over positions of -ln p(true token), in
-nats. Never form the probabilities themselves: with confident logits in the hundreds, or float16 logits,
-`softmax(...).log()` gives -inf. The checker compares with `torch.nn.functional.cross_entropy`.
+Section 6 mixed two models with one weight λ, chosen on a grid over the tuning characters. With K models (an
+n-gram, an LSTM, a GPT, ...) a grid over K - 1 weights is out of reach. Write `mixture_weights(tune_log_probs,
+scored_log_probs)`: given ln p of every tuning character under each of the K models, (K, N_tune), find by
+expectation-maximisation the weights w (K,), non-negative and summing to 1, that maximise the tuning characters'
+mean log-likelihood under the mixture Σ_k w_k p_k; start from equal weights and iterate until the log-likelihood
+stops improving. Then return `(weights, scored_nats)`: the weights, and the mixture's nats/char on the scored
+characters, `scored_log_probs` (K, N_scored), which must not influence the weights. The checker compares the
+log-likelihood your weights reach with the best any weights reach (to a ten-thousandth of a nat per character), not
+the weights themselves (two nearly identical models may share their weight any way), on cases with one to three
+models, one of them where the best weight of a model is 0.
 """,
     stub='''
-import torch
+import numpy as np
 
 
-def cross_entropy_nats(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Mean of -ln p(target) over N positions, in nats. logits (N, V) (any float dtype), targets (N,) long."""
+def mixture_weights(tune_log_probs: np.ndarray, scored_log_probs: np.ndarray) -> tuple[np.ndarray, float]:
+    """EM weights (K,) of a mixture of K models fitted on ln p (K, N_tune); with them, the nats/char of ln p (K, N_scored)."""
     raise NotImplementedError  # your code
 ''',
     solution='''
-import torch
+import numpy as np
 
 
-def cross_entropy_nats(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Mean of -ln p(target) over N positions, in nats. logits (N, V) (any float dtype), targets (N,) long."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)   # logits - logsumexp: no overflow, no log(0)
-    return float(-log_probs.gather(1, targets[:, None]).mean())
+def mixture_weights(tune_log_probs: np.ndarray, scored_log_probs: np.ndarray) -> tuple[np.ndarray, float]:
+    """EM weights (K,) of a mixture of K models fitted on ln p (K, N_tune); with them, the nats/char of ln p (K, N_scored)."""
+    p = np.exp(tune_log_probs)                             # (K, N): per-character probabilities are not tiny
+    weights, previous = np.full(len(p), 1 / len(p)), -np.inf
+    while True:
+        mixed = weights @ p                                # (N,) the mixture's probability of each character
+        mean_log_likelihood = np.log(mixed).mean()
+        if mean_log_likelihood - previous < 1e-9:          # EM never goes down: stop when it no longer goes up
+            break
+        previous = mean_log_likelihood
+        shares = weights[:, None] * p / mixed              # E-step: each model's share of each character, (K, N)
+        weights = shares.mean(axis=1)                      # M-step: a model's weight is its average share
+    scored = weights @ np.exp(scored_log_probs)
+    return weights, float(-np.log(scored).mean())
 ''',
     wrong={
-        "log of the softmax (-inf for confident logits)": '''
-import torch
+        "one round of EM from equal weights": '''
+import numpy as np
 
-def cross_entropy_nats(logits, targets):
-    return float(-torch.softmax(logits.float(), -1).log().gather(1, targets[:, None]).mean())
+def mixture_weights(tune_log_probs, scored_log_probs):
+    p = np.exp(tune_log_probs)
+    weights = np.full(len(p), 1 / len(p))
+    weights = (weights[:, None] * p / (weights @ p)).mean(axis=1)
+    return weights, float(-np.log(weights @ np.exp(scored_log_probs)).mean())
 ''',
-        "in bits": '''
-import math
-import torch
+        "shares not normalised per character (the weights renormalised instead)": '''
+import numpy as np
 
-def cross_entropy_nats(logits, targets):
-    return float(-torch.log_softmax(logits.float(), -1).gather(1, targets[:, None]).mean()) / math.log(2)
+def mixture_weights(tune_log_probs, scored_log_probs):
+    p = np.exp(tune_log_probs)
+    weights = np.full(len(p), 1 / len(p))
+    for _ in range(500):
+        weights = (weights[:, None] * p).mean(axis=1)
+        weights = weights / weights.sum()
+    return weights, float(-np.log(weights @ np.exp(scored_log_probs)).mean())
 ''',
-        "summed over positions": '''
-import torch
+        "the weights fitted on the scored characters": '''
+import numpy as np
 
-def cross_entropy_nats(logits, targets):
-    return float(-torch.log_softmax(logits.float(), -1).gather(1, targets[:, None]).sum())
+def mixture_weights(tune_log_probs, scored_log_probs):
+    p = np.exp(scored_log_probs)
+    weights = np.full(len(p), 1 / len(p))
+    for _ in range(2000):
+        weights = (weights[:, None] * p / (weights @ p)).mean(axis=1)
+    return weights, float(-np.log(weights @ p).mean())
+''',
+        "the losses mixed instead of the probabilities": '''
+import numpy as np
+
+def mixture_weights(tune_log_probs, scored_log_probs):
+    p = np.exp(tune_log_probs)
+    weights = np.full(len(p), 1 / len(p))
+    for _ in range(2000):
+        weights = (weights[:, None] * p / (weights @ p)).mean(axis=1)
+    return weights, float(-(weights @ scored_log_probs).mean())
+''',
+        "weights that do not sum to 1": '''
+import numpy as np
+
+def mixture_weights(tune_log_probs, scored_log_probs):
+    p = np.exp(tune_log_probs)
+    weights = np.full(len(p), 1 / len(p))
+    for _ in range(2000):
+        weights = (weights[:, None] * p / (weights @ p)).sum(axis=1) / len(p)
+    return weights, float(-np.log(weights @ np.exp(scored_log_probs)).mean())
 ''',
     }))
 
 add(Cells(
-    id="09.paired_bootstrap", name="paired_bootstrap",
+    id="09.moving_block_bootstrap", name="moving_block_bootstrap",
     task="""
-### Exercise 2 · Is the difference real? A paired bootstrap
+### Exercise 2 · Is the difference real? A moving-block bootstrap
 
-Two models scored on the same characters give per-character losses `nll_a` and `nll_b` (N,). Is A's mean loss
-really higher than B's, or is the gap within the noise of which characters happened to be held out? Write
-`paired_bootstrap(nll_a, nll_b, n_boot, seed)`: resample the N **positions** with replacement, n_boot times, the
-same positions for both models, using `np.random.default_rng(seed).integers(0, N, size=(n_boot, N))` (one row of
-indices per resample); compute the mean of nll_a - nll_b on each; return the 95 % percentile interval
-`(low, high)` (`np.percentile` at 2.5 and 97.5). Neighbouring characters are correlated, so on real text this
-interval is too narrow: section 7 and the project's checker resample blocks of 1,000 characters instead.
+Two models scored on the same characters give per-character losses `nll_a` and `nll_b` (N,). Neighbouring
+characters are not independent (a hard word is hard for several characters), so resampling single characters gives
+an interval that is too narrow. Section 7 resamples fixed blocks of 1,000 characters (`lmcourse.stats.block_bootstrap`);
+here blocks may start anywhere. Write `moving_block_bootstrap(nll_a, nll_b, block, n_boot, seed)`: a paired 95 %
+percentile interval `(low, high)` for the mean of nll_a - nll_b by the **circular** block bootstrap: each of the
+n_boot resamples is made of blocks of `block` consecutive characters, each starting at a position drawn uniformly
+from all N, read around the end of the text back to its start where it runs over, joined until the resample has
+exactly N characters. Use `np.random.default_rng(seed)` however you like: the checker compares your interval with its
+own, computed from many more resamples, within a tenth of the interval's width, on series whose dependence it knows
+(an AR(1) series, a periodic one, block = 1, block = N). `lmcourse.stats` is not accepted here.
 """,
     stub='''
 import numpy as np
 
 
-def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of mean(nll_a - nll_b), resampling positions (paired). nll_a, nll_b: (N,)."""
+def moving_block_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, block: int, n_boot: int = 2000,
+                           seed: int = 0) -> tuple[float, float]:
+    """95 % circular block bootstrap interval of mean(nll_a - nll_b), blocks of `block` characters. nll_a, nll_b: (N,)."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import numpy as np
 
 
-def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of mean(nll_a - nll_b), resampling positions (paired). nll_a, nll_b: (N,)."""
-    diff = nll_a - nll_b                                   # paired: the shared difficulty of each character cancels
-    index = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
-    means = diff[index].mean(axis=1)                       # (n_boot,)
+def moving_block_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, block: int, n_boot: int = 2000,
+                           seed: int = 0) -> tuple[float, float]:
+    """95 % circular block bootstrap interval of mean(nll_a - nll_b), blocks of `block` characters. nll_a, nll_b: (N,)."""
+    diff = nll_a - nll_b                                   # paired: one series, the same characters for both models
+    N = len(diff)
+    n_blocks = -(-N // block)                              # enough blocks to cover N characters
+    starts = np.random.default_rng(seed).integers(0, N, size=(n_boot, n_blocks, 1))
+    index = (starts + np.arange(block)) % N                # (n_boot, n_blocks, block): past the end, from the start
+    means = diff[index.reshape(n_boot, -1)[:, :N]].mean(axis=1)   # each resample cut to exactly N characters
     low, high = np.percentile(means, [2.5, 97.5])
     return float(low), float(high)
 ''',
     wrong={
-        "unpaired: each model resampled on its own positions": '''
+        "single characters resampled, whatever the block": '''
 import numpy as np
 
-def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, len(nll_a), size=(n_boot, len(nll_a)))
-    ib = rng.integers(0, len(nll_b), size=(n_boot, len(nll_b)))
-    low, high = np.percentile(nll_a[ia].mean(1) - nll_b[ib].mean(1), [2.5, 97.5])
-    return float(low), float(high)
-''',
-        "a 90 % interval (5th and 95th percentiles)": '''
-import numpy as np
-
-def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
     diff = nll_a - nll_b
     index = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
-    low, high = np.percentile(diff[index].mean(1), [5, 95])
+    low, high = np.percentile(diff[index].mean(axis=1), [2.5, 97.5])
     return float(low), float(high)
 ''',
-        "a normal interval (mean ± 1.96 standard errors)": '''
+        "unpaired: each model's losses resampled with blocks of their own": '''
 import numpy as np
 
-def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
-    diff = nll_a - nll_b
-    half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean() - half), float(diff.mean() + half)
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    g, N = np.random.default_rng(seed), len(nll_a)
+    def means(x):
+        starts = g.integers(0, N, size=(n_boot, -(-N // block), 1))
+        return x[((starts + np.arange(block)) % N).reshape(n_boot, -1)[:, :N]].mean(axis=1)
+    low, high = np.percentile(means(nll_a) - means(nll_b), [2.5, 97.5])
+    return float(low), float(high)
+''',
+        "blocks that do not wrap around (starts only where a whole block fits)": '''
+import numpy as np
+
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    diff, N = nll_a - nll_b, len(nll_a)
+    starts = np.random.default_rng(seed).integers(0, N - block + 1, size=(n_boot, -(-N // block), 1))
+    means = diff[(starts + np.arange(block)).reshape(n_boot, -1)[:, :N]].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+''',
+        "the tail dropped: N // block whole blocks, shorter than N": '''
+import numpy as np
+
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    diff, N = nll_a - nll_b, len(nll_a)
+    starts = np.random.default_rng(seed).integers(0, N, size=(n_boot, N // block, 1))
+    means = diff[((starts + np.arange(block)) % N).reshape(n_boot, -1)].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+''',
+        "int(N / block) blocks joined, then cut to N: a floor where a ceiling belongs": '''
+import numpy as np
+
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    diff, N = nll_a - nll_b, len(nll_a)
+    starts = np.random.default_rng(seed).integers(0, N, size=(n_boot, max(1, int(N / block)), 1))
+    means = diff[((starts + np.arange(block)) % N).reshape(n_boot, -1)[:, :N]].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 ''',
     }))
 
 add(Cells(
     id="09.project", name="my_model_log_probs",
     task="""
-### Exercise 3 · The project: beat the n-gram
+### Exercise 3 · The project: beat the tuned n-gram
 
-Build the best model you can: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an n-gram of higher order
-or with a tuned discount, or a mixture of models (mixing probabilities, not losses). Train it on the training split
-only, and choose its settings on validation characters the checker does not score (those after the first 100,000).
-Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out character ids (the course
-tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each character after the first,
-given the characters before it (an array of N - 1 numbers). The checker scores it itself: on the first 100,000
-validation characters, against the best of the Kneser-Ney n-grams of orders 4 to 7 (discount 0.75) on the same
-characters, with a paired 95 % block bootstrap interval. It also feeds your function texts of its own choosing, to
-see that each probability uses only the characters before it and that a next-character distribution sums to 1.
+Build the best model you can: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an n-gram of another order
+or smoothing, or a mixture of models (mixing probabilities, with weights from Exercise 1). Train it on the training
+split only, and choose its settings on validation characters the checker does not score (those after the first
+100,000). Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out character ids (the
+course tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each character after the
+first, given the characters before it (an array of N - 1 numbers). The checker scores it itself, on the first
+100,000 validation characters (10,000 in fast mode), against section 7's tuned n-gram (modified Kneser-Ney, order 8)
+on the same characters, with a paired 95 % block bootstrap interval. It also feeds your function texts of its own
+choosing, to see that each probability uses only the characters before it and that a next-character distribution
+sums to 1 (natural log: in bits it would not).
 
 **What the check says.** ✓ means that your model is valid and was scored: causal, normalised, in natural log, and
 better than the unigram. The grade is the verdict line under it: *better than*, *level with* or *behind* the
-n-gram, with the interval of the difference. A model that gets ✓ but is behind has not beaten the n-gram yet. The
-worked solution is itself an n-gram (an 8-gram with a larger discount); section 7's tuned n-gram already clears the
-bar, so aim below it; a network, or a mixture, is another way.
+tuned n-gram, with the interval of the difference. A model that gets ✓ but is behind has not beaten the n-gram yet.
 """,
     stub='''
 def my_model_log_probs(ids):
@@ -2255,18 +2895,32 @@ def my_model_log_probs(ids):
     raise NotImplementedError  # your code: train your model once (outside this function), then score ids with it
 ''',
     solution='''
+import numpy as np
+
 from lmcourse import data
 from lmcourse.ngram import NGramLM
 
-# One simple project: the 8-gram, with a larger discount than the default 0.75 (long contexts are sparse).
-project_ngram = NGramLM(8, discount=0.9).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
+# One project: two n-grams mixed, their weights fitted by EM (Exercise 1) on validation characters the checker
+# does not score. The shorter context backs the longer one up where its counts are thin.
+tokenizer = data.corpus_tokenizer("wiki")
+train_ids = tokenizer.encode(data.load_corpus("wiki", "train"))
+parts = [NGramLM(order, smoothing="modified_kneser_ney").fit(train_ids) for order in (8, 5)]
+p_tune = np.exp([lm.log_probs(tokenizer.encode(data.load_corpus("wiki", "valid")[100_000:150_000]))[1:] for lm in parts])
+weights = np.full(len(parts), 1 / len(parts))
+for _ in range(200):
+    weights = (weights[:, None] * p_tune / (weights @ p_tune)).mean(axis=1)
 
 
 def my_model_log_probs(ids):
     """ids (N,) held-out character ids -> ln p(ids[t + 1] | ids[:t + 1]) for t = 0..N-2, shape (N - 1,)."""
-    return project_ngram.log_probs(ids)[1:]   # log_probs scores the first character too (after <s> padding)
+    log_probs = np.array([lm.log_probs(ids)[1:] for lm in parts])   # log_probs scores the first character too
+    return np.logaddexp.reduce(np.log(weights)[:, None] + log_probs, axis=0)
 ''',
     wrong={
+        "a score handed in instead of a model (1.0 nats/char)": '''
+def my_model_log_probs(ids):
+    return 1.0
+''',
         "a constant probability of 1 (the score of a model that is never wrong)": '''
 import numpy as np
 
@@ -2279,6 +2933,16 @@ import numpy as np
 def my_model_log_probs(ids):
     # 0.9 on the true next character, the rest spread evenly: reads ids[t + 1] to predict it
     return np.full(len(ids) - 1, np.log(0.9))
+''',
+        "the model scored on its own training text, not on the ids it is given": '''
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+train = data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train"))
+lm = NGramLM(5).fit(train)
+
+def my_model_log_probs(ids):
+    return lm.log_probs(train[:len(ids)])[1:]
 ''',
         "log base 2 instead of natural log": '''
 import numpy as np
@@ -2316,6 +2980,18 @@ lm = NGramLM(5).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki"
 
 def my_model_log_probs(ids):
     return lm.log_probs(ids)
+''',
+        "normalised only at the last character, ln p = 0 everywhere before it": '''
+import numpy as np
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+lm = NGramLM(5).fit(data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train")))
+
+def my_model_log_probs(ids):
+    out = np.zeros(len(ids) - 1)
+    out[-1] = lm.log_probs(ids)[-1]   # a proper ln p for the last character only
+    return out
 ''',
     }))
 

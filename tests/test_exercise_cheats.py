@@ -180,27 +180,35 @@ def test_a_function_copying_from_the_stack_or_gc_does_not_pass(cells, search, ca
 # Cheats that call the reference
 
 CALLS_THE_REFERENCE = {
-    "01.kneser_ney_bigram": """
+    "01.kneser_ney_trigram": """
 import inspect
 from lmcourse.ngram import NGramLM as Model
 
 
-def kneser_ney_bigram(bigram_counts, vocab, prev, word, discount=0.75):
+def kneser_ney_trigram(trigram_counts, vocab, context, word, discount=0.75):
     frame = inspect.currentframe()
     while "sentences" not in frame.f_locals:  # the checker's corpus, one frame down
         frame = frame.f_back
-    return Model(2, "kneser_ney", discount=discount).fit(frame.f_locals["sentences"]).prob(word, (prev,))
+    return Model(3, "kneser_ney", discount=discount).fit(frame.f_locals["sentences"]).prob(word, context)
 """,
-    "01.add_k_prob": """
-import sys
+    "01.held_out_discounts": """
+import numpy as np
 from lmcourse import ngram
 
 
-def add_k_prob(bigram_counts, vocab, prev, word, k=1.0):
+def held_out_discounts(counts):
+    return tuple(ngram._modified_discounts(np.bincount(list(counts.values()), minlength=5)[1:5], 2))
+""",
+    "01.held_out_perplexity": """
+import sys
+from lmcourse.ngram import NGramLM
+
+
+def held_out_perplexity(model, sentences):
     frame = sys._getframe(1)
-    while "sentences" not in frame.f_locals:
+    while "train" not in frame.f_locals:  # the checker's training sentences
         frame = frame.f_back
-    return ngram.NGramLM(2, "add_k", k=k).fit(frame.f_locals["sentences"]).prob(word, (prev,))
+    return NGramLM(model.order).fit(frame.f_locals["train"]).perplexity(sentences)
 """,
     "02.cosine_matrix": """
 from lmcourse.embeddings import cosine_similarity as cos
@@ -214,42 +222,69 @@ def cosine_matrix(A, B):
     from sklearn.metrics.pairwise import cosine_similarity   # imported on the first call: caught from the second
     return cosine_similarity(A, B)
 """,
-    "02.sgns_loss_and_grads": """
+    "02.sgns_sgd_step": """
 import torch
 from torch.nn import functional as F
 
 
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    v, u_pos, u_neg = (t.detach().requires_grad_() for t in (v, u_pos, u_neg))
-    loss = -(F.logsigmoid((u_pos * v).sum(-1)).sum() + F.logsigmoid(-torch.einsum("bkd,bd->bk", u_neg, v)).sum())
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    negatives = torch.multinomial(counts.double() ** 0.75, len(centre) * K, replacement=True,
+                                  generator=generator).view(len(centre), K)
+    A_in, A_out = W_in.clone().requires_grad_(), W_out.clone().requires_grad_()
+    v = A_in[centre]
+    loss = -(F.logsigmoid((A_out[context] * v).sum(-1)).sum()
+             + F.logsigmoid(-torch.einsum("bkd,bd->bk", A_out[negatives], v)).sum())
     loss.backward()                                                    # autograd, not by hand
-    return loss.detach(), v.grad, u_pos.grad, u_neg.grad
+    with torch.no_grad():
+        W_in -= lr * A_in.grad
+        W_out -= lr * A_out.grad
+    return negatives
 """,
-    "02.sgns_loss_and_grads torch.autograd.grad": """
+    "02.sgns_sgd_step torch.autograd.grad": """
 import torch
 from torch.nn import functional as F
 
 
-def sgns_loss_and_grads(v, u_pos, u_neg):
-    v, u_pos, u_neg = (t.detach().requires_grad_() for t in (v, u_pos, u_neg))
-    loss = -(F.logsigmoid((u_pos * v).sum(-1)).sum() + F.logsigmoid(-torch.einsum("bkd,bd->bk", u_neg, v)).sum())
-    return (loss.detach(), *torch.autograd.grad(loss, (v, u_pos, u_neg)))
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    negatives = torch.multinomial(counts.double() ** 0.75, len(centre) * K, replacement=True,
+                                  generator=generator).view(len(centre), K)
+    A_in, A_out = W_in.clone().requires_grad_(), W_out.clone().requires_grad_()
+    v = A_in[centre]
+    loss = -(F.logsigmoid((A_out[context] * v).sum(-1)).sum()
+             + F.logsigmoid(-torch.einsum("bkd,bd->bk", A_out[negatives], v)).sum())
+    grad_in, grad_out = torch.autograd.grad(loss, (A_in, A_out))
+    W_in -= lr * grad_in
+    W_out -= lr * grad_out
+    return negatives
 """,
-    "02.three_cos_add": """
-from lmcourse.embeddings import analogy as solve, to_keyed_vectors as kv
+    "02.sgns_sgd_step package": """
+import torch
+from lmcourse.skipgram import SkipGramNS, sgd_step as step
 
 
-def three_cos_add(vectors, words, a, b, c):
-    return solve(kv(words, vectors), a, b, c, topn=1)[0][0]
+def sgns_sgd_step(W_in, W_out, centre, context, counts, K, lr, generator):
+    negatives = torch.multinomial(counts.double() ** 0.75, len(centre) * K, replacement=True,
+                                  generator=generator).view(len(centre), K)
+    model = SkipGramNS(*W_in.shape)
+    model.emb_in.data, model.emb_out.data = W_in, W_out              # the package's step on the learner's tables
+    step(model, centre, context, negatives, lr)
+    return negatives
 """,
-    "02.three_cos_add gensim": """
+    "02.three_cos_mul": """
+from lmcourse.embeddings import to_keyed_vectors as kv
+
+
+def three_cos_mul(vectors, words, a, b, c):
+    return kv(words, vectors).most_similar_cosmul(positive=[b, c], negative=[a], topn=1)[0][0]
+""",
+    "02.three_cos_mul gensim": """
 from gensim.models import KeyedVectors
 
 
-def three_cos_add(vectors, words, a, b, c):
+def three_cos_mul(vectors, words, a, b, c):
     kv = KeyedVectors(vectors.shape[1])
     kv.add_vectors(words, vectors)
-    return kv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0]
+    return kv.most_similar_cosmul(positive=[b, c], negative=[a], topn=1)[0][0]
 """,
     "06.top_p_filter": """
 from lmcourse.generate import top_p_filter as nucleus
@@ -284,49 +319,67 @@ def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size
     beam, token = index // log_probs.shape[1], index % log_probs.shape[1]
     return torch.cat([sequences[beam], token[:, None]], dim=1), scores
 """,
-    "06.repetition_penalty": """
+    "06.kv_cache_step": """
 import threading
-from lmcourse.generate import apply_repetition_penalty as penalise
+import torch
+from torch.nn.functional import scaled_dot_product_attention as attend
 
 
-def repetition_penalty(ids, scores, penalty):
-    out = []
-    worker = threading.Thread(target=lambda: out.append(penalise(ids, scores, penalty)))  # out of sight?
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache, out = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2), []
+    worker = threading.Thread(target=lambda: out.append(attend(q, k_cache, v_cache)))  # out of sight?
     worker.start()
     worker.join()
-    return out[0]
+    return out[0], k_cache, v_cache
 """,
-    "08.ring_allreduce_bytes": """
-import lmcourse.distributed
-
-
-def ring_allreduce_bytes(n_params, world_size, bytes_per_param=4):
-    return lmcourse.distributed.ring_allreduce_bytes(n_params, world_size, bytes_per_param)
-""",
-    "09.cross_entropy_nats": """
-from torch.nn.functional import cross_entropy as ce
-
-
-def cross_entropy_nats(logits, targets):
-    return float(ce(logits.float(), targets))
-""",
-    "09.cross_entropy_nats a subclass of CrossEntropyLoss": """
+    "06.kv_cache_step gpt": """
 import torch
+from lmcourse.attention import scaled_dot_product_attention as attend
 
 
-class Loss(torch.nn.CrossEntropyLoss):
-    pass
-
-
-def cross_entropy_nats(logits, targets):
-    return float(Loss()(logits.float(), targets))
+def kv_cache_step(q, k, v, k_cache, v_cache):
+    k_cache, v_cache = torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)
+    return attend(q, k_cache, v_cache)[0], k_cache, v_cache
 """,
-    "09.paired_bootstrap": """
+    "08.shard_indices": """
+from torch.utils.data import DistributedSampler as Sampler
+
+
+def shard_indices(n, world_size, rank, *, epoch=0, seed=0, shuffle=True, drop_last=False):
+    sampler = Sampler(range(n), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+""",
+    "09.mixture_weights": """
+import numpy as np
+from scipy.optimize import minimize
+
+
+def mixture_weights(tune_log_probs, scored_log_probs):
+    def loss(z):
+        w = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        return -np.log(w @ np.exp(tune_log_probs)).mean()
+
+    z = minimize(loss, np.zeros(len(tune_log_probs))).x
+    w = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    return w, float(-np.log(w @ np.exp(scored_log_probs)).mean())
+""",
+    "09.moving_block_bootstrap": """
+from lmcourse.stats import block_bootstrap
+
+
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    interval = block_bootstrap(nll_a - nll_b, block=block, n_boot=n_boot, seed=seed)
+    return interval.low, interval.high
+""",
+    "09.moving_block_bootstrap the checker's own resampler": """
+import numpy as np
 from lmcourse.exercises import ch09
 
 
-def paired_bootstrap(nll_a, nll_b, n_boot=1000, seed=0):
-    return tuple(ch09._paired_bootstrap(nll_a, nll_b, n_boot, seed))
+def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
+    low, high = np.percentile(ch09._circular_block_means(nll_a - nll_b, block, n_boot, seed), [2.5, 97.5])
+    return float(low), float(high)
 """,
 }
 
@@ -344,7 +397,7 @@ def test_calling_the_reference_through_an_alias_does_not_pass(which, capsys):
 
 def test_every_exercise_with_a_reference_has_a_cheat_tried():
     tried = {which.split()[0] for which in CALLS_THE_REFERENCE}
-    no_reference = {"00.uniform_cross_entropy", "01.perplexity", "08.all_reduce_mean", "08.accumulate_gradients"}
+    no_reference = {"00.uniform_cross_entropy", "08.accumulate_gradients", "08.ring_all_reduce"}
     assert not set(BY_ID) - tried - no_reference, "add a cheat that calls the reference of these exercises"
 
 
@@ -407,10 +460,10 @@ def test_torch_used_around_the_reference_does_not_trip_it():
 def test_the_checkers_own_code_is_refused_but_what_it_hands_over_is_not():
     from lmcourse.exercises import ch08, ch09
 
-    bootstrap = _verdict(lambda: ch09._paired_bootstrap(np.ones(3), np.zeros(3), 10, 0), references=())
-    assert "lmcourse.exercises.ch09._paired_bootstrap, the checker's own code" in bootstrap
-    model, batch = torch.nn.Linear(4, 3), (torch.randn(5, 4), torch.randint(3, (5,)))
-    assert call("handed over", lambda f: f(model, batch).item(), ch08._loss) > 0  # the loss a checker hands over
+    bootstrap = _verdict(lambda: ch09._circular_block_means(np.ones(4), 2, 10, 0), references=())
+    assert "lmcourse.exercises.ch09._circular_block_means, the checker's own code" in bootstrap
+    model, batch = torch.nn.Embedding(5, 3), (torch.randint(3, (2, 4)), torch.randint(3, (2, 4)), torch.ones(2, 4, dtype=bool))
+    assert call("handed over", lambda f: f(model, batch).item(), ch08.MaskedTokenLoss()) > 0  # the loss a checker hands over
 
 
 def test_the_previous_profiler_is_restored_also_when_the_learner_fails():

@@ -85,30 +85,30 @@ def test_failure_never_prints_the_expected_value(capsys):
 
 
 def test_crashing_answer_is_reported_not_raised(capsys):
-    assert not exercises.check("01.perplexity", lambda probs: 1 / 0)
+    assert not exercises.check("01.held_out_perplexity", lambda model, sentences: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
 def test_returning_none_reads_not_answered_yet_and_asks_about_return(capsys):
-    assert not exercises.check("01.perplexity", lambda probs: None)
+    assert not exercises.check("01.held_out_perplexity", lambda model, sentences: None)
     out = capsys.readouterr().out
     assert "not answered yet" in out and "returned None: does it end with `return`?" in out
 
-    def stub(probs):
+    def stub(model, sentences):
         raise NotImplementedError
 
-    assert not exercises.check("01.perplexity", stub)
+    assert not exercises.check("01.held_out_perplexity", stub)
     assert "returned None" not in capsys.readouterr().out  # the stub itself reads as before
 
 
 def test_progress_lists_the_chapter_and_what_is_done(capsys):
     right, _ = define(next(c for c in ALL if c.id == "06.top_p_filter").solution, next(c for c in ALL if c.id == "06.top_p_filter"))
     exercises.check("06.top_p_filter", right)
-    exercises.check("06.repetition_penalty", lambda ids, scores, penalty: scores)
+    exercises.check("06.kv_cache_step", lambda q, k, v, k_cache, v_cache: (q, k_cache, v_cache))
     status = exercises.progress("06")
     assert list(status) == [c.id for c in CHAPTERS["06"]]
     assert status == {"06.top_p_filter": "done", "06.beam_search_step": "not tried",
-                      "06.repetition_penalty": "not yet right"}
+                      "06.kv_cache_step": "not yet right"}
     assert "1 of 3 done" in repr(status) and exercises.progress(6) == status
 
 
@@ -183,11 +183,32 @@ def test_stored_outputs_show_stubs_unanswered_and_solutions_right(chapter):
         assert f"✓ {ex.id}: right" in shown.get("solution", ""), f"{ex.id}: re-run the notebook (solution output)"
 
 
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_stored_progress_is_a_fresh_learners(chapter):
+    """The course's own solution cells never count: a stored progress summary reads "0 of N done" (a run made
+    while solution_hashes.json was stale, or with a learner's progress file, shows exercises done)."""
+    summaries = [text for cell in chapter_notebook(chapter).cells if cell.cell_type == "code"
+                 for out in cell.get("outputs", []) for text in [str(out.get("data", {}).get("text/plain", ""))]
+                 if " done" in text and " of " in text]
+    n = len(CHAPTERS[chapter])
+    for text in summaries:
+        assert f"0 of {n} done" in text and "(done)" not in text, \
+            f"{chapter}: stored progress shows work done: {text[:120]!r}; run python -m tests.solution_hashes, re-run"
+
+
 def test_passing_a_value_instead_of_the_function_says_so(capsys):
-    assert not exercises.check("01.perplexity", 6.0)
+    assert not exercises.check("01.held_out_perplexity", 6.0)
     assert "pass your function itself" in capsys.readouterr().out
 
 
 def test_exercise_id_must_be_a_string():
     with pytest.raises(ValueError, match="exercise_id"):
         exercises.check(lambda: 1, 1.0)
+
+
+def test_project_bar_is_the_tuned_ngram_the_package_fits_today():
+    """09.project's stored BAR_NATS is what section 7's tuned n-gram scores now on the first BAR_CHARS characters."""
+    from lmcourse.exercises import ch09
+
+    tuned = -ch09.ngram_log_probs(ch09.BAR_CHARS)["tuned"].mean()
+    assert round(float(tuned), 4) == ch09.BAR_NATS, f"update ch09.BAR_NATS to {tuned:.4f}"
