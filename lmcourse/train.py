@@ -36,11 +36,17 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     eval_seconds: list[float] = field(default_factory=list)
+    eval_time: list[float] = field(default_factory=list)  # seconds spent evaluating so far, at each evaluation
 
     @property
     def best_eval_loss(self) -> float:
         """The lowest evaluation loss seen (nan if never evaluated)."""
         return min(self.eval_loss, default=math.nan)
+
+    @property
+    def eval_train_seconds(self) -> list[float]:
+        """Seconds of training at each evaluation, the evaluations' own time left out (for curves against compute)."""
+        return [total - spent for total, spent in zip(self.eval_seconds, self.eval_time)]
 
 
 def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> Callable[[int], float]:
@@ -55,6 +61,32 @@ def cosine_schedule(max_lr: float, total_steps: int, warmup_steps: int = 0, min_
         if step < warmup_steps:
             return max_lr * (step + 1) / warmup_steps
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+    return lr_at
+
+
+def clock_cosine_schedule(max_lr: float, seconds: float, warmup_steps: int = 0,
+                          min_lr: float = 0.0) -> Callable[[int], float]:
+    """`cosine_schedule` on a time budget: linear warm-up over `warmup_steps` steps, then cosine decay to `min_lr`
+    at `seconds` of wall-clock time after the first call (train with `train(..., time_limit=seconds)`): step -> lr.
+
+    The decay follows the clock, not the step count, so a run that gets fewer steps per second still ends at
+    `min_lr` when its time is up.
+    """
+    check_number("max_lr", max_lr, 0, low_open=True)
+    check_number("seconds", seconds, 0, low_open=True, fix="the training budget in seconds")
+    check_int("warmup_steps", warmup_steps, 0)
+    check_number("min_lr", min_lr, 0, max_lr, fix="the learning rate at the end, between 0 and max_lr")
+    start = None
+
+    def lr_at(step: int) -> float:
+        nonlocal start
+        check_int("step", step, 0, fix="the optimizer step, counted from 0")
+        start = time.perf_counter() if start is None else start
+        if step < warmup_steps:
+            return max_lr * (step + 1) / warmup_steps
+        progress = min(1.0, (time.perf_counter() - start) / seconds)
         return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
 
     return lr_at
@@ -152,6 +184,7 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
     def run_evaluation(step: int) -> None:
+        began = time.perf_counter()
         model.eval()
         with torch.no_grad(), autocast():
             value = evaluate(model)
@@ -165,6 +198,7 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
         history.eval_step.append(step)
         history.eval_loss.append(value)
         history.eval_seconds.append(time.perf_counter() - start)
+        history.eval_time.append((history.eval_time[-1] if history.eval_time else 0.0) + time.perf_counter() - began)
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, model, optimizer, step=step, eval_loss=value)
 
@@ -225,8 +259,8 @@ def train(model: nn.Module, batches: Iterable[Batch], *, optimizer: torch.optim.
         if time_limit is not None and history.seconds[-1] >= time_limit:
             stop_early(bar, f"time limit {time_limit:g} s")
             break
-    if evaluate is not None and history.step:
-        run_evaluation(history.step[-1])
+    if evaluate is not None and history.step and history.eval_step[-1:] != history.step[-1:]:
+        run_evaluation(history.step[-1])  # unless the time limit struck just after an evaluation
     bar.close()
     return history
 

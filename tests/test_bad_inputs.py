@@ -873,6 +873,12 @@ bad_values("cosine_schedule", lambda total_steps: train.cosine_schedule(0.1, tot
 bad_values("cosine_schedule", lambda warmup_steps: train.cosine_schedule(0.1, 10, warmup_steps), "warmup_steps",
            (-1, 11, True, 2.5))
 bad_values("cosine_schedule", lambda min_lr: train.cosine_schedule(0.1, 10, 0, min_lr), "min_lr", (-0.1, NAN, 0.2))
+bad_values("clock_cosine_schedule", lambda max_lr: train.clock_cosine_schedule(max_lr, 10.0), "max_lr", POSITIVE)
+bad_values("clock_cosine_schedule", lambda seconds: train.clock_cosine_schedule(0.1, seconds), "seconds", POSITIVE)
+bad_values("clock_cosine_schedule", lambda warmup_steps: train.clock_cosine_schedule(0.1, 10.0, warmup_steps),
+           "warmup_steps", (-1, True, 2.5))
+bad_values("clock_cosine_schedule", lambda min_lr: train.clock_cosine_schedule(0.1, 10.0, 0, min_lr), "min_lr",
+           (-0.1, NAN, 0.2))
 bad_values("autocast_dtype", lambda mixed_precision: train.autocast_dtype(torch.device("cpu"), mixed_precision),
            "mixed_precision", ("half",))
 

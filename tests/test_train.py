@@ -7,7 +7,7 @@ from torch import nn
 
 from lmcourse.checkpoint import load_checkpoint, save_checkpoint
 from lmcourse.files import atomic_path
-from lmcourse.train import History, autocast_dtype, cosine_schedule, count_parameters, train
+from lmcourse.train import History, autocast_dtype, clock_cosine_schedule, cosine_schedule, count_parameters, train
 
 
 def regression_batches(n=64, seed=0):
@@ -244,3 +244,58 @@ def test_time_limit_stops_training_early_and_still_evaluates():
                     loss_fn=slow_loss, evaluate=lambda m: 1.0, time_limit=0.2, progress=False)
     assert 3 <= len(history.step) < 100
     assert history.eval_step == [history.step[-1]]
+
+
+def test_clock_cosine_schedule_warms_up_by_steps_then_decays_by_the_clock(monkeypatch):
+    import lmcourse.train as train_module
+
+    now = [100.0]
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now[0])
+    lr_at = clock_cosine_schedule(1.0, seconds=10.0, warmup_steps=2, min_lr=0.1)
+    assert lr_at(0) == pytest.approx(0.5) and lr_at(1) == pytest.approx(1.0)  # warm-up counts steps
+    now[0] = 100.0                                                            # the clock starts at the first call
+    assert lr_at(2) == pytest.approx(1.0)
+    now[0] = 105.0                                                            # half the budget: half way down
+    assert lr_at(3) == pytest.approx(0.1 + 0.5 * 0.9)
+    now[0] = 130.0                                                            # past the budget: the floor
+    assert lr_at(4) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"max_lr": 0.0}, "max_lr"), ({"seconds": 0.0}, "seconds"),
+                                          ({"warmup_steps": -1}, "warmup_steps"), ({"min_lr": 2.0}, "min_lr")])
+def test_clock_cosine_schedule_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        clock_cosine_schedule(**{"max_lr": 1.0, "seconds": 5.0, **kwargs})
+
+
+def test_history_keeps_the_time_spent_evaluating_apart_from_training():
+    import time
+
+    model = nn.Linear(2, 1)
+
+    def slow_eval(m):
+        time.sleep(0.05)
+        return 1.0
+
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=6,
+                    loss_fn=mse, evaluate=slow_eval, eval_every=2, progress=False)
+    assert len(history.eval_time) == len(history.eval_seconds) == 3
+    assert all(b - a >= 0.05 for a, b in zip([0.0] + history.eval_time, history.eval_time))  # each one counted
+    trained = history.eval_train_seconds
+    assert all(t < s for t, s in zip(trained, history.eval_seconds)) and trained[-1] < history.seconds[-1]
+    assert trained == sorted(trained)
+
+
+def test_a_time_limit_right_after_an_evaluation_does_not_evaluate_that_step_twice():
+    import time
+
+    model = nn.Linear(2, 1)
+
+    def slow_eval(m):
+        time.sleep(0.15)
+        return 1.0
+
+    history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=100,
+                    loss_fn=mse, evaluate=slow_eval, eval_every=1, time_limit=0.2, progress=False)
+    # every step is evaluated; the limit strikes after the evaluation of the step that crosses it
+    assert len(history.step) < 100 and history.eval_step == history.step
