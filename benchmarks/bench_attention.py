@@ -1,6 +1,6 @@
 """Attention: our explicit path vs our fused path vs torch.nn.MultiheadAttention, time and peak memory vs sequence length.
 
-Forward pass of self-attention, batch 4, d_model 256, 8 heads, causal, no gradients. Memory: on CPU, all
+Forward pass of self-attention, batch 4, n_embd 256, 8 heads, causal, no gradients. Memory: on CPU, all
 bytes the call allocates (torch.profiler; an upper bound on the peak); on CUDA, torch.cuda.max_memory_allocated.
 Runs on CPU, and on CUDA too when a GPU is there.
 """

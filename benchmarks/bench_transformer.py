@@ -1,6 +1,6 @@
 """Transformer layers: our EncoderLayer (on lmcourse.attention.MultiHeadAttention) vs torch.nn.TransformerEncoderLayer.
 
-Same weights (copied with `from_torch`), batch 8, d_model 256, 8 heads, d_ff 1024, pre-norm; forward time in
+Same weights (copied with `from_torch`), batch 8, n_embd 256, 8 heads, n_inner 1024, pre-norm; forward time in
 inference (no gradients) and a training step (forward + backward). torch's inference path may use its
 fused "fast path" kernel, which is what a user of torch gets; ratio = torch time / our time (> 1: ours faster).
 """

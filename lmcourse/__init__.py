@@ -14,7 +14,7 @@ Submodules (`lmcourse.data`, `lmcourse.ngram`, ...) are imported on first use, s
     02 embeddings    embeddings, skipgram
     03 RNN / LSTM    rnn, charlm, tasks
     04 attention     seq2seq, attention
-    05 Transformer   transformer, mlm, finetune
+    05 Transformer   transformer (the block the GPT reuses), mlm, finetune
     06 GPT           gpt, generate, hub
     07 diffusion     diffusion, denoisers, toy2d, text_diffusion
     08 scaling out   distributed, scale_out

@@ -307,7 +307,7 @@ class KVCache:
 
 # ----------------------------------------------------------------------------- multi-head attention
 
-def check_features(name: str, x: object, width: int, dtype: torch.dtype | None, width_name: str = "d_model") -> None:
+def check_features(name: str, x: object, width: int, dtype: torch.dtype | None, width_name: str = "n_embd") -> None:
     """Raise ValueError unless x is a float (batch, T >= 1, width) tensor of the weights' `dtype`.
 
     Under autocast, or with dtype None (quantized weights, which take any float input), any float dtype passes.
@@ -324,48 +324,48 @@ def check_features(name: str, x: object, width: int, dtype: torch.dtype | None, 
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with separate q/k/v projections, each head of size d_model // n_heads.
+    """Multi-head attention with separate q/k/v projections, each head of size n_embd // n_head.
 
-    forward(query (B, Tq, d_model), key (B, Tk, kdim), value (B, Tk, vdim), mask=None, is_causal=False,
+    forward(query (B, Tq, n_embd), key (B, Tk, kdim), value (B, Tk, vdim), mask=None, is_causal=False,
     need_weights=False, *, key_padding=None, kv_cache=None, layer=0)
-    -> (out (B, Tq, d_model), weights (B, n_heads, Tq, Tk) or None).
+    -> (out (B, Tq, n_embd), weights (B, n_head, Tq, Tk) or None).
     mask: bool (True = may attend) or float additive: (Tq, Tk) for every example and head (refused when
     B == Tq, where it has the shape of a key padding: pass mask[None]); (B, Tq, Tk) one per example, shared
-    by the heads; (B, 1, 1, Tk) from `padding_mask`; (B, n_heads, Tq, Tk) or (1, n_heads, Tq, Tk) per head.
-    (torch.nn.MultiheadAttention reads a 3-D mask as (B * n_heads, Tq, Tk) instead.)
+    by the heads; (B, 1, 1, Tk) from `padding_mask`; (B, n_head, Tq, Tk) or (1, n_head, Tq, Tk) per head.
+    (torch.nn.MultiheadAttention reads a 3-D mask as (B * n_head, Tq, Tk) instead.)
     key_padding: (B, Tk) bool, True = real key (see `check_key_padding`); is_causal: query i may attend keys
     j <= i, or j <= past + i after `past` cached positions. kv_cache, layer: self-attention during
     generation; the new keys and values are added to layer `layer` of the `KVCache` and the queries attend
     all of them.
     Without need_weights it runs torch's fused kernel; with it, the explicit path (same numbers).
-    kdim, vdim: the widths of key and value when they differ from d_model (cross-attention to a memory).
+    kdim, vdim: the widths of key and value when they differ from n_embd (cross-attention to a memory).
     Parameters: q_proj, k_proj, v_proj, out_proj (nn.Linear); `from_torch` copies a torch.nn.MultiheadAttention.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True,
                  kdim: int | None = None, vdim: int | None = None):
         super().__init__()
-        kdim, vdim = d_model if kdim is None else kdim, d_model if vdim is None else vdim
-        check_positive_ints(d_model=d_model, n_heads=n_heads, kdim=kdim, vdim=vdim)
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}; "
-                             f"e.g. d_model={n_heads * max(1, round(d_model / n_heads))}")
+        kdim, vdim = n_embd if kdim is None else kdim, n_embd if vdim is None else vdim
+        check_positive_ints(n_embd=n_embd, n_head=n_head, kdim=kdim, vdim=vdim)
+        if n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}; "
+                             f"e.g. n_embd={n_head * max(1, round(n_embd / n_head))}")
         check_number("dropout", dropout, 0, 1, high_open=True)
-        self.d_model, self.n_heads, self.head_dim, self.dropout = d_model, n_heads, d_model // n_heads, dropout
+        self.n_embd, self.n_head, self.head_dim, self.dropout = n_embd, n_head, n_embd // n_head, dropout
         self.kdim, self.vdim = kdim, vdim
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(kdim, d_model, bias=bias)
-        self.v_proj = nn.Linear(vdim, d_model, bias=bias)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.q_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.k_proj = nn.Linear(kdim, n_embd, bias=bias)
+        self.v_proj = nn.Linear(vdim, n_embd, bias=bias)
+        self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, head_dim)
+        return x.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, head_dim)
 
     def _check_inputs(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
         weight = self.q_proj.weight      # a method, not a tensor, once torch.ao quantization replaced the Linear
         dtype = weight.dtype if isinstance(weight, torch.Tensor) else None
-        for name, x, width, width_name in (("query", query, self.d_model, "d_model"), ("key", key, self.kdim, "kdim"),
+        for name, x, width, width_name in (("query", query, self.n_embd, "n_embd"), ("key", key, self.kdim, "kdim"),
                                            ("value", value, self.vdim, "vdim")):
             check_features(name, x, width, dtype, width_name)
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
@@ -379,10 +379,10 @@ class MultiHeadAttention(nn.Module):
         if isinstance(mask, torch.Tensor) and mask.ndim == 3:
             if mask.shape[0] not in (1, B) or mask.shape[1:] not in ((Tq, Tk), (1, Tk), (Tq, 1), (1, 1)):
                 raise ValueError(f"a 3-D mask is one (queries, keys) mask per example: expected ({B}, {Tq}, {Tk}), "
-                                 f"got {tuple(mask.shape)}; for one mask per head give (B, n_heads, Tq, Tk) or "
-                                 f"(1, n_heads, Tq, Tk) with n_heads={self.n_heads}")
+                                 f"got {tuple(mask.shape)}; for one mask per head give (B, n_head, Tq, Tk) or "
+                                 f"(1, n_head, Tq, Tk) with n_head={self.n_head}")
             mask = mask[:, None]  # (B, 1, Tq, Tk)
-        check_mask(mask, (B, self.n_heads, Tq, Tk))
+        check_mask(mask, (B, self.n_head, Tq, Tk))
         return mask
 
     @staticmethod
@@ -413,7 +413,7 @@ class MultiHeadAttention(nn.Module):
         kernel_causal = is_causal and past == 0 and mask is None and key_padding is None
         if not kernel_causal:
             B, _, Tq, _ = q.shape
-            mask = merge_masks(mask, key_padding, is_causal, (B, self.n_heads, Tq, k.shape[2]), past, q.device)
+            mask = merge_masks(mask, key_padding, is_causal, (B, self.n_head, Tq, k.shape[2]), past, q.device)
             if mask is not None and mask.is_floating_point():
                 mask = mask.to(q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=kernel_causal)
@@ -438,11 +438,11 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
-            mask = merge_masks(mask, key_padding, is_causal, (B, self.n_heads, Tq, Tk), past, q.device)
+            mask = merge_masks(mask, key_padding, is_causal, (B, self.n_head, Tq, Tk), past, q.device)
             y, weights = scaled_dot_product_attention(q, k, v, mask, p, training=self.training)
         else:
             y = self._fused(q, k, v, mask, key_padding, is_causal, past, p)  # (B, H, Tq, head_dim)
-        y = y.transpose(1, 2).reshape(B, Tq, self.d_model)  # (B, Tq, d_model): heads side by side
+        y = y.transpose(1, 2).reshape(B, Tq, self.n_embd)  # (B, Tq, n_embd): heads side by side
         return self.out_proj(y), weights
 
     @classmethod
@@ -459,13 +459,13 @@ class MultiHeadAttention(nn.Module):
     def load_torch_weights(self, mha: nn.MultiheadAttention) -> None:
         """Copy a torch.nn.MultiheadAttention's q, k, v projections and out_proj into this module.
 
-        torch stacks the three as in_proj_weight (3 d_model, d_model) when kdim = vdim = embed_dim, and keeps
+        torch stacks the three as in_proj_weight (3 n_embd, n_embd) when kdim = vdim = embed_dim, and keeps
         them apart (q_proj_weight, k_proj_weight, v_proj_weight) otherwise; the biases are in_proj_bias either way.
         """
         theirs = (mha.embed_dim, mha.num_heads, mha.kdim, mha.vdim)
-        if theirs != (self.d_model, self.n_heads, self.kdim, self.vdim):
+        if theirs != (self.n_embd, self.n_head, self.kdim, self.vdim):
             raise ValueError(f"sizes differ: torch has (embed_dim, num_heads, kdim, vdim) = {theirs}; this module "
-                             f"{(self.d_model, self.n_heads, self.kdim, self.vdim)}")
+                             f"{(self.n_embd, self.n_head, self.kdim, self.vdim)}")
         if mha.in_proj_weight is not None:
             weights = mha.in_proj_weight.chunk(3)
         else:
@@ -480,5 +480,5 @@ class MultiHeadAttention(nn.Module):
             self.out_proj.bias.copy_(mha.out_proj.bias)
 
     def extra_repr(self) -> str:
-        other = f", kdim={self.kdim}, vdim={self.vdim}" if (self.kdim, self.vdim) != (self.d_model,) * 2 else ""
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, head_dim={self.head_dim}, dropout={self.dropout}{other}"
+        other = f", kdim={self.kdim}, vdim={self.vdim}" if (self.kdim, self.vdim) != (self.n_embd,) * 2 else ""
+        return f"n_embd={self.n_embd}, n_head={self.n_head}, head_dim={self.head_dim}, dropout={self.dropout}{other}"

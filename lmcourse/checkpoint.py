@@ -128,6 +128,10 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     if optimizer is not None:
         if "optimizer" not in state:
             raise ValueError(f"checkpoint {str(path)!r} holds no optimizer state; pass optimizer=None")
+        if list(state["model"]) != list(model.state_dict()):  # an optimizer's state is by position, not by name
+            raise ValueError(f"checkpoint {str(path)!r} was written by an earlier lmcourse whose model held its "
+                             "parameters in another order, so its optimizer state would update the wrong ones; load "
+                             "the weights with optimizer=None and start a new optimizer")
         optimizer.load_state_dict(state["optimizer"])
     return state.get("metadata", {})
 

@@ -133,10 +133,10 @@ def encode_masked(specials, text: str) -> list[int]:
 
 
 def vectors_at(h: torch.Tensor, ids: torch.Tensor, token_id: int, name: str = "token_id") -> torch.Tensor:
-    """(B, d_model): each row's vector of h (B, T, d_model) at the first position where ids (B, T) hold token_id.
+    """(B, n_embd): each row's vector of h (B, T, n_embd) at the first position where ids (B, T) hold token_id.
     `name`: the caller's name for token_id, for the error message."""
     if h.ndim != 3 or ids.shape != h.shape[:2]:
-        raise ValueError(f"h must be (B, T, d_model) and ids (B, T) with the same B and T, got h {tuple(h.shape)} "
+        raise ValueError(f"h must be (B, T, n_embd) and ids (B, T) with the same B and T, got h {tuple(h.shape)} "
                          f"and ids {tuple(ids.shape)}")
     hit = ids == token_id
     if not hit.any(1).all():
@@ -167,12 +167,12 @@ class SequenceClassifier(nn.Module):
                       fix="a token id of the encoder's vocabulary (e.g. specials.mask_id), or None to read [CLS]")
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.d_model, n_classes)
+        self.classifier = nn.Linear(encoder.config.n_embd, n_classes)
         self.read_id = read_id
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, d_model)
+        h, _ = self.encoder(ids, key_padding=key_padding)  # (B, T, n_embd)
         vector = h[:, 0] if self.read_id is None else vectors_at(h, ids, self.read_id, "read_id")  # [CLS] sees every token
         logits = self.classifier(self.dropout(vector))  # (B, n_classes)
         if labels is None:
@@ -347,7 +347,7 @@ class SpanQA(nn.Module):
         super().__init__()
         _check_encoder(encoder)
         self.encoder = encoder
-        self.qa_outputs = nn.Linear(encoder.config.d_model, 2)
+        self.qa_outputs = nn.Linear(encoder.config.n_embd, 2)
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None, start: torch.Tensor | None = None,
                 end: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

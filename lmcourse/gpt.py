@@ -1,13 +1,13 @@
 """GPT: a decoder-only Transformer language model, and the import of GPT-2 weights from transformers.
 
-Read top to bottom: the config, the MLP, the block (pre-norm, causal multi-head attention from
-`lmcourse.attention`, which also owns the key/value cache of generation), the positions and mask of
-left-padded batches, the model, then `GPT.from_hf` (a table of transformers' names for our weights).
+Read top to bottom: the config, the positions and mask of left-padded batches, the model, then `GPT.from_hf`
+(a table of transformers' names for our weights). A block is chapter 05's `lmcourse.transformer.EncoderLayer`,
+pre-norm and causal, with GPT-2's tanh GELU; its attention (`lmcourse.attention.MultiHeadAttention`) also
+owns the key/value cache of generation.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -15,10 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import KVCache, MultiHeadAttention, check_key_padding, merge_masks
+from lmcourse.attention import KVCache, check_key_padding, merge_masks
 from lmcourse.checkpoint import read_checkpoint
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 from lmcourse.train import adamw
+from lmcourse.transformer import EncoderLayer, init_weights
 
 
 @dataclass
@@ -42,43 +43,6 @@ class GPTConfig:
         check_number("dropout", self.dropout, 0, 1, high_open=True)
         if not isinstance(self.bias, bool):
             raise ValueError(f"bias must be True or False, got {self.bias!r}")
-
-
-class MLP(nn.Module):
-    """Position-wise feed-forward: expand to 4 * n_embd, GELU (tanh form, as GPT-2), project back."""
-
-    def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
-
-
-class Block(nn.Module):
-    """Pre-norm Transformer block: x + attention(LN(x)), then x + MLP(LN(x)).
-
-    forward(x (B, T, n_embd), mask=None, kv_cache=None, layer=0): causal self-attention, or `mask`
-    (B, 1, T, past + T) when the GPT has built one for padding; with a kv_cache, layer `layer` of it is
-    read and extended by the attention module.
-    """
-
-    def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout, bias=config.bias)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, kv_cache: KVCache | None = None,
-                layer: int = 0) -> torch.Tensor:
-        h = self.ln_1(x)
-        a, _ = self.attn(h, h, h, mask=mask, is_causal=mask is None, kv_cache=kv_cache, layer=layer)
-        x = x + self.dropout(a)
-        return x + self.mlp(self.ln_2(x))
 
 
 def left_padding(attention_mask: torch.Tensor, T: int, past: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,25 +77,15 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        # a block: pre-norm x + attn(LN(x)), then x + MLP(LN(x)); causal self-attention, an MLP 4 * n_embd wide
+        self.blocks = nn.ModuleList(
+            EncoderLayer(config.n_embd, config.n_head, 4 * config.n_embd, config.dropout, "gelu_tanh",
+                         norm_first=True, bias=config.bias, causal=True) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and scores them out
-        self.apply(self._init_weights)
-        # GPT-2: scale the projections that write into the residual stream by 1/sqrt(2 * n_layer), so
-        # the stream's variance does not grow with depth (each block adds two such writes)
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "c_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_weights(self, n_layer=config.n_layer)  # GPT-2's, residual projections scaled down with depth
+        self.register_load_state_dict_pre_hook(_rename_nanogpt_keys)  # checkpoints of the earlier GPT
 
     def new_kv_cache(self, max_len: int | None = None) -> KVCache:
         """An empty key/value cache for `forward(idx, kv_cache=...)` (used by `lmcourse.generate`), with room for
@@ -176,7 +130,7 @@ class GPT(nn.Module):
             pos, mask = left_padding(attention_mask, T, past)  # (B, T), (B, 1, T, past + T)
         x = self.drop(self._embed(idx) + self.wpe(pos))  # (B, T, n_embd)
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, kv_cache, layer)
+            x, _ = block(x, mask, kv_cache=kv_cache, layer=layer)  # causal, and mask (padding) if given
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
         loss = None
         if targets is not None:
@@ -274,16 +228,16 @@ GPT2_KEYS = {
     "transformer.ln_f.bias": ("ln_f.bias", False),
 }
 GPT2_BLOCK_KEYS = {
-    "ln_1.weight": ("ln_1.weight", False),
-    "ln_1.bias": ("ln_1.bias", False),
-    "attn.c_proj.weight": ("attn.out_proj.weight", True),
-    "attn.c_proj.bias": ("attn.out_proj.bias", False),
-    "ln_2.weight": ("ln_2.weight", False),
-    "ln_2.bias": ("ln_2.bias", False),
-    "mlp.c_fc.weight": ("mlp.c_fc.weight", True),
-    "mlp.c_fc.bias": ("mlp.c_fc.bias", False),
-    "mlp.c_proj.weight": ("mlp.c_proj.weight", True),
-    "mlp.c_proj.bias": ("mlp.c_proj.bias", False),
+    "ln_1.weight": ("norm1.weight", False),
+    "ln_1.bias": ("norm1.bias", False),
+    "attn.c_proj.weight": ("self_attn.out_proj.weight", True),
+    "attn.c_proj.bias": ("self_attn.out_proj.bias", False),
+    "ln_2.weight": ("norm2.weight", False),
+    "ln_2.bias": ("norm2.bias", False),
+    "mlp.c_fc.weight": ("ff.linear1.weight", True),
+    "mlp.c_fc.bias": ("ff.linear1.bias", False),
+    "mlp.c_proj.weight": ("ff.linear2.weight", True),
+    "mlp.c_proj.bias": ("ff.linear2.bias", False),
 }
 
 
@@ -297,6 +251,21 @@ def _from_gpt2_names(hf: dict[str, torch.Tensor], n_layer: int) -> dict[str, tor
         # one Conv1D (d, 3d) projects q, k, v side by side: transposed, its rows are q_proj's, k_proj's, v_proj's
         weights, biases = hf[theirs + "attn.c_attn.weight"].t().chunk(3), hf[theirs + "attn.c_attn.bias"].chunk(3)
         for proj, weight, bias in zip(("q_proj", "k_proj", "v_proj"), weights, biases):
-            ours[f"{mine}attn.{proj}.weight"], ours[f"{mine}attn.{proj}.bias"] = weight, bias
+            ours[f"{mine}self_attn.{proj}.weight"], ours[f"{mine}self_attn.{proj}.bias"] = weight, bias
     ours["lm_head.weight"] = ours["wte.weight"]  # tied
     return ours
+
+
+# Checkpoints written before the GPT's blocks were `EncoderLayer`s name a block's parts as nanoGPT and GPT-2 do.
+# Every load_state_dict of a GPT (GPT.from_checkpoint, lmcourse.zoo.load, checkpoint.load_checkpoint) renames them.
+NANOGPT_BLOCK_NAMES = {"ln_1.": "norm1.", "attn.": "self_attn.", "ln_2.": "norm2.", "mlp.c_fc.": "ff.linear1.",
+                       "mlp.c_proj.": "ff.linear2."}
+
+
+def _rename_nanogpt_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Rename, in place, blocks.{i}.ln_1.weight to blocks.{i}.norm1.weight and so on (a load_state_dict pre-hook)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "blocks.")]:
+        i, name = key[len(prefix + "blocks."):].split(".", 1)
+        old = next((old for old in NANOGPT_BLOCK_NAMES if name.startswith(old)), None)
+        if old is not None:
+            state_dict[f"{prefix}blocks.{i}.{NANOGPT_BLOCK_NAMES[old]}{name[len(old):]}"] = state_dict.pop(key)

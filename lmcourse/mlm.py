@@ -111,15 +111,15 @@ class MLMHead(nn.Module):
     """BERT's prediction head: dense + GELU + LayerNorm, then a linear map to the vocabulary,
     whose weight is tied to the token embedding (the same matrix reads tokens in and writes them out)."""
 
-    def __init__(self, d_model: int, embedding: nn.Embedding):
+    def __init__(self, n_embd: int, embedding: nn.Embedding):
         super().__init__()
-        check_int("d_model", d_model)
-        if not isinstance(embedding, nn.Embedding) or embedding.embedding_dim != d_model:
-            raise ValueError(f"d_model={d_model} must be the width of the tied token embedding, got "
+        check_int("n_embd", n_embd)
+        if not isinstance(embedding, nn.Embedding) or embedding.embedding_dim != n_embd:
+            raise ValueError(f"n_embd={n_embd} must be the width of the tied token embedding, got "
                              f"{getattr(embedding, 'embedding_dim', describe(embedding))}; pass the encoder's tok_emb "
-                             "and its d_model")
-        self.dense = nn.Linear(d_model, d_model)
-        self.norm = nn.LayerNorm(d_model)
+                             "and its n_embd")
+        self.dense = nn.Linear(n_embd, n_embd)
+        self.norm = nn.LayerNorm(n_embd)
         self.embedding = embedding
         self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
 
@@ -141,13 +141,13 @@ class MaskedLM(nn.Module):
             raise ValueError(f"config must be a TransformerConfig, got {describe(config)}; "
                              "e.g. MaskedLM(TransformerConfig(vocab_size, max_len=64))")
         self.encoder = Encoder(config)
-        self.head = MLMHead(config.d_model, self.encoder.tok_emb)
+        self.head = MLMHead(config.n_embd, self.encoder.tok_emb)
 
     def forward(self, inputs: torch.Tensor, labels: torch.Tensor | None = None,
                 key_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not isinstance(inputs, torch.Tensor) or inputs.is_floating_point() or inputs.dtype == torch.bool:
             check_token_ids("inputs", inputs)  # raises, naming what inputs are (the dtype check reads no values)
-        h, _ = self.encoder(inputs, key_padding=key_padding)  # (B, T, d_model)
+        h, _ = self.encoder(inputs, key_padding=key_padding)  # (B, T, n_embd)
         if labels is None:
             return self.head(h), None
         check_targets("labels", labels, inputs.shape)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
-from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding
+from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding, init_weights
 
 
 def alibi_bias(T: int, n_head: int, causal: bool) -> torch.Tensor:
@@ -83,7 +83,7 @@ class TextDenoiser(nn.Module):
         self.norm = nn.LayerNorm(n_embd)                            # pre-norm: normalise the stream once at the end
         self.head = nn.Linear(n_embd, vocab_size)
         self.register_buffer("attn_bias", alibi_bias(block_size, n_head, causal), persistent=False)
-        self.apply(_init_weights)
+        init_weights(self)                                          # GPT-2's (not its depth scaling)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         idx = check_token_ids("idx", idx, self.vocab_size + 1, ndim=2)          # mask_id is a valid input
@@ -97,14 +97,6 @@ class TextDenoiser(nn.Module):
         for layer in self.layers:
             x, _ = layer(x, mask=mask)
         return self.head(self.norm(x))                                          # (B, T, vocab_size)
-
-
-def _init_weights(module: nn.Module) -> None:
-    """GPT-2's initialisation (normal, std 0.02; zero biases): small logits at the start, fast early training."""
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if getattr(module, "bias", None) is not None:
-            nn.init.zeros_(module.bias)
 
 
 def absorb_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int,

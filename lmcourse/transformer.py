@@ -1,14 +1,23 @@
-"""The Transformer, piece by piece: positional encodings, the feed-forward block, encoder and decoder layers.
+"""The Transformer, piece by piece: positions, the feed-forward, the one block, encoder and decoder layers, init.
 
 Read top to bottom: where a token is (sinusoidal or learned positions), what each position does on its
-own (`FeedForward`), then the two layers of "Attention Is All You Need" built on our
+own (`FeedForward`), then the layers of "Attention Is All You Need" built on our
 `lmcourse.attention.MultiHeadAttention`, each with the layer norm after the residual sum (post-norm,
 the 2017 paper and BERT) or before the sub-layer (pre-norm, GPT-2 and most models since: the residual
 stream is never normalised, so gradients reach early layers undamped and training needs no warm-up).
-`EncoderLayer.from_torch` / `DecoderLayer.from_torch` copy torch's layers, with identical outputs.
-Last, `Encoder`: token embeddings + positions + a stack of encoder layers (a small BERT body).
+`EncoderLayer` is the one block of the course: bidirectional, it is BERT's and chapter 05's encoder;
+causal and pre-norm, it is the GPT's block (`lmcourse.gpt`: a decoder-only model has no encoder to attend
+to, so it needs no cross-attention) and the text denoiser's (`lmcourse.text_diffusion`). `DecoderLayer`
+adds the cross-attention. `EncoderLayer.from_torch` / `DecoderLayer.from_torch` copy torch's layers, with
+identical outputs. Then `Encoder`: token embeddings + positions + a stack of encoder layers (a small BERT
+body), and `init_weights`, the one initialisation of the GPT and the text denoiser.
 
-Shapes are batch-first: x (B, T, d_model). Masks follow torch's attention convention, True = may attend;
+Sizes have one naming across the package, GPT-2's: n_layer, n_head, n_embd (the paper's d_model) and
+n_inner (its d_ff). They are the names of saved GPT checkpoints and the zoo's cards, of `scale_out`'s
+command line, and of the nanoGPT and transformers GPT-2 code that learners read beside ours; the
+encoder, attention and text diffusion follow them.
+
+Shapes are batch-first: x (B, T, n_embd). Masks follow torch's attention convention, True = may attend;
 `key_padding` (B, T) is True for real tokens, False for padding (the opposite of torch's
 `src_key_padding_mask`, whose True means "ignore"; one of those is refused, see
 `lmcourse.attention.check_key_padding`). Masks are merged by `lmcourse.attention.merge_masks`.
@@ -23,49 +32,54 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmcourse.attention import MultiHeadAttention, check_features, check_key_padding
+from lmcourse.attention import KVCache, MultiHeadAttention, check_features, check_key_padding
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_token_ids, describe
 
 __all__ = ["DecoderLayer", "Encoder", "EncoderLayer", "FeedForward", "LearnedPositionalEncoding",
-           "SinusoidalPositionalEncoding", "TransformerConfig", "sinusoidal_positions"]
+           "SinusoidalPositionalEncoding", "TransformerConfig", "init_weights", "sinusoidal_positions"]
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": _gelu_tanh}  # gelu_tanh: GPT-2's GELU
 
 
 # ----------------------------------------------------------------------------- positions
 
-def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
-    """The fixed encodings of Vaswani et al. (2017): (n_positions, d_model).
+def sinusoidal_positions(n_positions: int, n_embd: int) -> torch.Tensor:
+    """The fixed encodings of Vaswani et al. (2017): (n_positions, n_embd).
 
-    PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(same angle). Each pair of
+    PE[pos, 2i] = sin(pos / 10000^(2i/n_embd)), PE[pos, 2i+1] = cos(same angle). Each pair of
     dimensions is a clock of its own wavelength (2 pi to 10000 * 2 pi), so PE[pos + k] is a fixed
     rotation of PE[pos]: relative offsets are linear functions of the encodings.
     """
     check_int("n_positions", n_positions)
-    if check_int("d_model", d_model, minimum=2) % 2:
-        raise ValueError(f"need n_positions >= 1 and an even d_model >= 2, got n_positions={n_positions}, "
-                         f"d_model={d_model}")
+    if check_int("n_embd", n_embd, minimum=2) % 2:
+        raise ValueError(f"need n_positions >= 1 and an even n_embd >= 2, got n_positions={n_positions}, "
+                         f"n_embd={n_embd}")
     position = torch.arange(n_positions, dtype=torch.float32)[:, None]           # (T, 1)
-    inv_freq = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))  # (d/2,)
+    inv_freq = torch.exp(torch.arange(0, n_embd, 2) * (-math.log(10000.0) / n_embd))  # (d/2,)
     angles = position * inv_freq                                                  # (T, d/2)
-    pe = torch.empty(n_positions, d_model)
+    pe = torch.empty(n_positions, n_embd)
     pe[:, 0::2], pe[:, 1::2] = torch.sin(angles), torch.cos(angles)
     return pe
 
 
-def _check_length(x: torch.Tensor, max_len: int, d_model: int) -> None:
-    if x.ndim != 3 or x.shape[1] > max_len or x.shape[2] != d_model:
-        raise ValueError(f"x must be (batch, T, d_model={d_model}) with T <= max_len={max_len}, got shape "
+def _check_length(x: torch.Tensor, max_len: int, n_embd: int) -> None:
+    if x.ndim != 3 or x.shape[1] > max_len or x.shape[2] != n_embd:
+        raise ValueError(f"x must be (batch, T, n_embd={n_embd}) with T <= max_len={max_len}, got shape "
                          f"{tuple(x.shape)}; build the encoding with a larger max_len")
 
 
 class SinusoidalPositionalEncoding(nn.Module):
-    """x (B, T, d_model) -> x + PE[:T]: fixed, no parameters, defined for any position up to max_len."""
+    """x (B, T, n_embd) -> x + PE[:T]: fixed, no parameters, defined for any position up to max_len."""
 
-    def __init__(self, d_model: int, max_len: int = 512):
+    def __init__(self, n_embd: int, max_len: int = 512):
         super().__init__()
         self.max_len = check_int("max_len", max_len)
-        self.register_buffer("pe", sinusoidal_positions(max_len, d_model), persistent=False)
+        self.register_buffer("pe", sinusoidal_positions(max_len, n_embd), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_length(x, self.max_len, self.pe.shape[1])
@@ -73,13 +87,13 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class LearnedPositionalEncoding(nn.Module):
-    """x (B, T, d_model) -> x + P[:T] with P a trained (max_len, d_model) table (BERT, GPT-2)."""
+    """x (B, T, n_embd) -> x + P[:T] with P a trained (max_len, n_embd) table (BERT, GPT-2)."""
 
-    def __init__(self, d_model: int, max_len: int = 512):
+    def __init__(self, n_embd: int, max_len: int = 512):
         super().__init__()
-        check_positive_ints(d_model=d_model, max_len=max_len)
+        check_positive_ints(n_embd=n_embd, max_len=max_len)
         self.max_len = max_len
-        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+        self.weight = nn.Parameter(torch.randn(max_len, n_embd) * 0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_length(x, self.max_len, self.weight.shape[1])
@@ -89,32 +103,35 @@ class LearnedPositionalEncoding(nn.Module):
 # ----------------------------------------------------------------------------- blocks
 
 class FeedForward(nn.Module):
-    """The position-wise MLP: linear2(dropout(act(linear1(x)))), d_model -> d_ff -> d_model, same on every token."""
+    """The position-wise MLP: linear2(dropout(act(linear1(x)))), n_embd -> n_inner -> n_embd, same on every token.
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True):
+    activation: "relu" (the 2017 paper), "gelu" (BERT) or "gelu_tanh" (GPT-2's tanh approximation of GELU).
+    """
+
+    def __init__(self, n_embd: int, n_inner: int, dropout: float = 0.0, activation: str = "relu", bias: bool = True):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        check_positive_ints(d_model=d_model, d_ff=d_ff)
+        check_positive_ints(n_embd=n_embd, n_inner=n_inner)
         check_number("dropout", dropout, 0, 1, high_open=True)
-        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.linear1 = nn.Linear(n_embd, n_inner, bias=bias)
+        self.linear2 = nn.Linear(n_inner, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[-1] != self.linear1.in_features:
-            raise ValueError(f"x must have shape (..., d_model={self.linear1.in_features}), got {describe(x)}")
-        return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, d_model)
+            raise ValueError(f"x must have shape (..., n_embd={self.linear1.in_features}), got {describe(x)}")
+        return self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x))))  # (B, T, n_embd)
 
 
-def _check_sizes(d_model: int, n_heads: int, d_ff: int, dropout: float, layer_norm_eps: float, norm_first: bool) -> None:
-    check_positive_ints(d_model=d_model, n_heads=n_heads, d_ff=d_ff)
+def _check_sizes(n_embd: int, n_head: int, n_inner: int, dropout: float, layer_norm_eps: float, norm_first: bool) -> None:
+    check_positive_ints(n_embd=n_embd, n_head=n_head, n_inner=n_inner)
     _check_norm_first(norm_first)
     check_number("dropout", dropout, 0, 1, high_open=True)
     check_number("layer_norm_eps", layer_norm_eps, 0, fix="1e-5 is usual")
-    if d_model % n_heads:
-        raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+    if n_embd % n_head:
+        raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
 
 
 def _check_norm_first(norm_first: bool) -> None:
@@ -127,44 +144,54 @@ class EncoderLayer(nn.Module):
 
     norm_first=False (post-norm): x = LN(x + attn(x)); x = LN(x + ff(x)).
     norm_first=True (pre-norm):   x = x + attn(LN(x)); x = x + ff(LN(x)).
-    The same parameters and numbers as torch.nn.TransformerEncoderLayer(batch_first=True) (see `from_torch`).
-    forward(x (B, T, d_model), mask=None, key_padding=None ((B, T), True = real), need_weights=False)
-    -> (x (B, T, d_model), weights (B, H, T, T) or None). mask: as `MultiHeadAttention`'s, True = may attend
-    or float additive: (T, T), (B, T, T) per example, (B, 1, 1, T), (B or 1, H, T, T) per head.
+    causal=True: position i attends positions <= i only (the GPT's block).
+    The same parameters and numbers as torch.nn.TransformerEncoderLayer(batch_first=True) (see `from_torch`;
+    causal is torch's forward(..., is_causal=True) with a causal mask).
+    forward(x (B, T, n_embd), mask=None, key_padding=None ((B, T), True = real), need_weights=False, *,
+    kv_cache=None, layer=0) -> (x (B, T, n_embd), weights (B, H, T, T) or None). mask: as
+    `MultiHeadAttention`'s, True = may attend or float additive: (T, T), (B, T, T) per example, (B, 1, 1, T),
+    (B or 1, H, T, T) per head; combined with causality. kv_cache, layer: generation, see `KVCache`.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
+    def __init__(self, n_embd: int, n_head: int, n_inner: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True,
+                 causal: bool = False):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps, norm_first)
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        _check_sizes(n_embd, n_head, n_inner, dropout, layer_norm_eps, norm_first)
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be True (attend earlier positions only) or False, got {causal!r}")
+        self.norm_first, self.causal = norm_first, causal
+        self.self_attn = MultiHeadAttention(n_embd, n_head, dropout=dropout, bias=bias)
+        self.ff = FeedForward(n_embd, n_inner, dropout, activation, bias)
+        self.norm1 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def _sa(self, x, mask, key_padding, need_weights):
-        out, weights = self.self_attn(x, x, x, mask=mask, need_weights=need_weights, key_padding=key_padding)
-        return self.dropout1(out), weights
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, key_padding: torch.Tensor | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        check_features("x", x, self.self_attn.d_model, self.norm1.weight.dtype)
+                need_weights: bool = False, *, kv_cache: KVCache | None = None,
+                layer: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        check_features("x", x, self.self_attn.n_embd, self.norm1.weight.dtype)
+
+        def sa(h):
+            out, w = self.self_attn(h, h, h, mask=mask, is_causal=self.causal, need_weights=need_weights,
+                                    key_padding=key_padding, kv_cache=kv_cache, layer=layer)
+            return self.dropout1(out), w
+
         if self.norm_first:
-            a, weights = self._sa(self.norm1(x), mask, key_padding, need_weights)
+            a, weights = sa(self.norm1(x))
             x = x + a
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:
-            a, weights = self._sa(x, mask, key_padding, need_weights)
+            a, weights = sa(x)
             x = self.norm1(x + a)
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, weights
 
     @classmethod
-    def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
-        """An EncoderLayer with the weights of a batch_first torch.nn.TransformerEncoderLayer (same outputs)."""
-        ours = cls(**_torch_layer_arguments(layer))
+    def from_torch(cls, layer: nn.TransformerEncoderLayer, causal: bool = False) -> EncoderLayer:
+        """An EncoderLayer with the weights of a batch_first torch.nn.TransformerEncoderLayer (same outputs;
+        causal=True: those of torch's forward(..., is_causal=True) with a causal src_mask)."""
+        ours = cls(**_torch_layer_arguments(layer), causal=causal)
         ours.self_attn.load_torch_weights(layer.self_attn)
         _copy_ff_and_norms(ours, layer, ("norm1", "norm2"))
         return ours.to(layer.linear1.weight.device, layer.linear1.weight.dtype)
@@ -183,17 +210,17 @@ class DecoderLayer(nn.Module):
     memory_key_padding_mask are the inverted paddings; its bool tgt_mask and memory_mask the inverted masks.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int = 2048, dropout: float = 0.1,
+    def __init__(self, n_embd: int, n_head: int, n_inner: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        _check_sizes(d_model, n_heads, d_ff, dropout, layer_norm_eps, norm_first)
+        _check_sizes(n_embd, n_head, n_inner, dropout, layer_norm_eps, norm_first)
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.self_attn = MultiHeadAttention(n_embd, n_head, dropout=dropout, bias=bias)
+        self.cross_attn = MultiHeadAttention(n_embd, n_head, dropout=dropout, bias=bias)
+        self.ff = FeedForward(n_embd, n_inner, dropout, activation, bias)
+        self.norm1 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
+        self.norm2 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
+        self.norm3 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor | None = None,
@@ -201,7 +228,7 @@ class DecoderLayer(nn.Module):
                 memory_mask: torch.Tensor | None = None, tgt_padding: torch.Tensor | None = None,
                 is_causal: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         dtype = self.norm1.weight.dtype
-        check_features("x", x, self.self_attn.d_model, dtype)
+        check_features("x", x, self.self_attn.n_embd, dtype)
         check_features("memory", memory, self.cross_attn.kdim, dtype)
 
         def sa(h):
@@ -242,8 +269,8 @@ def _torch_layer_arguments(layer: nn.TransformerEncoderLayer | nn.TransformerDec
     """The constructor arguments that give our layer the shapes and options of a torch layer."""
     if not layer.self_attn.batch_first:
         raise ValueError(f"from_torch needs a {type(layer).__name__}(..., batch_first=True)")
-    return dict(d_model=layer.self_attn.embed_dim, n_heads=layer.self_attn.num_heads,
-                d_ff=layer.linear1.out_features, dropout=layer.dropout.p,
+    return dict(n_embd=layer.self_attn.embed_dim, n_head=layer.self_attn.num_heads,
+                n_inner=layer.linear1.out_features, dropout=layer.dropout.p,
                 activation=_torch_activation(layer.activation), norm_first=layer.norm_first,
                 layer_norm_eps=layer.norm1.eps, bias=layer.linear1.bias is not None)
 
@@ -268,52 +295,52 @@ def _copy_ff_and_norms(ours: nn.Module, theirs: nn.Module, norms: tuple[str, ...
 
 @dataclass
 class TransformerConfig:
-    """Sizes of an `Encoder` (a small BERT body). d_ff defaults to 4 * d_model."""
+    """Sizes of an `Encoder` (a small BERT body). n_inner defaults to 4 * n_embd."""
 
     vocab_size: int
     max_len: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_model: int = 128
-    d_ff: int | None = None
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    n_inner: int | None = None
     dropout: float = 0.1
     positional: str = "learned"
     norm_first: bool = True
     activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        check_positive_ints(vocab_size=self.vocab_size, max_len=self.max_len, n_layers=self.n_layers,
-                            n_heads=self.n_heads, d_model=self.d_model)
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        check_positive_ints(vocab_size=self.vocab_size, max_len=self.max_len, n_layer=self.n_layer,
+                            n_head=self.n_head, n_embd=self.n_embd)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.positional not in ("learned", "sinusoidal"):
             raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         _check_norm_first(self.norm_first)
         check_number("dropout", self.dropout, 0, 1, high_open=True)
-        self.d_ff = 4 * self.d_model if self.d_ff is None else check_int("d_ff", self.d_ff, fix="None gives 4 * d_model")
+        self.n_inner = 4 * self.n_embd if self.n_inner is None else check_int("n_inner", self.n_inner, fix="None gives 4 * n_embd")
 
 
 class Encoder(nn.Module):
-    """Token embeddings + positions + n_layers `EncoderLayer`s (+ a final LayerNorm when pre-norm).
+    """Token embeddings + positions + n_layer `EncoderLayer`s (+ a final LayerNorm when pre-norm).
 
     forward(ids (B, T) long, key_padding=None ((B, T) bool, True = real token), need_weights=False)
-    -> (hidden (B, T, d_model), per-layer weights [(B, H, T, T)] * n_layers or None).
+    -> (hidden (B, T, n_embd), per-layer weights [(B, H, T, T)] * n_layer or None).
     key_padding is checked once and handed to every layer as a (B, 1, 1, T) mask.
     """
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = c = config
-        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.tok_emb = nn.Embedding(c.vocab_size, c.n_embd)
         pos_cls = LearnedPositionalEncoding if c.positional == "learned" else SinusoidalPositionalEncoding
-        self.pos = pos_cls(c.d_model, c.max_len)
+        self.pos = pos_cls(c.n_embd, c.max_len)
         self.dropout = nn.Dropout(c.dropout)
-        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first)
-                                    for _ in range(c.n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(c.n_embd, c.n_head, c.n_inner, c.dropout, c.activation, c.norm_first)
+                                    for _ in range(c.n_layer))
         # pre-norm leaves the residual stream un-normalised: normalise once at the end (as GPT-2)
-        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.norm = nn.LayerNorm(c.n_embd) if c.norm_first else nn.Identity()
         nn.init.normal_(self.tok_emb.weight, std=0.02)
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
@@ -322,9 +349,32 @@ class Encoder(nn.Module):
         if ids.shape[1] == 0:
             raise ValueError(f"ids must hold at least one token per row, got shape {tuple(ids.shape)}")
         mask = None if key_padding is None else check_key_padding(key_padding, *ids.shape)[:, None, None, :]
-        x = self.dropout(self.pos(self.tok_emb(ids)))  # (B, T, d_model)
+        x = self.dropout(self.pos(self.tok_emb(ids)))  # (B, T, n_embd)
         all_weights = []
         for layer in self.layers:
             x, w = layer(x, mask=mask, need_weights=need_weights)
             all_weights.append(w)
         return self.norm(x), (all_weights if need_weights else None)
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+@torch.no_grad()
+def init_weights(model: nn.Module, n_layer: int | None = None) -> None:
+    """GPT-2's initialisation of `model`, in place: every Linear and Embedding weight normal(0, 0.02), biases zero.
+
+    Small weights give small logits, so training starts near the uniform prediction and moves fast. LayerNorms
+    keep their ones and zeros; parameters of other modules (a `LearnedPositionalEncoding`) their own init.
+    n_layer: also scale the projections that write into the residual stream (attention's out_proj, the
+    feed-forward's linear2) to std 0.02 / sqrt(2 * n_layer), so the stream's variance does not grow with
+    depth (each of the n_layer blocks adds two such writes).
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+    if n_layer is not None:
+        for name, p in model.named_parameters():
+            if name.endswith(("out_proj.weight", "linear2.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * check_int("n_layer", n_layer)))

@@ -201,7 +201,7 @@ def test_mha_gradients_flow_to_every_parameter():
 
 
 def test_mha_rejects_d_model_not_divisible_by_heads():
-    with pytest.raises(ValueError, match="d_model=10 must be divisible by n_heads=4"):
+    with pytest.raises(ValueError, match="n_embd=10 must be divisible by n_head=4"):
         MultiHeadAttention(10, 4)
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(8, 2, dropout=1.0)
@@ -218,13 +218,13 @@ def test_mha_rejects_bad_inputs():
         mha(x, x, x, mask=torch.ones(4, 3, dtype=torch.bool))
 
 
-@pytest.mark.parametrize("B", [4, 2])  # 4 = n_heads, where reading the mask as (heads, Tq, Tk) ran silently
+@pytest.mark.parametrize("B", [4, 2])  # 4 = n_head, where reading the mask as (heads, Tq, Tk) ran silently
 def test_mha_3d_mask_is_one_mask_per_example_shared_by_the_heads(B):
     ref, ours = torch_pair()
     x = torch.randn(B, 5, 16, generator=torch.Generator().manual_seed(2))
     keep = torch.rand(B, 5, 5, generator=torch.Generator().manual_seed(3)) > 0.5
     keep[..., 0] = True  # every query may attend something
-    # torch reads a 3-D mask as (B * n_heads, Tq, Tk) with True = ignore
+    # torch reads a 3-D mask as (B * n_head, Tq, Tk) with True = ignore
     want, want_w = ref(x, x, x, attn_mask=~keep.repeat_interleave(ref.num_heads, 0), need_weights=True,
                        average_attn_weights=False)
     for need_weights in (False, True):
@@ -326,7 +326,7 @@ def test_mha_equals_torch_with_masks_key_padding_and_causality(dtype):
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     for kind in (None, "bool", "float"):
         for is_causal in (False, True):
-            for B, Tq, Tk in ((2, 5, 5), (4, 3, 6), (3, 3, 3)):  # B == n_heads; B == Tq (3-D masks only)
+            for B, Tq, Tk in ((2, 5, 5), (4, 3, 6), (3, 3, 3)):  # B == n_head; B == Tq (3-D masks only)
                 query, key = torch.randn(B, Tq, 16, generator=g, dtype=dtype), torch.randn(B, Tk, 16, generator=g, dtype=dtype)
                 mask = None if kind is None else random_mask(kind, (B, Tq, Tk), g, dtype)
                 real = torch.arange(Tk)[None, :] < torch.randint(1, Tk + 1, (B,), generator=g)[:, None]
@@ -399,7 +399,7 @@ def test_three_d_mask_is_per_example_and_per_head_masks_are_four_d():
     per_head[..., 0] = True
     _, w = ours(x, x, x, mask=per_head, need_weights=True)
     assert ((w == 0) | per_head).all() and (w.masked_select(~per_head.expand_as(w)) == 0).all()
-    with pytest.raises(ValueError, match=r"\(1, n_heads, Tq, Tk\) with n_heads=4"):
+    with pytest.raises(ValueError, match=r"\(1, n_head, Tq, Tk\) with n_head=4"):
         ours(x[:2], x[:2], x[:2], mask=per_head[0])
 
 

@@ -136,7 +136,7 @@ def tiny_denoiser() -> text_diffusion.TextDenoiser:
 @functools.cache
 def tiny_encoder() -> transformer.Encoder:
     torch.manual_seed(0)
-    return transformer.Encoder(transformer.TransformerConfig(V, max_len=8, n_layers=1, n_heads=2, d_model=8)).eval()
+    return transformer.Encoder(transformer.TransformerConfig(V, max_len=8, n_layer=1, n_head=2, n_embd=8)).eval()
 
 
 SCHEDULE = diffusion.NoiseSchedule(T=10)
@@ -454,13 +454,13 @@ row("sdpa-mask-shape", lambda: attention.scaled_dot_product_attention(_q, _q, _q
     ValueError, "mask", "(4, 4)")
 row("sdpa-mask-list", lambda: attention.scaled_dot_product_attention(_q, _q, _q, mask=[[True] * 3] * 3), ValueError,
     "mask", "list")
-bad_values("MultiHeadAttention", lambda d_model: attention.MultiHeadAttention(d_model, 2), "d_model", SIZES)
-bad_values("MultiHeadAttention", lambda n_heads: attention.MultiHeadAttention(8, n_heads), "n_heads", SIZES)
-row("MultiHeadAttention-indivisible", lambda: attention.MultiHeadAttention(8, 3), ValueError, "d_model=8", "n_heads=3")
+bad_values("MultiHeadAttention", lambda n_embd: attention.MultiHeadAttention(n_embd, 2), "n_embd", SIZES)
+bad_values("MultiHeadAttention", lambda n_head: attention.MultiHeadAttention(8, n_head), "n_head", SIZES)
+row("MultiHeadAttention-indivisible", lambda: attention.MultiHeadAttention(8, 3), ValueError, "n_embd=8", "n_head=3")
 bad_values("MultiHeadAttention", lambda dropout: attention.MultiHeadAttention(8, 2, dropout), "dropout", (1.0, NAN))
 _mha = attention.MultiHeadAttention(8, 2)
 _x = torch.zeros(2, 3, 8)
-row("MultiHeadAttention-d_model", lambda: _mha(torch.zeros(2, 3, 6), _x, _x), ValueError, "query", "d_model=8")
+row("MultiHeadAttention-n_embd", lambda: _mha(torch.zeros(2, 3, 6), _x, _x), ValueError, "query", "n_embd=8")
 row("MultiHeadAttention-2d", lambda: _mha(torch.zeros(3, 8), _x, _x), ValueError, "query", "(3, 8)")
 row("MultiHeadAttention-batch", lambda: _mha(_x, torch.zeros(3, 3, 8), torch.zeros(3, 3, 8)), ValueError, "batch")
 row("MultiHeadAttention-mask-int", lambda: _mha(_x, _x, _x, mask=torch.ones(3, 3, dtype=torch.int32)), ValueError,
@@ -471,7 +471,7 @@ row("MultiHeadAttention-long-input", lambda: _mha(_x.long(), _x.long(), _x.long(
 
 bad_values("sinusoidal_positions", lambda n_positions: transformer.sinusoidal_positions(n_positions, 4), "n_positions",
            SIZES)
-bad_values("sinusoidal_positions", lambda d_model: transformer.sinusoidal_positions(4, d_model), "d_model",
+bad_values("sinusoidal_positions", lambda n_embd: transformer.sinusoidal_positions(4, n_embd), "n_embd",
            (3, 0, True))
 bad_values("SinusoidalPositionalEncoding", lambda max_len: transformer.SinusoidalPositionalEncoding(8, max_len),
            "max_len", SIZES)
@@ -479,16 +479,16 @@ bad_values("LearnedPositionalEncoding", lambda max_len: transformer.LearnedPosit
            SIZES)
 row("SinusoidalPositionalEncoding-too-long", lambda: transformer.SinusoidalPositionalEncoding(8, 4)(torch.zeros(1, 5, 8)),
     ValueError, "max_len=4", "(1, 5, 8)")
-row("LearnedPositionalEncoding-d_model", lambda: transformer.LearnedPositionalEncoding(8, 4)(torch.zeros(1, 2, 6)),
-    ValueError, "d_model", "(1, 2, 6)")
+row("LearnedPositionalEncoding-n_embd", lambda: transformer.LearnedPositionalEncoding(8, 4)(torch.zeros(1, 2, 6)),
+    ValueError, "n_embd", "(1, 2, 6)")
 bad_values("FeedForward", lambda activation: transformer.FeedForward(8, 16, activation=activation), "activation",
            ("tanh",))
-bad_values("FeedForward", lambda d_ff: transformer.FeedForward(8, d_ff), "d_ff", SIZES)
+bad_values("FeedForward", lambda n_inner: transformer.FeedForward(8, n_inner), "n_inner", SIZES)
 for _cls in (transformer.EncoderLayer, transformer.DecoderLayer):
-    bad_values(_cls.__name__, lambda d_ff, _c=_cls: _c(8, 2, d_ff), "d_ff", SIZES)
+    bad_values(_cls.__name__, lambda n_inner, _c=_cls: _c(8, 2, n_inner), "n_inner", SIZES)
     bad_values(_cls.__name__, lambda dropout, _c=_cls: _c(8, 2, 16, dropout), "dropout", (1.0, NAN, -0.5))
-    bad_values(_cls.__name__, lambda n_heads, _c=_cls: _c(8, n_heads, 16), "n_heads", (3, 0, True))
-    bad_values(_cls.__name__, lambda d_model, _c=_cls: _c(d_model, 1, 16), "d_model", SIZES)
+    bad_values(_cls.__name__, lambda n_head, _c=_cls: _c(8, n_head, 16), "n_head", (3, 0, True))
+    bad_values(_cls.__name__, lambda n_embd, _c=_cls: _c(n_embd, 1, 16), "n_embd", SIZES)
     bad_values(_cls.__name__, lambda layer_norm_eps, _c=_cls: _c(8, 2, 16, layer_norm_eps=layer_norm_eps),
                "layer_norm_eps", (-1e-5, NAN))
 _enc_layer = transformer.EncoderLayer(8, 2, 16, 0.0)
@@ -499,18 +499,18 @@ row("EncoderLayer-key_padding-shape", lambda: _enc_layer(_x, key_padding=torch.o
 row("EncoderLayer-x-2d", lambda: _enc_layer(torch.zeros(3, 8)), ValueError, "(3, 8)")
 row("DecoderLayer-memory-width", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(_x, torch.zeros(2, 4, 6)), ValueError,
     "(2, 4, 6)")
-for _arg in ("vocab_size", "max_len", "n_layers", "n_heads", "d_model"):
+for _arg in ("vocab_size", "max_len", "n_layer", "n_head", "n_embd"):
     bad_values("TransformerConfig", lambda _a=_arg, **kw: transformer.TransformerConfig(**{"vocab_size": 10, **kw}),
                _arg, SIZES)
-bad_values("TransformerConfig", lambda d_ff: transformer.TransformerConfig(10, d_ff=d_ff), "d_ff", SIZES)
+bad_values("TransformerConfig", lambda n_inner: transformer.TransformerConfig(10, n_inner=n_inner), "n_inner", SIZES)
 bad_values("TransformerConfig", lambda dropout: transformer.TransformerConfig(10, dropout=dropout), "dropout",
            (1.0, NAN, -0.1))
 bad_values("TransformerConfig", lambda positional: transformer.TransformerConfig(10, positional=positional),
            "positional", ("rotary",))
 bad_values("TransformerConfig", lambda activation: transformer.TransformerConfig(10, activation=activation),
            "activation", ("swish",))
-row("TransformerConfig-indivisible", lambda: transformer.TransformerConfig(10, n_heads=3, d_model=8), ValueError,
-    "d_model=8", "n_heads=3")
+row("TransformerConfig-indivisible", lambda: transformer.TransformerConfig(10, n_head=3, n_embd=8), ValueError,
+    "n_embd=8", "n_head=3")
 row("Encoder-ids-float", lambda: tiny_encoder()(torch.tensor([[1.0, 2.0]])), ValueError, "ids", "float32")
 row("Encoder-ids-out-of-vocab", lambda: tiny_encoder()(torch.tensor([[1, V]])), ValueError, "ids", str(V))
 row("Encoder-ids-1d", lambda: tiny_encoder()(torch.tensor([1, 2])), ValueError, "ids", "(2,)")
@@ -805,7 +805,7 @@ bad_values("SpecialTokens.batch", lambda max_len: _specials.batch([[1, 2]], max_
 @functools.cache
 def tiny_mlm() -> mlm.MaskedLM:
     torch.manual_seed(0)
-    return mlm.MaskedLM(transformer.TransformerConfig(_specials.vocab_size, max_len=8, n_layers=1, n_heads=2, d_model=8))
+    return mlm.MaskedLM(transformer.TransformerConfig(_specials.vocab_size, max_len=8, n_layer=1, n_head=2, n_embd=8))
 
 
 bad_values("evaluate_mlm", lambda n_windows: mlm.evaluate_mlm(tiny_mlm(), _long_stream, _specials, 4, n_windows),
@@ -1160,11 +1160,11 @@ row("EncoderLayer-key_padding-torch-polarity", lambda: _enc_layer(_x, key_paddin
 row("Encoder-key_padding-torch-polarity", lambda: tiny_encoder()(torch.ones(2, 3, dtype=torch.long),
                                                                   key_padding=_torch_polarity),
     (ValueError, TypeError), "key_padding")
-# a 3-D mask is (B, Tq, Tk), one per example shared by the heads (MultiHeadAttention's docstring), also when B == n_heads
+# a 3-D mask is (B, Tq, Tk), one per example shared by the heads (MultiHeadAttention's docstring), also when B == n_head
 row("MultiHeadAttention-per-head-mask-B=H", lambda: _mha(_x, _x, _x, mask=torch.tril(torch.ones(2, 3, 3, dtype=bool))
                                                          .flip(0)), None)
 row("MultiHeadAttention-per-head-mask-B!=H", lambda: attention.MultiHeadAttention(8, 4)(_x, _x, _x, mask=torch.ones(
-    4, 3, 3, dtype=bool)), ValueError, "mask", "(4, 3, 3)", "n_heads")
+    4, 3, 3, dtype=bool)), ValueError, "mask", "(4, 3, 3)", "n_head")
 row("NGramLM.prob-context-str-word-model", lambda: tiny_lm().prob("cat", "the"), ValueError, "context", "the")
 row("NGramLM.cross_entropy-str-word-model", lambda: tiny_lm().cross_entropy("the cat sat"), ValueError, "tokens",
     "str")
@@ -1237,10 +1237,10 @@ bad_values("ring_allreduce_bytes", lambda bytes_per_param: distributed.ring_allr
 _x64 = _x.double()
 row("MultiHeadAttention-float64-input", lambda: _mha(_x64, _x64, _x64), ValueError, "float64", "float32")
 row("MultiHeadAttention-dtype-mix", lambda: _mha(_x, _x64, _x64), ValueError, "float64")
-row("EncoderLayer-width", lambda: _enc_layer(torch.zeros(2, 3, 6)), ValueError, "(2, 3, 6)", "d_model")
+row("EncoderLayer-width", lambda: _enc_layer(torch.zeros(2, 3, 6)), ValueError, "(2, 3, 6)", "n_embd")
 row("EncoderLayer-float64", lambda: _enc_layer(_x64), ValueError, "float64")
 row("DecoderLayer-width", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(torch.zeros(2, 3, 6), torch.zeros(2, 4, 8)),
-    ValueError, "(2, 3, 6)", "d_model")
+    ValueError, "(2, 3, 6)", "n_embd")
 row("DecoderLayer-memory-float64", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(_x, torch.zeros(2, 4, 8).double()),
     ValueError, "float64")
 row("DecoderLayer-memory-batch", lambda: transformer.DecoderLayer(8, 2, 16, 0.0)(_x, torch.zeros(3, 4, 8)),
@@ -1573,7 +1573,7 @@ bad_values("sdpa", lambda scale: attention.scaled_dot_product_attention(_q, _q, 
 row("attention_stages-nan", lambda: attention.attention_stages(torch.full_like(_q, NAN), _q), None)
 row("check_mask-float-nan", lambda: attention.check_mask(torch.full((3, 3), NAN), (2, 2, 3, 3)), ValueError, "mask",
     "nan")
-bad_values("MultiHeadAttention", lambda d_model: attention.MultiHeadAttention(d_model, 2), "d_model", STRINGS)
+bad_values("MultiHeadAttention", lambda n_embd: attention.MultiHeadAttention(n_embd, 2), "n_embd", STRINGS)
 bad_values("MultiHeadAttention", lambda dropout: attention.MultiHeadAttention(8, 2, dropout), "dropout", (-0.1, INF))
 row("MultiHeadAttention-query-list", lambda: _mha([[0.0] * 8], _x, _x), ValueError, "query", "list")
 row("MultiHeadAttention-key-value-length", lambda: _mha(_x, torch.zeros(2, 3, 8), torch.zeros(2, 4, 8)), ValueError,
@@ -1584,7 +1584,7 @@ row("MultiHeadAttention-mask-5d", lambda: _mha(_x, _x, _x, mask=torch.ones(1, 1,
     "mask", "(1, 1, 1, 3, 3)")
 bad_values("sinusoidal_positions", lambda n_positions: transformer.sinusoidal_positions(n_positions, 4), "n_positions",
            STRINGS)
-bad_values("FeedForward", lambda d_model: transformer.FeedForward(d_model, 16), "d_model", SIZES)
+bad_values("FeedForward", lambda n_embd: transformer.FeedForward(n_embd, 16), "n_embd", SIZES)
 bad_values("FeedForward", lambda dropout: transformer.FeedForward(8, 16, dropout), "dropout", (1.0, NAN, -0.1))
 row("FeedForward-width", lambda: transformer.FeedForward(8, 16)(torch.zeros(2, 3, 6)), ValueError, "(2, 3, 6)")
 for _cls in (transformer.EncoderLayer, transformer.DecoderLayer):
@@ -1808,8 +1808,8 @@ bad_values("mlm_batches", lambda seed: first_batch(mlm.mlm_batches(_long_stream,
 row("mlm_batches-ids-out-of-vocab", lambda: first_batch(mlm.mlm_batches([99] * 20, _specials, 4, 2)), ValueError,
     "ids", "99")
 row("mlm_batches-ids-too-short", lambda: first_batch(mlm.mlm_batches([1, 2], _specials, 4, 2)), ValueError, "ids")
-bad_values("MLMHead", lambda d_model: mlm.MLMHead(d_model, torch.nn.Embedding(5, 8)), "d_model", SIZES)
-row("MLMHead-width", lambda: mlm.MLMHead(6, torch.nn.Embedding(5, 8)), ValueError, "d_model", "6")
+bad_values("MLMHead", lambda n_embd: mlm.MLMHead(n_embd, torch.nn.Embedding(5, 8)), "n_embd", SIZES)
+row("MLMHead-width", lambda: mlm.MLMHead(6, torch.nn.Embedding(5, 8)), ValueError, "n_embd", "6")
 row("MaskedLM-config-not-config", lambda: mlm.MaskedLM({"vocab_size": 10}), ValueError, "config", "dict")
 row("MaskedLM-inputs-float", lambda: tiny_mlm()(torch.tensor([[1.0, 2.0]])), ValueError, "inputs", "float32")
 row("MaskedLM-labels-float", lambda: tiny_mlm()(torch.tensor([[1, 2]]), torch.tensor([[1.0, 2.0]])), ValueError,

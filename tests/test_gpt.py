@@ -123,11 +123,11 @@ def test_weights_start_as_gpt2_does():
     config = small_config(n_layer=4, n_embd=128, n_head=4)
     model = GPT(config)
     assert abs(model.wte.weight.std().item() - 0.02) < 0.002
-    assert abs(model.blocks[0].mlp.c_fc.weight.std().item() - 0.02) < 0.002
+    assert abs(model.blocks[0].ff.linear1.weight.std().item() - 0.02) < 0.002
     residual_std = 0.02 / math.sqrt(2 * config.n_layer)
-    assert abs(model.blocks[0].mlp.c_proj.weight.std().item() - residual_std) < 0.1 * residual_std
-    assert abs(model.blocks[0].attn.out_proj.weight.std().item() - residual_std) < 0.1 * residual_std
-    assert torch.count_nonzero(model.blocks[0].mlp.c_fc.bias) == 0
+    assert abs(model.blocks[0].ff.linear2.weight.std().item() - residual_std) < 0.1 * residual_std
+    assert abs(model.blocks[0].self_attn.out_proj.weight.std().item() - residual_std) < 0.1 * residual_std
+    assert torch.count_nonzero(model.blocks[0].ff.linear1.bias) == 0
 
 
 def test_optimizer_decays_matrices_only_and_holds_each_parameter_once():
@@ -252,7 +252,7 @@ def test_nan_weights_are_refused_not_turned_into_finite_logits():
     torch.manual_seed(0)
     model = GPT(small_config()).eval()
     with torch.no_grad():
-        model.blocks[1].attn.q_proj.weight[3, 5] = float("nan")
+        model.blocks[1].self_attn.q_proj.weight[3, 5] = float("nan")
     with pytest.raises(ValueError, match="q_proj, k_proj or v_proj turn finite inputs into nan"):
         model(torch.randint(50, (2, 8)))
 
@@ -278,3 +278,45 @@ def test_from_checkpoint_names_the_config_field_its_weights_contradict(tmp_path,
     save_checkpoint(tmp_path / "gpt.pt", model, config={**dataclasses.asdict(model.config), **changes})
     with pytest.raises(ValueError, match=message):
         GPT.from_checkpoint(tmp_path / "gpt.pt")
+
+
+# a block's parameters as the GPT named and ordered them before its blocks were chapter 05's EncoderLayer (nanoGPT's names)
+BEFORE_ENCODER_LAYER = {"norm1.weight": "ln_1.weight", "norm1.bias": "ln_1.bias",
+                        "self_attn.q_proj.weight": "attn.q_proj.weight", "self_attn.q_proj.bias": "attn.q_proj.bias",
+                        "self_attn.k_proj.weight": "attn.k_proj.weight", "self_attn.k_proj.bias": "attn.k_proj.bias",
+                        "self_attn.v_proj.weight": "attn.v_proj.weight", "self_attn.v_proj.bias": "attn.v_proj.bias",
+                        "self_attn.out_proj.weight": "attn.out_proj.weight",
+                        "self_attn.out_proj.bias": "attn.out_proj.bias",
+                        "norm2.weight": "ln_2.weight", "norm2.bias": "ln_2.bias",
+                        "ff.linear1.weight": "mlp.c_fc.weight", "ff.linear1.bias": "mlp.c_fc.bias",
+                        "ff.linear2.weight": "mlp.c_proj.weight", "ff.linear2.bias": "mlp.c_proj.bias"}
+
+
+def _as_saved_before(model: GPT) -> dict:
+    """model's state dict under the earlier names, in the earlier order (ln_1, attn, ln_2, mlp in each block)."""
+    state = model.state_dict()
+    old = {k: v for k, v in state.items() if not k.startswith("blocks.")}
+    for i in range(model.config.n_layer):
+        old |= {f"blocks.{i}.{name}": state[f"blocks.{i}.{new}"] for new, name in BEFORE_ENCODER_LAYER.items()}
+    return old
+
+
+def test_a_checkpoint_saved_before_the_blocks_were_encoder_layers_loads_with_the_same_logits(tmp_path):
+    import dataclasses
+
+    from lmcourse.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    path = tmp_path / "old.pt"
+    optimizer = model.configure_optimizer(lr=1e-3)
+    torch.save({"format": 1, "model": _as_saved_before(model), "optimizer": optimizer.state_dict(),
+                "metadata": {"config": dataclasses.asdict(model.config)}}, path)
+    ids = torch.randint(50, (2, 16))
+    with torch.no_grad():
+        assert torch.equal(GPT.from_checkpoint(path).eval()(ids)[0], model(ids)[0])
+        again = GPT(small_config()).eval()
+        again.load_state_dict(_as_saved_before(model))  # a plain load_state_dict translates too
+        assert torch.equal(again(ids)[0], model(ids)[0])
+    with pytest.raises(ValueError, match="optimizer state would update the wrong ones; load the weights with optimizer=None"):
+        load_checkpoint(path, again, again.configure_optimizer(lr=1e-3))

@@ -85,7 +85,7 @@ def test_mask_tokens_rejects_bad_input():
 
 def test_masked_lm_loss_is_cross_entropy_on_picked_positions_only(chars):
     torch.manual_seed(0)
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
     inputs, labels = next(mlm_batches(torch.randint(0, chars.n_regular, (200,)), chars, 12, 4, mask_prob=0.3))
     logits, loss = model(inputs, labels)
     full, _ = model(inputs)
@@ -98,7 +98,7 @@ def test_masked_lm_loss_is_cross_entropy_on_picked_positions_only(chars):
 def test_masked_lm_learns_a_copy_task_through_train(chars):
     torch.manual_seed(0)
     ids = torch.tensor(chars.encode("abcdefgh" * 60))  # the masked token is determined by its neighbours
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=32, dropout=0.0))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=32, dropout=0.0))
     before = evaluate_mlm(model, ids, chars, 16, n_windows=32)
     train(model, mlm_batches(ids, chars, 16, 16), optimizer=torch.optim.AdamW(model.parameters(), 3e-3),
           steps=150, progress=False)
@@ -115,7 +115,7 @@ def test_mlm_batches_never_target_unknown_or_special_tokens(chars):
 
 
 def test_evaluate_mlm_is_deterministic(chars):
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
     ids = torch.randint(0, chars.n_regular, (500,))
     assert evaluate_mlm(model, ids, chars, 16) == evaluate_mlm(model, ids, chars, 16)
     assert model.training  # restored
@@ -123,7 +123,7 @@ def test_evaluate_mlm_is_deterministic(chars):
 
 @pytest.mark.parametrize("token, mask_prob", [(0, 0.15), ("cls", 0.5), (3, 1e-9)])
 def test_evaluate_mlm_with_nothing_masked_says_so(chars, token, mask_prob):
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
     ids = torch.full((100,), chars.cls_id if token == "cls" else token)  # <unk>, a special token, or too rare a mask
     with pytest.raises(ValueError, match=rf"no position of ids was masked .*mask_prob={mask_prob}"):
         evaluate_mlm(model, ids, chars, 16, n_windows=4, mask_prob=mask_prob)
@@ -131,7 +131,7 @@ def test_evaluate_mlm_with_nothing_masked_says_so(chars, token, mask_prob):
 
 
 def test_accuracy_metrics_of_no_examples_say_so(chars):
-    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
     empty = torch.zeros(0, 8, dtype=torch.long)
     with pytest.raises(ValueError, match="ids is empty"):
         accuracy(SequenceClassifier(enc, 2), empty, empty.bool(), torch.zeros(0, dtype=torch.long))
@@ -141,7 +141,7 @@ def test_accuracy_metrics_of_no_examples_say_so(chars):
 
 
 def test_evaluate_mlm_baseline_is_the_share_of_that_token_among_the_targets(chars):
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
     ids = torch.full((500,), 3)
     ids[::2] = 4  # targets alternate between two tokens
     result = evaluate_mlm(model, ids, chars, 16, baseline_token=3)
@@ -216,7 +216,7 @@ def test_encode_masked_puts_the_mask_id_in_place_of_each_literal_mask():
 
 def test_classifier_with_read_id_reads_the_vector_at_that_token(chars):
     torch.manual_seed(0)
-    cfg = TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0)
+    cfg = TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
     clf = SequenceClassifier(Encoder(cfg), 2, dropout=0.0, read_id=chars.mask_id).eval()
     ids = torch.tensor([[chars.cls_id, 5, chars.mask_id, 6], [chars.cls_id, chars.mask_id, 7, 8]])
     with torch.no_grad():
@@ -230,7 +230,7 @@ def test_classifier_with_read_id_reads_the_vector_at_that_token(chars):
 
 def test_classifier_reads_the_cls_position(chars):
     torch.manual_seed(0)
-    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16, dropout=0.0))
+    enc = Encoder(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
     clf = SequenceClassifier(enc, 3, dropout=0.0).eval()
     ids, real = chars.batch([chars.encode("abc"), chars.encode("hgfe")], 8)
     logits, loss = clf(ids, real, torch.tensor([0, 2]))
@@ -312,7 +312,7 @@ def test_span_qa_loss_and_accuracy(chars):
     specials = SpecialTokens(corpus_tokenizer("wiki", "word"))
     batch = encode_qa(reading_comprehension(8), specials, 80)
     torch.manual_seed(0)
-    model = SpanQA(Encoder(TransformerConfig(specials.vocab_size, max_len=80, n_layers=1, n_heads=2, d_model=16)))
+    model = SpanQA(Encoder(TransformerConfig(specials.vocab_size, max_len=80, n_layer=1, n_head=2, n_embd=16)))
     s, e, loss = model(batch["ids"], batch["key_padding"], batch["start"], batch["end"])
     assert s.shape == batch["ids"].shape
     expected = (F.cross_entropy(s, batch["start"]) + F.cross_entropy(e, batch["end"])) / 2
@@ -368,7 +368,7 @@ def test_load_local_hf_skips_with_a_message_when_nothing_is_cached(monkeypatch, 
 
 def test_evaluate_mlm_unigram_loss_is_the_mean_surprise_of_the_targets(chars):
     torch.manual_seed(0)
-    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layers=1, n_heads=2, d_model=16))
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
     ids = torch.randint(0, chars.n_regular, (400,))
     probs = torch.bincount(ids, minlength=chars.vocab_size).double() + 1
     probs /= probs.sum()

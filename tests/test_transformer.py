@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from lmcourse.attention import MultiHeadAttention
+from lmcourse.attention import KVCache, MultiHeadAttention
 from lmcourse.transformer import (
     DecoderLayer,
     Encoder,
@@ -14,6 +14,7 @@ from lmcourse.transformer import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
     TransformerConfig,
+    init_weights,
     sinusoidal_positions,
 )
 
@@ -43,7 +44,7 @@ def test_positional_encodings_add_to_the_input_and_reject_long_input():
     assert torch.allclose(learned(x)[0], learned.weight[:5])
     with pytest.raises(ValueError, match="max_len"):
         learned(torch.zeros(1, 11, 8))
-    with pytest.raises(ValueError, match="even d_model"):
+    with pytest.raises(ValueError, match="even n_embd"):
         sinusoidal_positions(4, 7)
 
 
@@ -75,6 +76,70 @@ def test_encoder_layer_equals_torch_with_copied_weights(norm_first, activation):
         assert torch.allclose(got_fused[b, :n], expected[b, :n], atol=1e-5)
     assert weights.shape == (3, 4, 7, 7)
     assert torch.all(weights[1, :, :, 4:] == 0)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_block_equals_torch_in_both_norm_placements_causal_or_not(norm_first, causal):
+    torch.manual_seed(0)
+    ref = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                     norm_first=norm_first).eval()
+    ours = EncoderLayer.from_torch(ref, causal=causal).eval()
+    x = torch.randn(3, 7, 32)
+    real = torch.arange(7)[None, :] < torch.tensor([7, 5, 3])[:, None]  # (B, T) True = real token
+    causal_mask = torch.ones(7, 7, dtype=torch.bool).triu(1) if causal else None  # torch: True = may not attend
+    with torch.no_grad():
+        expected = ref(x, src_mask=causal_mask, src_key_padding_mask=~real, is_causal=causal)
+        fused, _ = ours(x, key_padding=real)
+        explicit, weights = ours(x, key_padding=real, need_weights=True)
+    for got in (fused, explicit):
+        assert torch.allclose(got[real], expected[real], atol=1e-5)  # padded query rows are undefined in torch
+    assert torch.all(weights.triu(1) == 0) == causal
+
+
+def test_a_causal_block_does_not_look_ahead_and_extends_a_kv_cache_to_the_same_numbers():
+    torch.manual_seed(0)
+    block = EncoderLayer(16, 2, 64, dropout=0.0, activation="gelu_tanh", norm_first=True, causal=True).eval()
+    x = torch.randn(2, 6, 16)
+    changed = torch.cat([x[:, :4], torch.randn(2, 2, 16)], dim=1)
+    cache = KVCache(n_layer=1)
+    with torch.no_grad():
+        whole, _ = block(x)
+        assert torch.allclose(block(changed)[0][:, :4], whole[:, :4], atol=1e-6)
+        steps = [block(x[:, t:t + 1], kv_cache=cache)[0] for t in range(6)]
+    assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-5)
+
+
+def test_feed_forward_with_gelu_tanh_equals_transformers_gpt2_mlp():
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
+
+    torch.manual_seed(0)
+    ref = GPT2MLP(64, transformers.GPT2Config(n_embd=16, resid_pdrop=0.0)).eval()
+    ours = FeedForward(16, 64, activation="gelu_tanh")
+    with torch.no_grad():  # GPT-2's Conv1D stores (in, out), the transpose of nn.Linear's weight
+        for linear, conv in ((ours.linear1, ref.c_fc), (ours.linear2, ref.c_proj)):
+            linear.weight.copy_(conv.weight.T)
+            linear.bias.copy_(torch.randn_like(conv.bias))
+            conv.bias.copy_(linear.bias)
+        x = torch.randn(2, 5, 16)
+        assert torch.allclose(ours(x), ref(x), atol=1e-6)
+
+
+def test_init_weights_is_gpt2s_with_the_residual_writes_scaled_by_depth():
+    torch.manual_seed(0)
+    layers = nn.ModuleList(EncoderLayer(128, 4, 512, norm_first=True) for _ in range(3))
+    init_weights(layers)
+    assert abs(layers[0].ff.linear2.weight.std().item() - 0.02) < 0.002
+    init_weights(layers, n_layer=3)
+    residual = 0.02 / math.sqrt(2 * 3)
+    for layer in layers:
+        assert abs(layer.ff.linear1.weight.std().item() - 0.02) < 0.002
+        assert abs(layer.self_attn.q_proj.weight.std().item() - 0.02) < 0.002
+        for writes in (layer.ff.linear2, layer.self_attn.out_proj):
+            assert abs(writes.weight.std().item() - residual) < 0.1 * residual
+        assert not layer.ff.linear1.bias.any() and not layer.self_attn.out_proj.bias.any()
+        assert torch.equal(layer.norm1.weight, torch.ones(128)) and not layer.norm1.bias.any()
 
 
 @pytest.mark.parametrize("need_weights", [False, True])
@@ -112,7 +177,7 @@ def test_encoder_layer_has_the_same_parameter_count_as_torch():
     ref = nn.TransformerEncoderLayer(64, 8, 256, batch_first=True)
     ours = EncoderLayer(64, 8, 256)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
-    # 4 d^2 + 4 d (attention) + 2 d d_ff + d_ff + d (feed-forward) + 4 d (two layer norms)
+    # 4 d^2 + 4 d (attention) + 2 d n_inner + n_inner + d (feed-forward) + 4 d (two layer norms)
     d, f = 64, 256
     assert sum(p.numel() for p in ours.parameters()) == 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
 
@@ -145,7 +210,7 @@ def test_decoder_output_does_not_depend_on_future_tokens():
 
 
 def test_encoder_uses_our_multi_head_attention_and_returns_per_layer_weights():
-    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layers=3, n_heads=2, d_model=16, dropout=0.0))
+    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layer=3, n_head=2, n_embd=16, dropout=0.0))
     assert all(isinstance(layer.self_attn, MultiHeadAttention) for layer in enc.layers)
     ids = torch.randint(0, 20, (2, 9))
     hidden, weights = enc(ids, need_weights=True)
@@ -155,7 +220,7 @@ def test_encoder_uses_our_multi_head_attention_and_returns_per_layer_weights():
 
 def test_encoder_ignores_padding_tokens():
     torch.manual_seed(3)
-    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layers=2, n_heads=2, d_model=16, dropout=0.0)).eval()
+    enc = Encoder(TransformerConfig(vocab_size=20, max_len=16, n_layer=2, n_head=2, n_embd=16, dropout=0.0)).eval()
     ids = torch.randint(1, 20, (1, 5))
     padded = torch.cat([ids, torch.tensor([[7, 7, 7]])], dim=1)
     real = torch.tensor([[True] * 5 + [False] * 3])
@@ -167,12 +232,12 @@ def test_encoder_ignores_padding_tokens():
 
 def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="divisible"):
-        TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
+        TransformerConfig(vocab_size=10, n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="positional"):
         TransformerConfig(vocab_size=10, positional="rotary")
     with pytest.raises(ValueError, match="dropout"):
         EncoderLayer(16, 2, 32, dropout=1.5)
-    enc = Encoder(TransformerConfig(vocab_size=10, max_len=8, d_model=16, n_heads=2))
+    enc = Encoder(TransformerConfig(vocab_size=10, max_len=8, n_embd=16, n_head=2))
     with pytest.raises(ValueError, match="vocab_size"):
         enc(torch.tensor([[3, 12]]))
     with pytest.raises(ValueError, match="long"):
@@ -228,7 +293,7 @@ def test_encoder_and_decoder_layers_agree_with_and_without_weights_on_fully_mask
 def test_layers_name_width_dtype_and_torch_polarity_mistakes():
     enc, dec = EncoderLayer(8, 2, 16, dropout=0.0), DecoderLayer(8, 2, 16, dropout=0.0, norm_first=True)
     x = torch.randn(2, 3, 8)
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, T >= 1, d_model=8\), got a tensor of shape \(2, 3, 6\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, T >= 1, n_embd=8\), got a tensor of shape \(2, 3, 6\)"):
         enc(torch.randn(2, 3, 6))
     with pytest.raises(ValueError, match="memory has dtype torch.float64"):
         dec(x, torch.randn(2, 4, 8, dtype=torch.float64))

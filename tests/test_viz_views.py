@@ -135,7 +135,7 @@ def test_cross_attention_has_different_query_and_key_columns():
 
 def test_inputs_course_models_hf_attentions_and_raw_tensors_agree():
     torch.manual_seed(0)
-    enc = Encoder(TransformerConfig(vocab_size=30, max_len=16, n_layers=2, n_heads=2, d_model=16)).eval()
+    enc = Encoder(TransformerConfig(vocab_size=30, max_len=16, n_layer=2, n_head=2, n_embd=16)).eval()
     ids = torch.randint(0, 30, (1, 7))
     _, weights = enc(ids, need_weights=True)
     captured = capture_attention(enc, ids)
@@ -165,7 +165,7 @@ def test_capture_attention_gets_a_gpts_weights_and_leaves_it_unchanged():
     assert torch.allclose(weights[2].sum(-1), torch.ones(2, 2, 9)) and (weights[0].triu(1) == 0).all()
     gpt.eval()
     assert torch.equal(gpt(ids)[0], logits_before)  # hooks removed
-    assert not gpt.blocks[0].attn._forward_hooks and not gpt.blocks[0].attn._forward_pre_hooks
+    assert not gpt.blocks[0].self_attn._forward_hooks and not gpt.blocks[0].self_attn._forward_pre_hooks
 
 
 def test_capture_attention_which_selects_cross_attention():
@@ -191,7 +191,7 @@ def test_missing_weights_name_the_eager_fix_and_need_weights():
     for view in (head_view, model_view):
         with pytest.raises(ValueError, match='attn_implementation="eager"'):
             view(out.attentions)
-    enc = Encoder(TransformerConfig(vocab_size=30, max_len=16, n_layers=2, n_heads=2, d_model=16)).eval()
+    enc = Encoder(TransformerConfig(vocab_size=30, max_len=16, n_layer=2, n_head=2, n_embd=16)).eval()
     _, weights = enc(torch.tensor([[1, 2, 3]]))  # need_weights left False
     with pytest.raises(ValueError, match="need_weights=True"):
         head_view(weights)

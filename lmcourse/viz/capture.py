@@ -5,7 +5,7 @@
 asks every `MultiHeadAttention` inside it for its weights on the way (the explicit path: the same
 outputs as the fused kernel), then hands the model back unchanged. A GPT's cached generation goes
 through the same modules (they own the KV cache), so `capture_attention(gpt, new_ids, kv_cache=cache)`
-gives the new positions' rows (B, n_heads, T_new, past + T_new).
+gives the new positions' rows (B, n_head, T_new, past + T_new).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _NEED_WEIGHTS = list(inspect.signature(MultiHeadAttention.forward).parameters).i
 
 @torch.no_grad()
 def capture_attention(model: nn.Module, *inputs, which: str | None = None, **kwargs) -> list[torch.Tensor]:
-    """Run `model(*inputs, **kwargs)` in eval mode and return the weights (B, n_heads, Tq, Tk) of every
+    """Run `model(*inputs, **kwargs)` in eval mode and return the weights (B, n_head, Tq, Tk) of every
     `MultiHeadAttention` call, in call order (one per layer for a GPT or an encoder).
 
     which: keep only modules whose name contains it, e.g. "cross_attn" for a decoder's cross-attention.

@@ -39,14 +39,14 @@ class Lines(NamedTuple):
     weight: np.ndarray  # (N,) float in (0, 1]
 
 
-def head_colors(n_heads: int) -> list[str]:
+def head_colors(n_head: int) -> list[str]:
     """One colour per head (hex): tab10 for up to 10 heads; beyond, tab20's strong shades first, then its light ones."""
-    if n_heads <= 10:
+    if n_head <= 10:
         cmap, order = matplotlib.colormaps["tab10"], range(10)
     else:
         cmap, order = matplotlib.colormaps["tab20"], [*range(0, 20, 2), *range(1, 20, 2)]
     order = list(order)
-    return [matplotlib.colors.to_hex(cmap(order[h % len(order)])) for h in range(n_heads)]
+    return [matplotlib.colors.to_hex(cmap(order[h % len(order)])) for h in range(n_head)]
 
 
 def head_view_lines(arr: np.ndarray, layer: int, heads: Sequence[int], query: int | None = None,

@@ -309,9 +309,9 @@ class ModelView(View):
         self._draw()
 
 
-def _check_head(head, n_heads: int) -> None:
-    if not isinstance(head, (int, np.integer)) or not -n_heads <= head < n_heads:
-        raise ValueError(f"head={head!r} out of range: there are {n_heads} heads (0..{n_heads - 1})")
+def _check_head(head, n_head: int) -> None:
+    if not isinstance(head, (int, np.integer)) or not -n_head <= head < n_head:
+        raise ValueError(f"head={head!r} out of range: there are {n_head} heads (0..{n_head - 1})")
 
 
 def model_view(attention, tokens: Sequence[str] | None = None, key_tokens: Sequence[str] | None = None, *,

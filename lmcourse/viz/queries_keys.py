@@ -35,13 +35,13 @@ class QueriesKeys(NamedTuple):
     scale: float         # the factor on q . k before the softmax (1/sqrt(head_dim))
 
 
-def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     B, T, D = x.shape
-    return x.detach().float().reshape(B, T, n_heads, D // n_heads).transpose(1, 2)  # (B, H, T, head_dim)
+    return x.detach().float().reshape(B, T, n_head, D // n_head).transpose(1, 2)  # (B, H, T, head_dim)
 
 
 def _hf_projections(model: nn.Module) -> list[tuple[nn.Module, str, int]]:
-    """(module to hook, what it gives, n_heads) for a Hugging Face model's self-attention layers, in order:
+    """(module to hook, what it gives, n_head) for a Hugging Face model's self-attention layers, in order:
     "q" / "k" for BERT's query / key Linear layers, "qkv" for GPT-2's fused c_attn."""
     found = []
     for module in model.modules():
@@ -67,18 +67,18 @@ def capture_queries_keys(model: nn.Module, *inputs, batch_index: int = 0, **kwar
                          "self-attention (query/key or c_attn projections); the neuron view cannot read its q and k")
     got: dict[str, list[torch.Tensor]] = {"q": [], "k": []}
 
-    def keep(what: str, n_heads: int):
+    def keep(what: str, n_head: int):
         def hook(module, args, output):
             if what == "qkv":
                 q, k, _ = output.split(output.shape[-1] // 3, dim=-1)
-                got["q"].append(_heads(q, n_heads))
-                got["k"].append(_heads(k, n_heads))
+                got["q"].append(_heads(q, n_head))
+                got["k"].append(_heads(k, n_head))
             else:
-                got[what].append(_heads(output, n_heads))
+                got[what].append(_heads(output, n_head))
         return hook
 
     if course:
-        targets = [(m.q_proj, "q", m.n_heads) for m in course] + [(m.k_proj, "k", m.n_heads) for m in course]
+        targets = [(m.q_proj, "q", m.n_head) for m in course] + [(m.k_proj, "k", m.n_head) for m in course]
     else:
         targets = hf
     handles = [module.register_forward_hook(keep(what, n)) for module, what, n in targets]

@@ -26,6 +26,18 @@ def _fix(name: str, path: os.PathLike) -> str:
     return f"re-train with {train_command(name)} or restore the file with git (git checkout -- {path})"
 
 
+# Cards written before every Transformer of the package took GPT-2's size names (a masked LM's were d_model, ...)
+OLD_SIZE_NAMES = {"n_layers": "n_layer", "n_heads": "n_head", "d_model": "n_embd", "d_ff": "n_inner"}
+
+
+def _renamed_sizes(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A card's recipe with the model's sizes under today's names."""
+    model = recipe.get("model")
+    if not isinstance(model, dict):
+        return recipe
+    return {**recipe, "model": {OLD_SIZE_NAMES.get(k, k): v for k, v in model.items()}}
+
+
 def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike | None = None
          ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """Reference model `name` -> (model in float32 and eval mode on `device`, its tokenizer, its card).
@@ -44,10 +56,11 @@ def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike 
                                 f"or restore the shipped file with git (git checkout -- {weights})")
     card = read_card(name, root)
     card_file = card_path(name, root)
+    trained_with = _renamed_sizes(card["recipe"])
     # a field added to Recipe after a card was written is the same recipe when it has its default value
-    changed = sorted(k for k, v in recipe.as_dict().items() if card["recipe"].get(k, RECIPE_DEFAULTS.get(k)) != v)
+    changed = sorted(k for k, v in recipe.as_dict().items() if trained_with.get(k, RECIPE_DEFAULTS.get(k)) != v)
     if changed:
-        trained = ", ".join(f"{k}={card['recipe'].get(k)!r}" for k in changed)
+        trained = ", ".join(f"{k}={trained_with.get(k)!r}" for k in changed)
         in_code = ", ".join(f"{k}={getattr(recipe, k)!r}" for k in changed)
         raise ValueError(f"{card_file} was trained with {trained}, but lmcourse.zoo's recipe {name!r} now says "
                          f"{in_code}: the weights are not what the recipe makes; {_fix(name, weights)}")

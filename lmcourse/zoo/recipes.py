@@ -107,7 +107,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="mlm-bpe-wiki",
         about="a masked LM (BERT body, 4 layers, 192 wide) on 4,096 byte-pair tokens of the wiki train split",
         corpus="wiki", split="train", tokenizer="bpe4096", kind="masked_lm",
-        model={"n_layers": 4, "n_heads": 4, "d_model": 192, "dropout": 0.1},
+        model={"n_layer": 4, "n_head": 4, "n_embd": 192, "dropout": 0.1},
         # chapter 05's masked LM (40 % of the tokens picked, BERT's 80/10/10 rule, AdamW) made twice as deep,
         # 1.5 times as wide, with windows twice as long and 3.3 times as many steps (4,000 vs 1,200)
         seed=0, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01, warmup_steps=200, min_lr=1e-4, grad_clip=1.0,
@@ -148,7 +148,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="tiny-test-mlm",
         about="a one-layer, 32-wide masked LM trained for 20 steps: the masked-LM recipe the unit tests train",
         corpus="wiki", split="train", tokenizer="bpe4096", kind="masked_lm",
-        model={"n_layers": 1, "n_heads": 2, "d_model": 32, "dropout": 0.0},
+        model={"n_layer": 1, "n_head": 2, "n_embd": 32, "dropout": 0.0},
         seed=0, lr=1e-2, betas=(0.9, 0.99), weight_decay=0.01, warmup_steps=5, min_lr=1e-3, grad_clip=1.0,
         batch_size=8, block_size=32, steps=20, eval_every=10, eval_chars=2048, dtype_on_disk="bfloat16",
         mask_prob=0.4),
