@@ -85,6 +85,10 @@ def test_the_solution_passes_but_progress_stays_not_tried(progress_file, capsys)
     assert exercises.check(EXERCISE, as_in_a_notebook(cells.solution, cells.name, 1))
     assert "right!" in capsys.readouterr().out
     assert not progress_file.exists() and exercises.progress("04")[EXERCISE] == "not tried"
+    summary = repr(exercises.progress("04")).splitlines()[-1]
+    assert summary.startswith("0 of 3 done") and "course's own solution was checked for 1 of them" in summary
+    exercises.reset()
+    assert repr(exercises.progress("04")).splitlines()[-1] == "0 of 3 done"
 
 
 def test_an_unreadable_progress_file_is_left_as_it_is(progress_file):

@@ -53,6 +53,7 @@ def _verdict_book() -> tuple[types.MappingProxyType, Callable[[str, str], None],
 
 
 _status, _write_verdict, _clear_verdicts = _verdict_book()
+_course_solutions_run: set[str] = set()   # ids checked with the course's own solution in this session (never counted)
 
 
 def _exercise(exercise_id: str):
@@ -101,6 +102,7 @@ def _remember(exercise_id: str, status: str, answer: Any) -> None:
     """Keep the verdict for `progress()`, in this session and on disk ("not answered" only in this session); the
     course's own solution is not the learner's."""
     if record.is_course_solution(exercise_id, answer):
+        _course_solutions_run.add(exercise_id)
         return
     _write_verdict(exercise_id, status)
     if status in record.STATUSES:
@@ -114,13 +116,17 @@ def _hint_lines(ex, n: int) -> str:
 
 
 class Progress(dict):
-    """id -> status ("done", "not yet right", "not answered", "not tried"), shown as one line each."""
+    """id -> status ("done", "not yet right", "not answered", "not tried"), shown as one line each; the summary
+    line says when the course's own solutions were checked in this session (they never count as the learner's)."""
 
     def __repr__(self) -> str:
         marks = {"done": "✓", "not yet right": "✗", "not answered": "…", "not tried": "·"}
         done = sum(s == "done" for s in self.values())
         lines = [f"{marks[s]} {i:<32} {REGISTRY[i].title} ({s})" for i, s in self.items()]
-        return "\n".join(lines + [f"{done} of {len(self)} done"])
+        shown = sum(i in _course_solutions_run and s != "done" for i, s in self.items())
+        note = (f" (the course's own solution was checked for {shown} of them in this session: solutions do not "
+                "count as yours)" if shown else "")
+        return "\n".join(lines + [f"{done} of {len(self)} done{note}"])
 
 
 def progress(chapter: str | int | None = None) -> Progress:
@@ -144,4 +150,5 @@ def reset() -> None:
     """Forget this session's attempts and verdicts, as a restarted kernel does; the progress file stays (delete
     `record.progress_path()` to start over)."""
     _wrong_attempts.clear()
+    _course_solutions_run.clear()
     _clear_verdicts()
