@@ -249,11 +249,12 @@ class QAExample:
 
 def reading_comprehension(n: int, seed: int = 0, n_people: int = 3) -> list[QAExample]:
     """`n` generated reading-comprehension examples: n_people people, each with a city, a birthplace and a
-    job, the facts shuffled into one context; the question asks one fact about one person. Answering needs
-    the question's name and relation matched against the context (each slot value appears for several people)."""
+    job, the facts shuffled into one context; the question asks one fact about one person. With two or more
+    people, answering needs the question's name and relation matched against the context; with one (a first
+    stage of a curriculum) the relation alone answers it."""
     check_int("n", n)
     check_int("seed", seed, minimum=0)
-    check_int("n_people", n_people, 2, len(NAMES))
+    check_int("n_people", n_people, 1, len(NAMES), fix="how many people each context describes")
     rng = random.Random(seed)
     examples = []
     for _ in range(n):

@@ -828,7 +828,7 @@ row("SequenceClassifier-labels-shape", lambda: finetune.SequenceClassifier(tiny_
     torch.tensor([[1, 2]]), labels=torch.tensor([0, 1])), ValueError, "labels", "(2,)")
 bad_values("reading_comprehension", lambda n: finetune.reading_comprehension(n), "n", SIZES)
 bad_values("reading_comprehension", lambda n_people: finetune.reading_comprehension(2, n_people=n_people), "n_people",
-           (1, 99, True))
+           (0, 99, True))
 bad_values("best_span", lambda max_answer_len: finetune.best_span(torch.zeros(1, 4), torch.zeros(1, 4),
                                                                   max_answer_len=max_answer_len), "max_answer_len",
            SIZES)

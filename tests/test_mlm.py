@@ -250,7 +250,9 @@ def test_reading_comprehension_answers_are_the_marked_context_words():
         assert ex.question.split()[-2] in ex.context
     assert reading_comprehension(5, seed=1) == reading_comprehension(5, seed=1)
     with pytest.raises(ValueError, match="n_people"):
-        reading_comprehension(5, n_people=1)
+        reading_comprehension(5, n_people=0)
+    for ex in reading_comprehension(20, seed=3, n_people=1):  # a curriculum's first stage: one person, three facts
+        assert len(ex.context.split(" . ")) == 3 and ex.context.split()[ex.start] == ex.answer
 
 
 def test_reading_comprehension_words_are_in_a_4000_word_wiki_vocabulary():
