@@ -2901,7 +2901,7 @@ from lmcourse import data
 from lmcourse.ngram import NGramLM
 
 # One project: two n-grams mixed, their weights fitted by EM (Exercise 1) on validation characters the checker
-# does not score. The shorter context backs the longer one up where its counts are thin.
+# does not score. Mixing in a 5-gram adds smoothing beyond the 8-gram's own back-off.
 tokenizer = data.corpus_tokenizer("wiki")
 train_ids = tokenizer.encode(data.load_corpus("wiki", "train"))
 parts = [NGramLM(order, smoothing="modified_kneser_ney").fit(train_ids) for order in (8, 5)]
