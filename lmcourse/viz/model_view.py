@@ -171,7 +171,8 @@ class ModelView(View):
     def caption(self) -> str:
         L, H, Tq, Tk = self.arr.shape
         head = f"{self.title}: " if self.title else ""
-        pair = f", sentences {self.pair}" if self.pair != "all" else ""
+        shown_q, shown_k = self.maps().shape[-2:]
+        pair = f", sentences {self.pair} ({shown_q} x {shown_k} of them)" if self.pair != "all" else ""
         scale = "each map on its own scale" if self.scale == "map" else "one scale for all maps"
         return (f"{head}model view, {L} layers x {H} heads, {Tq} x {Tk} tokens{pair} ({scale}); open: layer "
                 f"{self.layer}, head {self.head}")
