@@ -268,17 +268,21 @@ def test_clock_cosine_schedule_rejects_bad_arguments(kwargs, name):
         clock_cosine_schedule(**{"max_lr": 1.0, "seconds": 5.0, **kwargs})
 
 
-def test_history_keeps_the_time_spent_evaluating_apart_from_training():
+def sleeping_evaluation(seconds):
+    """An evaluation that takes `seconds` of wall-clock time and always scores 1.0."""
     import time
 
-    model = nn.Linear(2, 1)
-
-    def slow_eval(m):
-        time.sleep(0.05)
+    def evaluate(model):
+        time.sleep(seconds)
         return 1.0
 
+    return evaluate
+
+
+def test_history_keeps_the_time_spent_evaluating_apart_from_training():
+    model = nn.Linear(2, 1)
     history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=6,
-                    loss_fn=mse, evaluate=slow_eval, eval_every=2, progress=False)
+                    loss_fn=mse, evaluate=sleeping_evaluation(0.05), eval_every=2, progress=False)
     assert len(history.eval_time) == len(history.eval_seconds) == 3
     assert all(b - a >= 0.05 for a, b in zip([0.0] + history.eval_time, history.eval_time))  # each one counted
     trained = history.eval_train_seconds
@@ -287,15 +291,8 @@ def test_history_keeps_the_time_spent_evaluating_apart_from_training():
 
 
 def test_a_time_limit_right_after_an_evaluation_does_not_evaluate_that_step_twice():
-    import time
-
     model = nn.Linear(2, 1)
-
-    def slow_eval(m):
-        time.sleep(0.15)
-        return 1.0
-
     history = train(model, regression_batches(), optimizer=torch.optim.SGD(model.parameters(), lr=0.01), steps=100,
-                    loss_fn=mse, evaluate=slow_eval, eval_every=1, time_limit=0.2, progress=False)
+                    loss_fn=mse, evaluate=sleeping_evaluation(0.15), eval_every=1, time_limit=0.2, progress=False)
     # every step is evaluated; the limit strikes after the evaluation of the step that crosses it
     assert len(history.step) < 100 and history.eval_step == history.step
