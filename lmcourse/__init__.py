@@ -4,12 +4,13 @@
     device = lmcourse.get_device()         # cuda > mps > cpu, or $LMCOURSE_DEVICE
     lmcourse.seed_everything(0)
     FAST = lmcourse.fast_mode()            # $LMCOURSE_FAST=1 shrinks data and steps
+    BUDGET = lmcourse.budget("06", device) # a chapter's steps and sizes: fast, full on a CPU, full on a GPU
     text = lmcourse.data.load_corpus("wiki", split="train")
 
 Submodules (`lmcourse.data`, `lmcourse.ngram`, ...) are imported on first use, so
 `import lmcourse` stays quick. The package follows the course, one module per idea:
 
-    00 setup         core, data, train, checkpoint, files
+    00 setup         core, budgets, data, train, checkpoint, files
     01 probability   ngram, markov, tokenizers, sequences
     02 embeddings    embeddings, skipgram
     03 RNN / LSTM    rnn, charlm, tasks
@@ -23,10 +24,11 @@ Submodules (`lmcourse.data`, `lmcourse.ngram`, ...) are imported on first use, s
 
 import importlib
 
+from lmcourse.budgets import budget
 from lmcourse.core import available_devices, fast_mode, get_device, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["available_devices", "fast_mode", "get_device", "seed_everything", "__version__"]
+__all__ = ["available_devices", "budget", "fast_mode", "get_device", "seed_everything", "__version__"]
 
 
 def __getattr__(name: str):

@@ -10,7 +10,7 @@ causal and pre-norm, it is the GPT's block (`lmcourse.gpt`: a decoder-only model
 to, so it needs no cross-attention) and the text denoiser's (`lmcourse.text_diffusion`). `DecoderLayer`
 adds the cross-attention. `EncoderLayer.from_torch` / `DecoderLayer.from_torch` copy torch's layers, with
 identical outputs. Then `Encoder`: token embeddings + positions + a stack of encoder layers (a small BERT
-body), and `init_weights`, the one initialisation of the GPT and the text denoiser.
+body), and `init_weights`, the one initialisation of the encoder, the GPT and the text denoiser.
 
 Sizes have one naming across the package, GPT-2's: n_layer, n_head, n_embd (the paper's d_model) and
 n_inner (its d_ff). They are the names of saved GPT checkpoints and the zoo's cards, of `scale_out`'s
@@ -341,7 +341,7 @@ class Encoder(nn.Module):
                                     for _ in range(c.n_layer))
         # pre-norm leaves the residual stream un-normalised: normalise once at the end (as GPT-2)
         self.norm = nn.LayerNorm(c.n_embd) if c.norm_first else nn.Identity()
-        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        init_weights(self)  # BERT's and GPT-2's: every Linear and Embedding normal(0, 0.02), biases zero
 
     def forward(self, ids: torch.Tensor, key_padding: torch.Tensor | None = None,
                 need_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
