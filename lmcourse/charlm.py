@@ -4,10 +4,10 @@
 hand-written ``lmcourse.rnn.LSTM`` with ``impl="ours"``; the two share parameter names, so the
 weights of one load into the other. ``cell="gru"`` or ``cell="rnn"`` (Elman, tanh) puts the other
 recurrent cells of chapter 03 in the same model, for comparisons at the same recipe.
+Text is drawn from it with `lmcourse.generate.generate`, the sampler of every model of the course: the
+carried state plays the part of the GPT's key/value cache (`StateCache`), so each new character costs one step.
 """
 from __future__ import annotations
-
-import numbers
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from torch import nn
 from lmcourse import rnn
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 
-__all__ = ["CharLSTM", "StateCache", "LSTMClassifier", "sample", "lm_loss", "TBPTTLoss"]
+__all__ = ["CharLSTM", "StateCache", "LSTMClassifier", "lm_loss", "TBPTTLoss"]
 
 
 CELLS = {"lstm": (nn.LSTM, rnn.LSTM), "gru": (nn.GRU, rnn.GRU), "rnn": (nn.RNN, rnn.RNN)}  # torch's, ours
@@ -155,44 +155,6 @@ class CharLSTM(nn.Module):
             kv_cache.state, kv_cache.length = state, kv_cache.length + ids.shape[1]
         logits = self.head(out)  # (B, T, V)
         return (logits, state) if return_state else logits
-
-
-@torch.no_grad()
-def sample(model: CharLSTM, prompt_ids: list[int], n: int, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> list[int]:
-    """Continue ``prompt_ids`` by ``n`` ids, carrying the LSTM state (O(1) work per new character).
-
-    temperature 0 is greedy; higher flattens the distribution. The draws are made on the CPU with
-    `generator`, so one generator can be carried across calls; `lmcourse.generate.generate(model, ...,
-    seed=s)` gives the same ids as a fresh ``torch.Generator().manual_seed(s)`` here (on the CPU) and adds
-    top-k, top-p and beam search.
-    """
-    check_number("temperature", temperature, 0, fix="0 is greedy")
-    if isinstance(prompt_ids, str):
-        raise ValueError(f"prompt_ids must be a list of int token ids, got the str {prompt_ids!r}; encode it first")
-    if not len(prompt_ids):
-        raise ValueError("prompt_ids must hold at least one id")
-    bad = [i for i in prompt_ids if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
-    if bad:
-        raise ValueError(f"prompt_ids must be a list of int token ids, got {bad[0]!r} ({type(bad[0]).__name__})")
-    check_int("n", n, minimum=0)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    x = torch.tensor([prompt_ids], device=device)
-    logits, state = model(x, return_state=True)
-    out = []
-    for _ in range(n):
-        last = logits[0, -1].float()
-        if temperature == 0:
-            nxt = int(last.argmax())
-        else:
-            probs = torch.softmax(last / temperature, dim=-1)
-            nxt = int(torch.multinomial(probs.cpu(), 1, generator=generator))
-        out.append(nxt)
-        logits, state = model(torch.tensor([[nxt]], device=device), state, return_state=True)
-    model.train(was_training)
-    return out
 
 
 class LSTMClassifier(nn.Module):

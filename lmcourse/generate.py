@@ -18,7 +18,8 @@ A model works here if `model(idx)` returns logits (B, T, vocab), a tuple whose f
 the logits (as `lmcourse.gpt.GPT`), or an object with `.logits` (as transformers' models).
 A model with `new_kv_cache(max_len)` (as `GPT`) is run with a key/value cache (`use_cache=True`): each step
 feeds only the new token and reuses the keys and values of the earlier ones, kept in buffers allocated
-once for prompt + max_new_tokens positions and written in place.
+once for prompt + max_new_tokens positions and written in place. A `lmcourse.charlm.CharLSTM`'s cache is
+its carried state (h, c): the same loop samples from it at O(1) work per new character.
 Prompts of different lengths go in one batch left-padded, with an `attention_mask` (1 = real token, as a
 tokenizer with padding_side="left" returns it); the model must then accept `attention_mask` (and gets
 `position_ids` too if its forward takes them, as transformers' models do).

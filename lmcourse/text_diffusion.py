@@ -60,7 +60,9 @@ class TextDenoiser(nn.Module):
     ids (B, T) -> logits (B, T, vocab_size).
 
     causal=False: the masked-diffusion denoiser; its input vocabulary has one extra id, `mask_id`.
-    causal=True: the same network with a causal mask, a next-token language model (the AR twin).
+    causal=True: the same network with a causal mask, a next-token language model (the AR twin). It is
+    deliberately not `lmcourse.gpt.GPT`: the twin keeps every part of the denoiser (the distance bias, the
+    extra input row, the initialisation), so that a difference between the two measures the objective alone.
     Positions enter twice: learned absolute embeddings, and a distance penalty on the attention scores
     (`alibi_bias`), without which a bidirectional model first has to discover where its neighbours are.
     """

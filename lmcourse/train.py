@@ -2,7 +2,8 @@
 
 It does the chores that every chapter would otherwise repeat: moving batches to the device,
 mixed precision on CUDA, gradient clipping, a learning-rate schedule, periodic evaluation,
-checkpoints, a progress bar, and a loss history to plot.
+checkpoints, a progress bar, and a loss history to plot. `train_gpt` is the GPT's recipe on top of it
+(chapters 06 and 09): AdamW on matrices, warm-up and cosine decay over steps or over seconds, random windows.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import torch
 from torch import nn
 
 from lmcourse.checkpoint import save_checkpoint
-from lmcourse.checks import check_int, check_number, describe
+from lmcourse.checks import check_int, check_number, check_token_ids, describe
 from lmcourse.progress import progress_bar, stop_early
+from lmcourse.sequences import random_windows
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -289,3 +291,69 @@ def count_parameters(model: nn.Module) -> int:
         raise ValueError(f"model must be a torch.nn.Module, got {describe(model)}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
+
+
+def train_gpt(model: nn.Module, train_ids: torch.Tensor, *, block_size: int, batch_size: int, lr: float,
+              steps: int | None = None, seconds: float | None = None, schedule_steps: int | None = None,
+              warmup_steps: int = 0, min_lr: float | None = None, weight_decay: float = 0.1, seed: int = 0,
+              evaluate: Callable[[nn.Module], float] | None = None, eval_every: int | None = None,
+              torch_compile: bool | None = None, progress: bool = True, desc: str = "GPT") -> History:
+    """Train a `lmcourse.gpt.GPT` on random windows of `train_ids` with the course's GPT recipe; return its History.
+
+    The recipe: AdamW with weight decay on matrices only (`model.configure_optimizer`), a linear warm-up over
+    `warmup_steps` steps, then a cosine decay from `lr` to `min_lr` (default lr / 10), gradient clipping at norm 1,
+    and `train`'s autocast on CUDA. Give exactly one of
+      steps: this many optimizer steps of a cosine schedule `schedule_steps` long (default: steps); a shorter run on
+          a longer schedule is exactly the start of the longer run;
+      seconds: train for this many wall-clock seconds (evaluations included), the decay following the clock
+          (`clock_cosine_schedule`): models compared at equal time.
+
+    model: a GPT, on the device to train on, initialised under the caller's seed (dropout draws from torch's
+        global generator too).
+    train_ids: (N,) token ids; each step reads x (batch_size, block_size) and the next tokens y (batch_size,
+        block_size), at random starts drawn from `seed` (`lmcourse.sequences.random_windows`).
+    evaluate: model -> validation loss, every `eval_every` steps and after the last (`train`).
+    torch_compile: train a `torch.compile`d model (default: on CUDA only; a clock run may pass False, as compiling
+        spends its seconds). The weights are shared, so `model` itself is trained.
+    """
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "configure_optimizer", None)):
+        raise ValueError(f"model must be a lmcourse.gpt.GPT (a module with configure_optimizer), got "
+                         f"{describe(model)}; build one with GPT(GPTConfig(...)), or call train() for other models")
+    config = getattr(model, "config", None)
+    check_int("block_size", block_size, 1, getattr(config, "block_size", None),
+              fix="the window length in tokens, at most the model's block_size")
+    check_int("batch_size", batch_size)
+    check_number("lr", lr, 0, low_open=True)
+    if (steps is None) == (seconds is None):
+        raise ValueError(f"give steps (a schedule in steps) or seconds (a schedule on the clock), exactly one; got "
+                         f"steps={steps!r}, seconds={seconds!r}")
+    if schedule_steps is not None and steps is None:
+        raise ValueError(f"schedule_steps={schedule_steps!r} needs steps: a clock run's schedule lasts `seconds`")
+    if steps is not None:
+        check_int("steps", steps)
+        schedule_steps = check_int("schedule_steps", steps if schedule_steps is None else schedule_steps, steps,
+                                   fix="the length of the cosine schedule, at least steps")
+    min_lr = lr / 10 if min_lr is None else min_lr
+    check_int("seed", seed, 0)
+    if evaluate is not None and not callable(evaluate):
+        raise ValueError(f"evaluate must be a function model -> validation loss, or None, got {describe(evaluate)}")
+    if torch_compile is not None and not isinstance(torch_compile, bool):
+        raise ValueError(f"torch_compile must be True, False or None (on CUDA only), got {torch_compile!r}")
+    if isinstance(train_ids, str):
+        raise ValueError("train_ids must be token ids, got a str; encode the text first, e.g. tokenizer.encode(text)")
+    train_ids = check_token_ids("train_ids", torch.as_tensor(train_ids) if isinstance(train_ids, (list, tuple))
+                                else train_ids, getattr(config, "vocab_size", None), ndim=1)
+    if len(train_ids) <= block_size:
+        raise ValueError(f"train_ids has {len(train_ids)} tokens; a window needs more than block_size={block_size}")
+    if seconds is not None:
+        check_number("seconds", seconds, 0, low_open=True, fix="the training budget in seconds")
+        schedule = clock_cosine_schedule(lr, seconds, warmup_steps, min_lr)
+    else:
+        schedule = cosine_schedule(lr, schedule_steps, warmup_steps, min_lr)
+    device = next(model.parameters()).device
+    optimizer = model.configure_optimizer(lr=lr, weight_decay=weight_decay, device=device)
+    compiled = device.type == "cuda" if torch_compile is None else torch_compile
+    runnable = torch.compile(model) if compiled else model
+    return train(runnable, random_windows(train_ids, block_size, batch_size, seed=seed), optimizer=optimizer,
+                 steps=10**9 if steps is None else steps, lr_schedule=schedule, evaluate=evaluate,
+                 eval_every=eval_every, time_limit=seconds, progress=progress, desc=desc)

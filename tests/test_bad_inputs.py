@@ -416,11 +416,9 @@ row("CharLSTM-ids-negative", lambda: tiny_char_lstm()(torch.tensor([[-1, 2]])), 
 row("CharLSTM-ids-float", lambda: tiny_char_lstm()(torch.tensor([[1.0, 2.0]])), ValueError, "ids", "float32")
 row("CharLSTM-ids-1d", lambda: tiny_char_lstm()(torch.tensor([1, 2])), ValueError, "ids", "(2,)")
 row("CharLSTM-ids-int32", lambda: tiny_char_lstm()(torch.tensor([[1, 2]], dtype=torch.int32)), None)
-bad_values("charlm.sample", lambda temperature: charlm.sample(tiny_char_lstm(), [1, 2], 3, temperature), "temperature",
-           (-1.0, NAN, INF))
-bad_values("charlm.sample", lambda n: charlm.sample(tiny_char_lstm(), [1, 2], n), "n", COUNTS)
-row("charlm.sample-empty-prompt", lambda: charlm.sample(tiny_char_lstm(), [], 3), ValueError, "prompt_ids")
-row("charlm.sample-prompt-out-of-vocab", lambda: charlm.sample(tiny_char_lstm(), [1, 99], 3), ValueError, "99")
+# generate on a CharLSTM (no config.vocab_size to check the prompt against): the embedding names the id
+row("generate-CharLSTM-prompt-out-of-vocab",
+    lambda: generate.generate(tiny_char_lstm(), torch.tensor([[1, 99]]), 3), ValueError, "ids", "99", "vocab_size")
 row("charlm.lm_loss-targets-shape", lambda: charlm.lm_loss(tiny_char_lstm(), (torch.tensor([[1, 2, 3]]),
                                                                               torch.tensor([[1, 2]]))),
     ValueError, "y", "(1, 2)")
@@ -881,6 +879,48 @@ bad_values("clock_cosine_schedule", lambda min_lr: train.clock_cosine_schedule(0
            (-0.1, NAN, 0.2))
 bad_values("autocast_dtype", lambda mixed_precision: train.autocast_dtype(torch.device("cpu"), mixed_precision),
            "mixed_precision", ("half",))
+
+# lmcourse.train.train_gpt, the GPT recipe of chapters 06 and 09
+
+
+def run_train_gpt(**overrides):
+    """lmcourse.train.train_gpt on a fresh tiny GPT (block_size 8) for one step, with `overrides` replacing the defaults."""
+    options = dict(model=gpt.GPT(gpt.GPTConfig(vocab_size=V, block_size=8, n_layer=1, n_head=2, n_embd=8)),
+                   train_ids=torch.tensor(_long_stream), block_size=8, batch_size=2, lr=1e-3, steps=1, progress=False)
+    options.update(overrides)
+    return train.train_gpt(options.pop("model"), options.pop("train_ids"), **options)
+
+
+row("train_gpt-model-not-gpt", lambda: run_train_gpt(model=torch.nn.Linear(2, 2)), ValueError, "model", "Linear",
+    "GPT")
+bad_values("train_gpt", lambda block_size: run_train_gpt(block_size=block_size), "block_size", SIZES + (9,))
+bad_values("train_gpt", lambda batch_size: run_train_gpt(batch_size=batch_size), "batch_size", SIZES)
+bad_values("train_gpt", lambda lr: run_train_gpt(lr=lr), "lr", POSITIVE)
+bad_values("train_gpt", lambda steps: run_train_gpt(steps=steps), "steps", SIZES)
+bad_values("train_gpt", lambda seconds: run_train_gpt(steps=None, seconds=seconds), "seconds", POSITIVE)
+row("train_gpt-steps-and-seconds", lambda: run_train_gpt(seconds=1.0), ValueError, "steps", "seconds", "exactly one")
+row("train_gpt-neither-steps-nor-seconds", lambda: run_train_gpt(steps=None), ValueError, "steps", "seconds", "None")
+bad_values("train_gpt", lambda schedule_steps: run_train_gpt(steps=5, schedule_steps=schedule_steps), "schedule_steps",
+           (4, 0, 2.5))
+row("train_gpt-schedule_steps-with-seconds", lambda: run_train_gpt(steps=None, seconds=1.0, schedule_steps=10),
+    ValueError, "schedule_steps", "seconds")
+bad_values("train_gpt", lambda warmup_steps: run_train_gpt(warmup_steps=warmup_steps), "warmup_steps", (-1, 2, 2.5))
+bad_values("train_gpt", lambda min_lr: run_train_gpt(min_lr=min_lr), "min_lr", (-0.1, NAN, 0.2))
+bad_values("train_gpt", lambda weight_decay: run_train_gpt(weight_decay=weight_decay), "weight_decay", (-0.1, NAN))
+bad_values("train_gpt", lambda seed: run_train_gpt(seed=seed), "seed", COUNTS)
+bad_values("train_gpt", lambda evaluate: run_train_gpt(evaluate=evaluate), "evaluate", ("loss",))
+bad_values("train_gpt", lambda eval_every: run_train_gpt(evaluate=lambda m: 1.0, eval_every=eval_every), "eval_every",
+           SIZES)
+bad_values("train_gpt", lambda torch_compile: run_train_gpt(torch_compile=torch_compile), "torch_compile", ("yes", 1))
+row("train_gpt-train_ids-str", lambda: run_train_gpt(train_ids="abc"), ValueError, "train_ids", "str", "encode")
+row("train_gpt-train_ids-float", lambda: run_train_gpt(train_ids=torch.zeros(50)), ValueError, "train_ids", "float32")
+row("train_gpt-train_ids-2d", lambda: run_train_gpt(train_ids=torch.zeros(2, 50, dtype=torch.long)), ValueError,
+    "train_ids", "(2, 50)")
+row("train_gpt-train_ids-out-of-vocab", lambda: run_train_gpt(train_ids=torch.arange(V + 5).repeat(5)), ValueError,
+    "train_ids", str(V + 4), "vocab_size=11")
+row("train_gpt-train_ids-too-short", lambda: run_train_gpt(train_ids=torch.arange(8)), ValueError, "train_ids", "8",
+    "block_size=8")
+row("train_gpt-train_ids-list", lambda: run_train_gpt(train_ids=_long_stream), None)
 
 # The notebook-level calls, as chapter 06 writes them: train a GPT on random windows, then generate.
 
@@ -1513,11 +1553,6 @@ bad_values("LSTMClassifier", lambda impl: charlm.LSTMClassifier(5, impl=impl), "
 bad_values("LSTMClassifier", lambda pad_id: charlm.LSTMClassifier(5, pad_id=pad_id), "pad_id", (5, -6, 1.5))
 row("CharLSTM-ids-empty", lambda: tiny_char_lstm()(torch.zeros(1, 0, dtype=torch.long)), ValueError, "ids", "(1, 0)")
 row("CharLSTM-ids-list", lambda: tiny_char_lstm()([[1, 2]]), ValueError, "ids", "list")
-row("charlm.sample-prompt-float", lambda: charlm.sample(tiny_char_lstm(), [1.5, 2], 3), ValueError, "prompt_ids",
-    "float")
-row("charlm.sample-prompt-str", lambda: charlm.sample(tiny_char_lstm(), "ab", 3), ValueError, "prompt_ids", "str")
-bad_values("charlm.sample", lambda temperature: charlm.sample(tiny_char_lstm(), [1, 2], 3, temperature), "temperature",
-           STRINGS)
 row("charlm.lm_loss-batch-not-pair", lambda: charlm.lm_loss(tiny_char_lstm(), torch.tensor([[1, 2]])), ValueError,
     "batch", "tuple")
 row("TBPTTLoss-batch-not-triple", lambda: charlm.TBPTTLoss()(tiny_char_lstm(), (torch.tensor([[1, 2]]),

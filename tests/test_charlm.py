@@ -24,24 +24,6 @@ def test_carrying_state_equals_running_the_whole_sequence():
     torch.testing.assert_close(torch.cat([first, second], 1), m(ids), rtol=1e-5, atol=1e-6)
 
 
-def test_greedy_sample_is_argmax_of_full_recompute():
-    torch.manual_seed(0)
-    m = charlm.CharLSTM(9, 4, 8)
-    prompt = [1, 2, 3]
-    out = charlm.sample(m, prompt, 5, temperature=0)
-    seq = list(prompt)
-    for _ in range(5):
-        seq.append(int(m(torch.tensor([seq]))[0, -1].argmax()))
-    assert out == seq[3:]
-
-
-def test_sample_is_reproducible_with_a_generator():
-    m = charlm.CharLSTM(9, 4, 8)
-    a = charlm.sample(m, [1], 20, 1.0, torch.Generator().manual_seed(3))
-    b = charlm.sample(m, [1], 20, 1.0, torch.Generator().manual_seed(3))
-    assert a == b and all(0 <= i < 9 for i in a)
-
-
 def test_classifier_reads_the_last_real_token():
     torch.manual_seed(0)
     m = charlm.LSTMClassifier(10, 3, 4, 6)
@@ -59,10 +41,6 @@ def test_bad_inputs_raise_value_error():
         m(torch.tensor([[1, 5]]))
     with pytest.raises(ValueError, match="batch, time"):
         m(torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="temperature"):
-        charlm.sample(m, [1], 3, temperature=-1)
-    with pytest.raises(ValueError, match="prompt_ids"):
-        charlm.sample(m, [], 3)
     with pytest.raises(ValueError, match="lengths"):
         charlm.LSTMClassifier(5)(torch.tensor([[1, 2]]), torch.tensor([3]))
 
@@ -148,18 +126,30 @@ def test_empty_ids_are_a_clear_error():
         charlm.LSTMClassifier(7)(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long))
 
 
-def test_generate_carries_the_lstm_state_and_draws_what_sample_draws():
+def test_generate_feeds_one_character_per_step_greedy_is_the_argmax_and_sampling_the_carried_loop():
+    """generate on a CharLSTM: O(1) work per new character (the state carried), greedy = the argmax of a full
+    recompute, and a draw = the plain loop (carry (h, c), divide by the temperature, draw with the seeded generator)."""
     from lmcourse.generate import generate
     torch.manual_seed(0)
     m = charlm.CharLSTM(9, 4, 8, num_layers=2)
     fed = []
-    m.register_forward_pre_hook(lambda module, args: fed.append(args[0].shape[1]))
+    hook = m.register_forward_pre_hook(lambda module, args: fed.append(args[0].shape[1]))
     prompt = [1, 2, 3]
     greedy = generate(m, torch.tensor([prompt]), 12)[0, 3:].tolist()
-    assert fed == [3] + [1] * 11  # the prompt once, then one new character per step
-    assert greedy == charlm.sample(m, prompt, 12, temperature=0)
     drawn = generate(m, torch.tensor([prompt]), 12, do_sample=True, temperature=0.7, seed=5)[0, 3:].tolist()
-    assert drawn == charlm.sample(m, prompt, 12, 0.7, torch.Generator().manual_seed(5))
+    assert fed == ([3] + [1] * 11) * 2  # the prompt once, then one new character per step
+    hook.remove()
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(12):
+            seq.append(int(m(torch.tensor([seq]))[0, -1].argmax()))
+        assert greedy == seq[3:]
+        generator, loop = torch.Generator().manual_seed(5), []
+        logits, state = m(torch.tensor([prompt]), return_state=True)
+        for _ in range(12):
+            loop.append(int(torch.multinomial(torch.softmax(logits[0, -1] / 0.7, -1), 1, generator=generator)))
+            logits, state = m(torch.tensor([loop[-1:]]), state, return_state=True)
+    assert drawn == loop
 
 
 @pytest.mark.parametrize("options", [dict(num_beams=3), dict(do_sample=True, top_k=4, seed=1)])

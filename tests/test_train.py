@@ -296,3 +296,45 @@ def test_a_time_limit_right_after_an_evaluation_does_not_evaluate_that_step_twic
                     loss_fn=mse, evaluate=sleeping_evaluation(0.15), eval_every=1, time_limit=0.2, progress=False)
     # every step is evaluated; the limit strikes after the evaluation of the step that crosses it
     assert len(history.step) < 100 and history.eval_step == history.step
+
+
+def tiny_gpt_run(seed=0, **options):
+    """A tiny GPT (initialised from torch seed 0) trained by train_gpt on a periodic stream: (History, whether the
+    model's own weights moved)."""
+    from lmcourse.gpt import GPT, GPTConfig
+    from lmcourse.train import train_gpt
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    ids = torch.tensor([0, 3, 1, 4, 1, 5, 9, 2, 6, 5] * 40)  # a period of 10: learnable from 8 tokens of context
+    held_out = torch.tensor([[1, 4, 1, 5, 9, 2, 6, 5, 0]])
+    settings = dict(block_size=8, batch_size=8, lr=1e-2, warmup_steps=3, seed=seed, progress=False,
+                    evaluate=lambda m: m(held_out[:, :-1], held_out[:, 1:])[1], eval_every=10)
+    settings.update(options)
+    before = model.wte.weight.detach().clone()
+    history = train_gpt(model, ids, **settings)
+    return history, not torch.equal(before, model.wte.weight)
+
+
+def test_train_gpt_lowers_the_loss_and_the_same_seed_gives_the_same_history():
+    history, trained = tiny_gpt_run(steps=30)
+    assert len(history.step) == 30 and history.eval_step == [9, 19, 29]
+    assert sum(history.loss[-5:]) < 0.5 * sum(history.loss[:5])            # from about ln 11 to well below it
+    assert history.eval_loss == sorted(history.eval_loss, reverse=True) and history.eval_loss[-1] < 0.5 * math.log(11)
+    assert history.lr[0] == pytest.approx(1e-2 / 3) and history.lr[-1] == pytest.approx(1e-3, rel=0.05)  # warm-up, decay to lr / 10
+    assert trained                                                           # the model passed in, not a copy
+    again, _ = tiny_gpt_run(steps=30)
+    assert (again.loss, again.lr, again.eval_loss) == (history.loss, history.lr, history.eval_loss)
+    other_seed, _ = tiny_gpt_run(seed=1, steps=30)
+    assert other_seed.loss[1:] != history.loss[1:]                          # the seed picks the windows
+
+
+def test_train_gpt_on_a_longer_schedule_is_the_start_of_the_longer_run():
+    short, _ = tiny_gpt_run(steps=10, schedule_steps=20, evaluate=None)
+    full, _ = tiny_gpt_run(steps=20, evaluate=None)
+    assert (short.loss, short.lr) == (full.loss[:10], full.lr[:10])
+
+
+def test_train_gpt_on_the_clock_stops_at_the_budget_with_its_decay_on_the_clock():
+    history, _ = tiny_gpt_run(seconds=0.5, evaluate=None)
+    assert history.seconds[-1] >= 0.5 and history.seconds[-2] < 0.5         # stopped by the clock, not a step count
+    assert history.lr[0] == pytest.approx(1e-2 / 3) and history.lr[-1] < 0.5e-2  # warm-up by steps, decay by seconds
