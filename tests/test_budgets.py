@@ -56,3 +56,9 @@ def test_bad_device_and_fast():
 def test_unknown_quantity_lists_the_known_ones():
     with pytest.raises(AttributeError, match="char_steps"):
         budget("06", "cpu", fast=False).stepz
+
+
+def test_the_runner_stores_a_run_under_the_budgets_device_kind(monkeypatch):
+    from lmcourse.course import runner
+    monkeypatch.setenv("LMCOURSE_DEVICE", "cpu")   # a CPU run, even on a machine with a GPU
+    assert runner._device_mode("full") == "full" and runner._device_mode("fast") == "fast"

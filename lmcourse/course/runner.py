@@ -328,11 +328,14 @@ def reproducibility_problems(first: list[KeyResult], second: list[KeyResult], na
 
 
 def _device_mode(mode: str) -> str:
+    """Where a run's times and key results are stored: "gpu" for full mode on the device the notebooks will pick
+    (`lmcourse.get_device()`, so LMCOURSE_DEVICE=cpu on a GPU machine is a CPU run), as `lmcourse.budget` decides."""
     if mode != "full":
         return mode
-    import torch
+    from lmcourse.budgets import device_kind
+    from lmcourse.core import get_device
 
-    return "gpu" if torch.cuda.is_available() or torch.backends.mps.is_available() else "full"
+    return "gpu" if device_kind(get_device()) == "gpu" else "full"
 
 
 def run_course(paths: list[Path], mode: str, save: bool = True, save_fast: bool = False,
