@@ -873,148 +873,240 @@ def held_out_discounts(counts):
 
 add(Cells(
     id="01.held_out_perplexity", name="held_out_perplexity",
-    task="""
-### Exercise 3 · One perplexity for many held-out sentences
+    task=r"""
+### Exercise 3 · Choose on dev, report on test
 
-Section 1 scored one held-out sentence factor by factor and divided by its count of predicted tokens; scoring one
-sentence is the warm-up part of this exercise. What is new is pooling: one number for a whole set of sentences of
-different lengths, with a model of any order. Write `held_out_perplexity(model, sentences)`: the perplexity of
-`model` on a list of held-out sentences (each a list of words), scored the way every table of this chapter scores
-them (`NGramLM.perplexity`), so that your number compares with theirs. `model` has `.order`, `.vocab` and
-`.prob(word, context)` like an `NGramLM`, but it refuses a token outside its vocabulary. Decide what is predicted
-and what is only history at the start and the end of a sentence (for orders 1 to 3), what an unknown word becomes,
-and how the factors of all the sentences combine into one number: the checker's sentences differ in length, so a
-mean of per-sentence perplexities, or of per-sentence cross-entropies, is not the same number. It tries unigram,
-bigram and trigram models on sentences with unknown words (two in a row in one of them) and on a two-word sentence. The package's
-n-gram model is not accepted.
+Section 4 swept add-k's k on the held-out sentences and reported the best k's cross-entropy on those same
+sentences, which flatters add-k: the sweep picks whatever suits the sentences it is then scored on. The honest
+protocol keeps two held-out splits: choose on a **development** split, then score the chosen model once on a
+**test** split that played no part in the choice. Do it for the simplest interpolated model (Jelinek-Mercer):
+a bigram mixed with a unigram by a fixed weight λ,
+
+$$P_\lambda(w \mid v) = \lambda\, P_{\text{bigram}}(w \mid v) + (1 - \lambda)\, P_{\text{unigram}}(w).$$
+
+Write `held_out_perplexity(bigram, unigram, dev, test, lambdas)`. `bigram` (maximum likelihood, so 0 for every
+bigram it never counted) and `unigram` (add-one) were fitted on the same training sentences; each has `.order`,
+`.vocab` and `.prob(word, context)` like an `NGramLM`, but refuses a token outside its vocabulary. `dev` and
+`test` are lists of sentences (each a list of words), `lambdas` a list of weights in (0, 1). Return
+`(best_lambda, test_perplexity)`: the weight of `lambdas` whose mixture has the lowest perplexity on `dev`, and
+that mixture's perplexity on `test`, each split scored the way `NGramLM.perplexity` scores a list of sentences
+(section 5 has the padding and the unknown words). The checker's dev and test splits are of different kinds
+(sentences like the training text, subjects and objects swapped, unknown words), and it tries unsorted grids and a
+grid of one weight. The package's n-gram model is not accepted.
 """,
     stub='''
-def held_out_perplexity(model, sentences: list) -> float:
-    """Perplexity of model (.order, .vocab, .prob(word, context)) on held-out sentences, each a list of words."""
+def held_out_perplexity(bigram, unigram, dev: list, test: list, lambdas: list) -> tuple[float, float]:
+    """(the λ of lambdas with the lowest dev perplexity, that mixture's test perplexity) for the mixture
+    λ P_bigram(w | v) + (1 - λ) P_unigram(w); bigram, unigram have .order, .vocab, .prob(word, context)."""
     raise NotImplementedError  # your code
 ''',
     solution='''
 import math
 
 
-def held_out_perplexity(model, sentences: list) -> float:
-    """Perplexity of model (.order, .vocab, .prob(word, context)) on held-out sentences, each a list of words."""
-    known, nats, predicted = set(model.vocab), 0.0, 0
-    for sentence in sentences:
-        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]   # </s> is predicted like a word
-        history = ["<s>"] * (model.order - 1)                                  # <s> is history, never predicted
-        for word in tokens:
-            nats -= math.log(model.prob(word, history))                        # the model reads the last order-1
-            history.append(word)
-        predicted += len(tokens)
-    return math.exp(nats / predicted)   # e to the mean over all predicted tokens of all sentences
+def held_out_perplexity(bigram, unigram, dev: list, test: list, lambdas: list) -> tuple[float, float]:
+    """(the λ of lambdas with the lowest dev perplexity, that mixture's test perplexity) for the mixture
+    λ P_bigram(w | v) + (1 - λ) P_unigram(w); bigram, unigram have .order, .vocab, .prob(word, context)."""
+    known = set(bigram.vocab)
+
+    def perplexity(sentences: list, weight: float) -> float:
+        nats, predicted = 0.0, 0
+        for sentence in sentences:
+            history = "<s>"                                                     # history only, never predicted
+            for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+                p = weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word)
+                nats -= math.log(p)                                             # mix the probabilities, then log
+                history, predicted = word, predicted + 1
+        return math.exp(nats / predicted)   # pooled over every predicted token of the split
+
+    best = min(lambdas, key=lambda weight: perplexity(dev, weight))   # chosen on dev alone
+    return best, perplexity(test, best)                               # test scores the choice, once
 ''',
     wrong={
-        "forgets </s>": '''
+        "chooses λ on the test split": '''
 import math
 
-def held_out_perplexity(model, sentences):
-    known, nats, predicted = set(model.vocab), 0.0, 0
-    for sentence in sentences:
-        tokens = [w if w in known else "<unk>" for w in sentence]
-        history = ["<s>"] * (model.order - 1)
-        for word in tokens:
-            nats -= math.log(model.prob(word, history))
-            history.append(word)
-        predicted += len(tokens)
-    return math.exp(nats / predicted)
-''',
-        "counts <s> as a predicted token": '''
-import math
 
-def held_out_perplexity(model, sentences):
-    known, nats, predicted = set(model.vocab), 0.0, 0
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
     for sentence in sentences:
-        padded = ["<s>"] * max(model.order - 1, 1) + [w if w in known else "<unk>" for w in sentence] + ["</s>"]
-        for i, word in enumerate(padded):
-            nats -= math.log(model.prob(word, padded[:i]))
-        predicted += len(padded)
-    return math.exp(nats / predicted)
-''',
-        "averages the probabilities, not their logs": '''
-import numpy as np
-
-def held_out_perplexity(model, sentences):
-    known, probs = set(model.vocab), []
-    for sentence in sentences:
-        history = ["<s>"] * (model.order - 1)
+        history = "<s>"
         for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
-            probs.append(model.prob(word, history))
-            history.append(word)
-    return float(1 / np.mean(probs))
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, test, weight))
+    return best, _perplexity(bigram, unigram, test, best)
 ''',
-        "log base mismatch: cross-entropy in bits, then e to it": '''
+        "picks the λ with the highest dev perplexity": '''
 import math
 
-def held_out_perplexity(model, sentences):
-    known, bits, predicted = set(model.vocab), 0.0, 0
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
     for sentence in sentences:
-        history = ["<s>"] * (model.order - 1)
+        history = "<s>"
         for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
-            bits -= math.log2(model.prob(word, history))
-            history.append(word)
-            predicted += 1
-    return math.exp(bits / predicted)
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = max(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
+''',
+        "reports the chosen λ's dev perplexity": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = "<s>"
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, dev, best)
+''',
+        "reports the lowest test perplexity of the grid, not the chosen λ's": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = "<s>"
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, min(_perplexity(bigram, unigram, test, weight) for weight in lambdas)
 ''',
         "the mean of per-sentence perplexities": '''
 import math
 
-def held_out_perplexity(model, sentences):
-    known, perplexities = set(model.vocab), []
-    for sentence in sentences:
-        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
-        history, nats = ["<s>"] * (model.order - 1), 0.0
-        for word in tokens:
-            nats -= math.log(model.prob(word, history))
-            history.append(word)
-        perplexities.append(math.exp(nats / len(tokens)))
-    return sum(perplexities) / len(perplexities)
-''',
-        "e to the mean of per-sentence cross-entropies (each sentence weighted alike)": '''
-import math
 
-def held_out_perplexity(model, sentences):
-    known, cross_entropies = set(model.vocab), []
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
     for sentence in sentences:
-        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
-        history, nats = ["<s>"] * (model.order - 1), 0.0
-        for word in tokens:
-            nats -= math.log(model.prob(word, history))
-            history.append(word)
-        cross_entropies.append(nats / len(tokens))
-    return math.exp(sum(cross_entropies) / len(cross_entropies))
-''',
-        "no <s> padding: the first words get a shorter history": '''
-import math
-
-def held_out_perplexity(model, sentences):
-    known, nats, predicted = set(model.vocab), 0.0, 0
-    for sentence in sentences:
-        tokens = [w if w in known else "<unk>" for w in sentence] + ["</s>"]
-        history = []
-        for word in tokens:
-            nats -= math.log(model.prob(word, history))
-            history.append(word)
-        predicted += len(tokens)
+        history = "<s>"
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
     return math.exp(nats / predicted)
+
+
+def _mean_perplexity(bigram, unigram, sentences, weight):
+    return sum(_perplexity(bigram, unigram, [s], weight) for s in sentences) / len(sentences)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _mean_perplexity(bigram, unigram, dev, weight))
+    return best, _mean_perplexity(bigram, unigram, test, best)
+''',
+        "forgets </s>": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = "<s>"
+        for word in [w if w in known else "<unk>" for w in sentence]:
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
 ''',
         "unknown words not mapped to <unk>": '''
 import math
 
-def held_out_perplexity(model, sentences):
+
+def _perplexity(bigram, unigram, sentences, weight):
     nats, predicted = 0.0, 0
     for sentence in sentences:
-        history = ["<s>"] * (model.order - 1)
+        history = "<s>"
         for word in sentence + ["</s>"]:
-            nats -= math.log(model.prob(word, history))
-            history.append(word)
-        predicted += len(sentence) + 1
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
     return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
+''',
+        "unknown words dropped instead of scored as <unk>": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = "<s>"
+        for word in [w for w in sentence if w in known] + ["</s>"]:
+            nats -= math.log(weight * bigram.prob(word, [history]) + (1 - weight) * unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
+''',
+        "no <s> history: the first word gets the bigram's unigram estimate": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = []
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            nats -= math.log(weight * bigram.prob(word, history[-1:]) + (1 - weight) * unigram.prob(word))
+            history.append(word)
+            predicted += 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
+''',
+        "mixes log probabilities instead of probabilities": '''
+import math
+
+
+def _perplexity(bigram, unigram, sentences, weight):
+    known, nats, predicted = set(bigram.vocab), 0.0, 0
+    for sentence in sentences:
+        history = "<s>"
+        for word in [w if w in known else "<unk>" for w in sentence] + ["</s>"]:
+            nats -= weight * math.log(bigram.prob(word, [history])) + (1 - weight) * math.log(unigram.prob(word))
+            history, predicted = word, predicted + 1
+    return math.exp(nats / predicted)
+
+
+def held_out_perplexity(bigram, unigram, dev, test, lambdas):
+    best = min(lambdas, key=lambda weight: _perplexity(bigram, unigram, dev, weight))
+    return best, _perplexity(bigram, unigram, test, best)
 ''',
     }))
 
@@ -2872,22 +2964,28 @@ def moving_block_bootstrap(nll_a, nll_b, block, n_boot=2000, seed=0):
 add(Cells(
     id="09.project", name="my_model_log_probs",
     task="""
-### Exercise 3 · The project: beat the tuned n-gram
+### Exercise 3 · The project: beat section 7's best model
 
-Build the best model you can: a bigger or longer-trained GPT, an LSTM with truncated BPTT, an n-gram of another order
-or smoothing, or a mixture of models (mixing probabilities, with weights from Exercise 1). Train it on the training
-split only, and choose its settings on validation characters the checker does not score (those after the first
-100,000). Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out character ids (the
-course tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each character after the
-first, given the characters before it (an array of N - 1 numbers). The checker scores it itself, on the first
-100,000 validation characters (10,000 in fast mode), against section 7's tuned n-gram (modified Kneser-Ney, order 8)
-on the same characters, with a paired 95 % block bootstrap interval. It also feeds your function texts of its own
-choosing, to see that each probability uses only the characters before it and that a next-character distribution
-sums to 1 (natural log: in bits it would not).
+Section 7 already shows several ways past the tuned n-gram: mixing it with the 50-s LSTM or with a second n-gram,
+all three together, or the char LSTM (zoo) alone. The bar is the best model section 7 shows, its **char LSTM (zoo)**,
+read as section 7 reads it (the held-out text in 8 consecutive parts, the state carried through each). Section 7 prints
+it against the best mixture shown there (the line that starts "exercise 3's bar"): the bar is ahead, so none of those
+mixtures passes the checker, and the char LSTM (zoo) handed in alone is level with itself, the bar.
+Build a model that is ahead of that bar: a bigger or longer-trained network, an LSTM with truncated BPTT, a mixture of models (mixing
+probabilities, with weights from Exercise 1) that goes beyond the mixtures of section 7, or anything else. Train it on
+the training split only, and choose its settings on validation characters the checker does not score (those after
+the first 100,000). Then hand it to the checker as a function: `my_model_log_probs(ids)` takes held-out character
+ids (the course tokenizer's, a NumPy array of N ids) and returns the natural-log probability of each character after
+the first, given the characters before it (an array of N - 1 numbers). The checker scores it itself, on the first
+100,000 validation characters (10,000 in fast mode), against the bar scored by the checker on the same characters,
+with a paired 95 % block bootstrap interval (blocks of 1,000 characters). It also feeds your function texts of its own
+choosing, to see that each probability does not change when the characters after it change and that a
+next-character distribution sums to 1 (natural log: in bits it would not).
 
-**What the check says.** ✓ means that your model is valid and was scored: causal, normalised, in natural log, and
-better than the unigram. The grade is the verdict line under it: *better than*, *level with* or *behind* the
-tuned n-gram, with the interval of the difference. A model that gets ✓ but is behind has not beaten the n-gram yet.
+**What the check says.** ✓ means that your model is valid (causal, normalised, in natural log) and **ahead of the
+bar**: your nats/char minus the bar's, per character, has an interval that lies below 0. A valid model that is
+behind the bar, or level with it (the interval holds 0), gets ✗ with its difference and interval: section 7's
+mixtures, handed in, get that ✗. The line under ✓ also gives the difference with the tuned n-gram.
 """,
     stub='''
 def my_model_log_probs(ids):
@@ -2895,28 +2993,61 @@ def my_model_log_probs(ids):
     raise NotImplementedError  # your code: train your model once (outside this function), then score ids with it
 ''',
     solution='''
+import math
+
 import numpy as np
+import torch
 
-from lmcourse import data
+from lmcourse import data, zoo
 from lmcourse.ngram import NGramLM
+from lmcourse.sequences import token_log_probs
 
-# One project: two n-grams mixed, their weights fitted by EM (Exercise 1) on validation characters the checker
-# does not score. Mixing in a 5-gram adds smoothing beyond the 8-gram's own back-off.
+# One project: the bar itself, section 7's char LSTM (zoo) read as section 7 reads it (8 consecutive parts, the
+# state carried through each), mixed with two n-grams (modified Kneser-Ney, orders 8 and 5). The three weights: the
+# EM update of Exercise 1, started from equal weights and run for a fixed 200 iterations (no convergence test), on
+# 20,000 validation characters the checker does not score; the printed weights show how far they are from (1, 0, 0),
+# the weighting that scores exactly the bar. The parts' length depends on N, the number of ids handed in (as in
+# section 7's own scoring), so each ln p depends on how many characters follow, though not on what they are. Whether
+# the mixture carries over to the scored characters is what the checker's interval says; why a mixture helps where it
+# does is not tested here.
+PARTS = 8
 tokenizer = data.corpus_tokenizer("wiki")
 train_ids = tokenizer.encode(data.load_corpus("wiki", "train"))
-parts = [NGramLM(order, smoothing="modified_kneser_ney").fit(train_ids) for order in (8, 5)]
-p_tune = np.exp([lm.log_probs(tokenizer.encode(data.load_corpus("wiki", "valid")[100_000:150_000]))[1:] for lm in parts])
-weights = np.full(len(parts), 1 / len(parts))
+lstm, _, _ = zoo.load("char-lstm-wiki")
+ngrams = [NGramLM(order, smoothing="modified_kneser_ney").fit(train_ids) for order in (8, 5)]
+
+
+def component_log_probs(ids):
+    """ln p of ids[1:] under the LSTM and each n-gram: an array (3, N - 1)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    part = math.ceil((len(ids) - 1) / PARTS)
+    by_lstm = token_log_probs(lstm, torch.as_tensor(ids), part, batch_size=PARTS).double().numpy()
+    return np.array([by_lstm] + [lm.log_probs(ids)[1:] for lm in ngrams])   # log_probs scores the first character too
+
+
+p_tune = np.exp(component_log_probs(tokenizer.encode(data.load_corpus("wiki", "valid")[100_000:120_000])))
+weights = np.full(len(p_tune), 1 / len(p_tune))
 for _ in range(200):
     weights = (weights[:, None] * p_tune / (weights @ p_tune)).mean(axis=1)
+print(f"weights (LSTM, 8-gram, 5-gram), fitted on the tuning characters: {np.round(weights, 3)}")
 
 
 def my_model_log_probs(ids):
     """ids (N,) held-out character ids -> ln p(ids[t + 1] | ids[:t + 1]) for t = 0..N-2, shape (N - 1,)."""
-    log_probs = np.array([lm.log_probs(ids)[1:] for lm in parts])   # log_probs scores the first character too
-    return np.logaddexp.reduce(np.log(weights)[:, None] + log_probs, axis=0)
+    return np.logaddexp.reduce(np.log(weights)[:, None] + component_log_probs(ids), axis=0)
 ''',
     wrong={
+        "section 7's mixture handed in: the tuned 8-gram with a 5-gram (λ = 0.2 on the 5-gram)": '''
+import numpy as np
+from lmcourse import data
+from lmcourse.ngram import NGramLM
+
+train = data.corpus_tokenizer("wiki").encode(data.load_corpus("wiki", "train"))
+tuned, second = (NGramLM(order, smoothing="modified_kneser_ney").fit(train) for order in (8, 5))
+
+def my_model_log_probs(ids):
+    return np.logaddexp(np.log(0.8) + tuned.log_probs(ids)[1:], np.log(0.2) + second.log_probs(ids)[1:])
+''',
         "a score handed in instead of a model (1.0 nats/char)": '''
 def my_model_log_probs(ids):
     return 1.0

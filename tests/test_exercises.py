@@ -85,16 +85,16 @@ def test_failure_never_prints_the_expected_value(capsys):
 
 
 def test_crashing_answer_is_reported_not_raised(capsys):
-    assert not exercises.check("01.held_out_perplexity", lambda model, sentences: 1 / 0)
+    assert not exercises.check("01.held_out_perplexity", lambda bigram, unigram, dev, test, lambdas: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
 def test_returning_none_reads_not_answered_yet_and_asks_about_return(capsys):
-    assert not exercises.check("01.held_out_perplexity", lambda model, sentences: None)
+    assert not exercises.check("01.held_out_perplexity", lambda bigram, unigram, dev, test, lambdas: None)
     out = capsys.readouterr().out
     assert "not answered yet" in out and "returned None: does it end with `return`?" in out
 
-    def stub(model, sentences):
+    def stub(bigram, unigram, dev, test, lambdas):
         raise NotImplementedError
 
     assert not exercises.check("01.held_out_perplexity", stub)
@@ -207,8 +207,53 @@ def test_exercise_id_must_be_a_string():
 
 
 def test_project_bar_is_the_tuned_ngram_the_package_fits_today():
-    """09.project's stored BAR_NATS is what section 7's tuned n-gram scores now on the first BAR_CHARS characters."""
+    """09.project's stored numbers are what section 7's tuned n-gram and char LSTM (zoo) score now on the first
+    BAR_CHARS characters."""
     from lmcourse.exercises import ch09
 
     tuned = -ch09.ngram_log_probs(ch09.BAR_CHARS)["tuned"].mean()
-    assert round(float(tuned), 4) == ch09.BAR_NATS, f"update ch09.BAR_NATS to {tuned:.4f}"
+    assert round(float(tuned), 4) == ch09.TUNED_NATS, f"update ch09.TUNED_NATS to {tuned:.4f}"
+    bar = -ch09.bar_log_probs(ch09.BAR_CHARS).mean()
+    assert round(float(bar), 4) == ch09.BAR_NATS, f"update ch09.BAR_NATS to {bar:.4f}"
+
+
+def _project_scores(n=20_000, seed=0):
+    """Synthetic ln p (n,) of a unigram, a tuned n-gram and a bar 0.03 nats/char ahead of it, with the per-character
+    noise and passages of varying difficulty a real text gives (for 09.project's verdict, without any model)."""
+    import numpy as np
+
+    g = np.random.default_rng(seed)
+    difficulty = np.repeat(g.gamma(2.0, 0.7, size=n // 500), 500) + g.gamma(1.5, 0.5, size=n)
+    tuned = -(difficulty + 0.05 * g.standard_normal(n) ** 2)
+    return {"unigram": tuned - 1.0, "tuned": tuned, "bar": tuned + 0.03 + 0.02 * g.standard_normal(n)}, g
+
+
+@pytest.mark.parametrize("what, shift", [
+    ("section 7's mixtures: ahead of the tuned n-gram by 0.01, behind the bar", -0.01),
+    ("level with the bar", None),
+    ("ahead of the tuned n-gram by the bar's margin, no more", -0.03),
+])
+def test_project_verdict_rejects_what_section_7_already_shows(what, shift):
+    from lmcourse.exercises import ch09
+    from lmcourse.exercises.grading import Wrong
+
+    scores, g = _project_scores()
+    got = (scores["bar"].copy() if shift is None                                      # the bar itself, handed in
+           else scores["tuned"] - shift + 0.01 * g.standard_normal(len(scores["tuned"])))   # ln p: higher is better
+    with pytest.raises(Wrong, match="valid but (behind|not separable from) the bar"):
+        ch09._verdict("synthetic", got, scores)
+
+
+def test_project_verdict_accepts_a_model_ahead_of_the_bar_by_its_interval():
+    from lmcourse.exercises import ch09
+    from lmcourse.exercises.grading import Wrong
+
+    scores, g = _project_scores()
+    ahead = scores["bar"] + 0.02 + 0.01 * g.standard_normal(len(scores["bar"]))   # 0.02 nats/char ahead of the bar
+    assert "Verdict: ahead of the bar" in ch09._verdict("synthetic", ahead, scores)
+    # ahead on average, but by so little against so much noise that the interval holds 0: not passed
+    noisy = scores["bar"] + 0.001 + 0.8 * g.standard_normal(len(scores["bar"]))
+    with pytest.raises(Wrong, match="not separable from the bar"):
+        ch09._verdict("synthetic", noisy, scores)
+    with pytest.raises(Wrong, match="not better than the unigram"):
+        ch09._verdict("synthetic", scores["unigram"] - 0.1, scores)

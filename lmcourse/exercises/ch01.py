@@ -1,10 +1,11 @@
-"""Chapter 01 · language-model probability: the Kneser-Ney trigram, discounts from count-of-counts, held-out perplexity.
+"""Chapter 01 · language-model probability: the Kneser-Ney trigram, discounts from count-of-counts, a weight chosen on dev.
 
 Each exercise is the step next to one the chapter shows: the trigram's middle level after the bigram written out
-in code, the discounts a held-out experiment measures estimated without holding anything out, and the perplexity
-of held-out sentences (padding, </s>, <unk>) after the perplexity of one scored sentence. The package's n-gram
-model (and nltk's) is refused while the learner's code runs; every expected value is computed from
-`lmcourse.ngram.NGramLM` after the learner's function has returned.
+in code, the discounts a held-out experiment measures estimated without holding anything out, and the
+interpolation weight of a bigram with a unigram chosen on a development split and reported once on a test split,
+after add-k's k was swept on the very sentences it was scored on. The package's n-gram model (and nltk's) is
+refused while the learner's code runs; every expected value is computed from `lmcourse.ngram.NGramLM` after the
+learner's function has returned.
 """
 
 from __future__ import annotations
@@ -166,26 +167,71 @@ def _with_unknown_words(sentences: list[list[str]], seed: int) -> list[list[str]
     return out
 
 
-@exercise(ID_PPL, "perplexity of held-out sentences", hints=[
-    "Section 1 scored one sentence factor by factor. Do the same for every held-out sentence, then combine: which "
-    "tokens are predicted (count them), what history does the first word get, and what does the model do with a "
-    "word it never saw?",
-    "Pad each sentence as the model was trained: order-1 <s> in front (history only, never predicted) and one </s> "
-    "at the end (predicted like a word). Map every word outside model.vocab to <unk> before asking the model.",
-    "Perplexity is e to the cross-entropy, and the cross-entropy is the average negative log probability over all "
-    "predicted tokens of all sentences together (not an average of per-sentence perplexities, and not of the "
-    "probabilities themselves). Natural log and e go together; log2 goes with 2.",
+def _swapped_corpus(n: int, seed: int) -> list[list[str]]:
+    """toy_corpus's sentences with subject and object swapped ("the park saw my sister"): bigrams the training text
+    rarely has, so a split of them wants more of the unigram than a split like the training text does."""
+    g = np.random.default_rng(seed)
+    return [f"{g.choice(OBJECTS)} {g.choice(VERBS)} {g.choice(SUBJECTS)}".split() for _ in range(n)]
+
+
+def _mixture_perplexity(bigram, unigram, sentences: list[list[str]], weight: float) -> float:
+    """Perplexity of weight * P_bigram + (1 - weight) * P_unigram on `sentences`, with NGramLM's padding, </s>
+    and <unk>, pooled over every predicted token (bigram, unigram: NGramLMs fitted on the same text)."""
+    p = weight * np.exp(bigram.log_probs(sentences)) + (1 - weight) * np.exp(unigram.log_probs(sentences))
+    return float(np.exp(-np.log(p).mean()))
+
+
+def _why_not_chosen(chosen: float, grid: list[float], dev: list[float], test: list[float]) -> str:
+    """How a chosen weight differs from the grid's best on dev (the classic mistakes first), without naming it."""
+    if chosen not in grid:
+        return "the chosen λ is not one of the weights in lambdas"
+    i = grid.index(chosen)
+    if i == int(np.argmin(test)):
+        return "the chosen λ is the grid's best on the test sentences: choose on dev, the test split only reports"
+    if i == int(np.argmax(dev)):
+        return "the chosen λ has the highest dev perplexity of the grid: perplexity is a loss, lower is better"
+    return "the chosen λ is not the weight of the grid with the lowest dev perplexity"
+
+
+@exercise(ID_PPL, "interpolation weight chosen on dev, perplexity reported on test", hints=[
+    "Two parts: a function that scores one split with the mixture for one λ, and the protocol that uses it (every "
+    "λ of the grid on dev, then the chosen one on test). Section 1 scored one sentence with one model; section 5 "
+    "says what is padded, what is predicted and what an unknown word becomes.",
+    "The mixture is one model: for each predicted token (every word, then </s>; the bigram's first history is "
+    "<s>; a word outside the vocabulary is <unk>), mix the two probabilities, then take the log. A split's "
+    "perplexity pools all of its predicted tokens, as NGramLM.perplexity does for a list of sentences.",
+    "Perplexity is a loss: the chosen λ is the one with the lowest dev perplexity, and the test sentences play no "
+    "part in choosing it (a choice made on test flatters the number it reports). Score test once, with that λ, "
+    "and return both.",
 ])
 def check_held_out_perplexity(held_out_perplexity) -> None:
     train = toy_corpus(80, seed=5)
-    held_out = _with_unknown_words(toy_corpus(25, seed=6), seed=7)
-    cases = [("a bigram model, 25 held-out sentences with unknown words", 2, held_out),
-             ("a trigram model, 25 held-out sentences with unknown words", 3, held_out),
-             ("a unigram model (no history)", 1, held_out),
-             ("a trigram model, one two-word sentence", 3, [["you", "left"]])]
-    models = {order: _frozen(_model(order, train)) for order in {order for _, order, _ in cases}}
+    like_train, swapped = toy_corpus(30, seed=6), _swapped_corpus(30, seed=10)
+    unknown_words = _with_unknown_words(toy_corpus(30, seed=8), seed=9)
+    mixed = toy_corpus(20, seed=11) + _swapped_corpus(10, seed=12)
+    cases = [("dev like the training text, test with subjects and objects swapped", like_train, swapped,
+              [0.1, 0.3, 0.5, 0.7, 0.9]),
+             ("dev swapped, test with unknown words (two in a row in one sentence), an unsorted grid", swapped,
+              unknown_words, [0.8, 0.2, 0.6, 0.4, 0.95, 0.05, 0.7]),
+             ("dev a mix of both kinds, test like the training text, a fine grid", mixed, like_train,
+              [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]),
+             ("a grid of one weight, dev with unknown words", unknown_words, swapped, [0.6])]
+    given = (_frozen(_model(2, train, "mle")), _frozen(_model(1, train, "add_k", k=1.0)))  # tables, not answers
     with forbidding(*NGRAM_REFERENCES):
-        for case, order, sentences in cases:
-            got = call(case, held_out_perplexity, models[order], [list(s) for s in sentences])
-            got = real_number(case, got)
-            same_number(case, got, _model(order, train).perplexity(sentences), rtol=1e-9)  # after the learner's call
+        for case, dev, test, grid in cases:
+            got = call(case, held_out_perplexity, *given, [list(s) for s in dev], [list(s) for s in test], list(grid))
+            if isinstance(got, np.ndarray):
+                got = got.tolist()
+            if not isinstance(got, (tuple, list)) or len(got) != 2:
+                raise Wrong(case, f"return (chosen λ, test perplexity) as a tuple, got {type(got).__name__}")
+            chosen = real_number(case, got[0], "the chosen λ")
+            bigram, unigram = _model(2, train, "mle"), _model(1, train, "add_k", k=1.0)  # after the learner's call
+            dev_ppl = [_mixture_perplexity(bigram, unigram, dev, weight) for weight in grid]
+            test_ppl = [_mixture_perplexity(bigram, unigram, test, weight) for weight in grid]
+            best = int(np.argmin(dev_ppl))
+            if chosen != grid[best]:
+                raise Wrong(case, _why_not_chosen(chosen, grid, dev_ppl, test_ppl))
+            reported = real_number(case, got[1], "the test perplexity")
+            if abs(reported - dev_ppl[best]) <= 1e-9 * dev_ppl[best] and abs(dev_ppl[best] - test_ppl[best]) > 1e-6:
+                raise Wrong(case, "the test perplexity is the chosen λ's perplexity on dev; report it on test")
+            same_number(case, reported, test_ppl[best], rtol=1e-9, what="the test perplexity")
