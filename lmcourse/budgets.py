@@ -57,7 +57,7 @@ BUDGETS: dict[str, dict[str, tuple]] = {
            "ablation_seeds": (2, 5),                     # seeds per decoder in the query-timing ablation
            "gpt_steps": (60, 1500, 1500 * LONGER_ON_GPU)},
     "05": {"pretrain_steps": (20, 1200, 1200 * LONGER_ON_GPU),
-           "norm_steps": (10, 80),
+           "norm_steps": (10, 100),
            "finetune_steps": (10, 80),
            "label_counts": ((10, 25), (10, 25, 100)),    # labelled examples per class
            "sweep_seeds": (1, 5),
