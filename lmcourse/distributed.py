@@ -102,7 +102,8 @@ def sharded_batches(dataset: Dataset, global_batch_size: int, seed: int = 0, shu
 
 
 def average_gradients(model: nn.Module) -> None:
-    """What DDP does after backward, by hand: all-reduce (sum) every gradient, then divide by the world size."""
+    """DDP's gradient averaging after backward, by hand: all-reduce (sum) every gradient, then divide by the world size
+    (DDP itself divides first, then sums: the same up to round-off)."""
     world = dist.get_world_size()
     for parameter in model.parameters():
         if parameter.grad is not None:

@@ -1119,7 +1119,7 @@ add(Cells(
 
 A model that knows nothing gives every one of the V characters the same probability. What is its
 cross-entropy in nats per character? Complete the function; the checker tries several vocabulary sizes,
-from a coin (V = 2) to GPT-2's 50,257 tokens. Every later chapter's model has to beat this number.
+from one symbol (V = 1: nothing to guess) and a coin (V = 2) to GPT-2's 50,257 tokens. Every later chapter's model has to beat this number.
 """,
     stub='''
 def uniform_cross_entropy(vocab_size: int) -> float:
