@@ -66,7 +66,7 @@ BUDGETS: dict[str, dict[str, tuple]] = {
            "qa_steps": (20, 2000, 2000 * LONGER_ON_GPU)},
     "06": {"steps": (30, 2400, 2400 * LONGER_ON_GPU),
            "char_steps": (10, 250, 250 * LONGER_ON_GPU),  # the character GPT, compared with the BPE GPT
-           "eval_chars": (5_000, 40_000),                # held-out characters scored during training
+           "eval_chars": (5_000, 32_768),                # held-out characters scored during training: gpt-char-wiki's card's
            "train_chars": (300_000, None)},              # None: the whole training split
     "07": {"toy_steps": (100, 3000),                     # 2-D denoiser (too small to gain from a GPU)
            "digit_steps": (30, 250, 250 * LONGER_ON_GPU),

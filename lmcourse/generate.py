@@ -16,6 +16,8 @@ are the same call.
 
 A model works here if `model(idx)` returns logits (B, T, vocab), a tuple whose first item is
 the logits (as `lmcourse.gpt.GPT`), or an object with `.logits` (as transformers' models).
+An `lmcourse.gpt.GPT` is asked for the last position's logits only (`logits_to_keep=1`), with or without the
+cache, so its output head runs once per step; other models return every position's and the last is kept.
 A model with `new_kv_cache(max_len)` (as `GPT`) is run with a key/value cache (`use_cache=True`): each step
 feeds only the new token and reuses the keys and values of the earlier ones, kept in buffers allocated
 once for prompt + max_new_tokens positions and written in place. A `lmcourse.charlm.CharLSTM`'s cache is
@@ -42,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmcourse.checks import check_int, check_number, check_token_ids, describe
+from lmcourse.gpt import GPT
 
 NEG_INF = -math.inf
 
@@ -411,6 +414,8 @@ class _Stepper:
         self.cache = None
         self.attention_mask = attention_mask
         self.pass_positions = attention_mask is not None and "position_ids" in inspect.signature(model.forward).parameters
+        # only the last position's logits are used: our GPT then runs its final LayerNorm and head there alone
+        self.last_only = {"logits_to_keep": 1} if isinstance(model, GPT) else {}
         self.steps = 0
 
     def _inputs(self, ids: torch.Tensor, start: int) -> dict:
@@ -434,9 +439,9 @@ class _Stepper:
             if self.cache is None:
                 self.cache = self.model.new_kv_cache(self.max_len)
             new = ids[:, self.cache.length:]  # only the tokens the cache has not seen: (N, T_new)
-            logits = _logits_of(self.model(new, kv_cache=self.cache, **self._inputs(ids, start)))
+            logits = _logits_of(self.model(new, kv_cache=self.cache, **self._inputs(ids, start), **self.last_only))
         else:
-            logits = _logits_of(self.model(ids, **self._inputs(ids, start)))
+            logits = _logits_of(self.model(ids, **self._inputs(ids, start), **self.last_only))
         logits = logits[:, -1, :].float()
         if torch.isnan(logits).any():  # argmax would read NaN as token 0, and sampling would fail obscurely
             rows = torch.isnan(logits).any(dim=-1).nonzero().flatten().tolist()

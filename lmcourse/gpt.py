@@ -111,15 +111,24 @@ class GPT(nn.Module):
             raise
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache: KVCache | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                attention_mask: torch.Tensor | None = None,
+                logits_to_keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy against targets (B, T) or None).
 
         kv_cache: idx holds the positions after the cached ones; their keys and values are added to it.
         attention_mask: (B, past + T) over the cached positions and these, 1/True for real tokens and 0/False
         for left padding (transformers' convention); see `left_padding` for positions and masking.
+        logits_to_keep: k >= 1 returns the logits of the last k positions only, (B, min(k, T), vocab): the final
+        LayerNorm and the output head run on those alone (generation needs the last one; transformers' name).
+        The loss needs every position, so it cannot be combined with targets.
         """
         if not isinstance(idx, torch.Tensor) or idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"idx must have shape (batch, time >= 1), got {describe(idx)}")
+        if logits_to_keep is not None:
+            check_int("logits_to_keep", logits_to_keep, fix="the number of last positions to score, or None for all")
+            if targets is not None:
+                raise ValueError(f"logits_to_keep={logits_to_keep} cannot be combined with targets: the loss needs the "
+                                 "logits of every position; pass targets or logits_to_keep, not both")
         past, T = self._cached_length(kv_cache), idx.size(1)
         if past + T > self.config.block_size:
             raise ValueError(f"sequence length {past + T} exceeds block_size={self.config.block_size}; "
@@ -131,7 +140,9 @@ class GPT(nn.Module):
         x = self.drop(self._embed(idx) + self.wpe(pos))  # (B, T, n_embd)
         for layer, block in enumerate(self.blocks):
             x, _ = block(x, mask, kv_cache=kv_cache, layer=layer)  # causal, and mask (padding) if given
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
+        if logits_to_keep is not None:
+            x = x[:, -logits_to_keep:]  # (B, min(k, T), n_embd): the head's work only where logits are wanted
+        logits = self.lm_head(self.ln_f(x))  # (B, T or min(k, T), vocab)
         loss = None
         if targets is not None:
             check_targets("targets", targets, idx.shape)

@@ -541,6 +541,10 @@ row("GPT-targets-float", lambda: tiny_gpt()(torch.tensor([[1, 2]]), torch.tensor
 row("GPT-targets-out-of-vocab", lambda: tiny_gpt()(torch.tensor([[1, 2]]), torch.tensor([[1, 99]])), ValueError,
     "targets", "99")
 row("GPT-targets-ignore-index", lambda: tiny_gpt()(torch.tensor([[1, 2]]), torch.tensor([[1, -100]])), None)
+bad_values("GPT.forward", lambda logits_to_keep: tiny_gpt()(torch.tensor([[1, 2]]), logits_to_keep=logits_to_keep),
+           "logits_to_keep", SIZES)
+row("GPT-logits_to_keep-with-targets", lambda: tiny_gpt()(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]),
+                                                          logits_to_keep=1), ValueError, "logits_to_keep=1", "targets")
 bad_values("GPT.configure_optimizer", lambda lr: tiny_gpt().configure_optimizer(lr), "lr", POSITIVE)
 bad_values("GPT.configure_optimizer", lambda weight_decay: tiny_gpt().configure_optimizer(1e-3, weight_decay),
            "weight_decay", (-0.1, NAN))

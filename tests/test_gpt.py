@@ -57,6 +57,23 @@ def test_forward_gives_logits_for_every_position_and_the_mean_cross_entropy():
     assert model(idx)[1] is None
 
 
+def test_logits_to_keep_gives_the_last_positions_of_the_full_logits():
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    idx = torch.randint(50, (2, 20))
+    with torch.no_grad():
+        full, _ = model(idx)
+        last, loss = model(idx, logits_to_keep=1)
+        last_three, _ = model(idx, logits_to_keep=3)
+        cache = model.new_kv_cache()
+        model(idx[:, :12], kv_cache=cache, logits_to_keep=1)
+        cached, _ = model(idx[:, 12:], kv_cache=cache, logits_to_keep=1)  # the cached path, as generate uses it
+    assert last.shape == (2, 1, 50) and loss is None
+    assert torch.allclose(last, full[:, -1:], atol=1e-6)
+    assert torch.allclose(last_three, full[:, -3:], atol=1e-6)
+    assert torch.allclose(cached, full[:, -1:], atol=1e-5)
+
+
 def test_initial_loss_is_close_to_log_vocab_size():
     torch.manual_seed(0)
     model = GPT(small_config(vocab_size=500, n_embd=64))
