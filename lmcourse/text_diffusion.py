@@ -186,7 +186,9 @@ def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
     """The loss we train the masked diffusion LM with: chapter 05's masked-LM loss at random masking rates.
 
     Each clean window of x0 (B, L) is masked at its own rate t, stratified over (0, t_max] (`masking_times`);
-    the loss is the mean cross-entropy over all masked tokens of the batch (a scalar, nats per masked token).
+    every masked token shows [MASK] (not chapter 05's 80/10/10 rule: no random or unchanged picks, so a visible
+    token is always the true one, as in the forward process the sampler reverses); the loss is the mean
+    cross-entropy over all masked tokens of the batch (a scalar, nats per masked token).
     Every mask pattern keeps a positive probability, so its minimiser is the ELBO's (the true conditional of
     each masked token given the visible ones), and the ELBO (`masked_diffusion_loss`, `diffusion_bound`)
     still scores the model. The reason to try it on a small budget (chapter 07 does not test it against the
