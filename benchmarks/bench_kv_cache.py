@@ -2,7 +2,8 @@
 
 Greedy generation of batch 1 after a 16-token prompt, random weights (the speed of a step does not depend on
 the weights' values). Without the cache every step runs the whole sequence through the model again; with it,
-one token per step, its keys and values written in place into buffers allocated once.
+one token per step, its keys and values written in place into buffers allocated once. Both run the output head on
+the last position only (`GPT.forward(logits_to_keep=1)`, as `generate` asks).
 """
 
 from __future__ import annotations
