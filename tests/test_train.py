@@ -159,9 +159,10 @@ def test_bad_training_arguments_are_rejected(kwargs, match):
         train(model, regression_batches(), **args)
 
 
-def test_mixed_precision_is_only_used_on_cuda():
+def test_mixed_precision_on_a_cpu_only_when_bf16_is_asked_for():
     assert autocast_dtype(torch.device("cpu"), "auto") is None
-    assert autocast_dtype(torch.device("cpu"), "bf16") is None
+    assert autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16  # asked for: honoured on a CPU
+    assert autocast_dtype(torch.device("cpu"), "fp16") is None
 
 
 def test_checkpoint_round_trip_restores_model_optimizer_and_metadata(tmp_path):

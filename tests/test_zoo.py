@@ -208,10 +208,21 @@ def test_every_recipe_builds_its_model(name):
     (dict(dtype_on_disk="int8"), r"dtype_on_disk must be one of"),
     (dict(min_lr=1.0), r"min_lr must be in"),
     (dict(mask_prob=0.15), r"mask_prob must be a share in \(0, 1\) for a masked LM and None for other kinds"),
+    (dict(mixed_precision="fp8"), r"mixed_precision must be one of \('auto', 'bf16', 'fp16', 'off'\), got 'fp8'"),
 ])
 def test_a_bad_recipe_is_named(change, match):
     with pytest.raises(ValueError, match=match):
         dataclasses.replace(RECIPES[NAME], **change)
+
+
+def test_a_bf16_recipe_trains_in_bf16_autocast_on_a_cpu_and_its_card_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(RECIPES, NAME, dataclasses.replace(RECIPES[NAME], mixed_precision="bf16"))
+    trained, card = train(NAME, device="cpu", root=tmp_path, progress=False)
+    assert card["device"]["precision"] == "bfloat16 autocast" and card["recipe"]["mixed_precision"] == "bf16"
+    curve = card["curve"]["nats_per_char"]
+    assert curve[-1] < curve[0]  # it learns
+    model, _, loaded_card = load(NAME, root=tmp_path)  # the card's recipe is the one in code while patched
+    assert loaded_card == card and next(model.parameters()).dtype == torch.float32
 
 
 def test_an_unknown_model_kind_is_named():

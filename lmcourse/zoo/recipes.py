@@ -13,6 +13,7 @@ from typing import Any
 from lmcourse.checks import check_int, check_number
 
 DTYPES_ON_DISK = ("bfloat16", "float16", "float32")
+MIXED_PRECISIONS = ("auto", "bf16", "fp16", "off")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Recipe:
     eval_chars: int                    # the curve scores the first eval_chars tokens (characters) of the valid split
     dtype_on_disk: str                 # "bfloat16" halves the file; the card reports the score it costs
     mask_prob: float | None = None     # a masked LM's share of tokens picked for prediction in training; else None
+    mixed_precision: str = "auto"      # lmcourse.train.train's: "auto" autocasts on CUDA only, "bf16" on a CPU too
 
     def __post_init__(self) -> None:
         for name in ("name", "about", "corpus", "tokenizer", "kind"):
@@ -65,6 +67,8 @@ class Recipe:
                              f"got kind {self.kind!r} with mask_prob {self.mask_prob!r}")
         if self.mask_prob is not None:
             check_number("mask_prob", self.mask_prob, 0, 1, low_open=True, high_open=True, fix="BERT uses 0.15")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"Recipe.mixed_precision must be one of {MIXED_PRECISIONS}, got {self.mixed_precision!r}")
         if self.dtype_on_disk not in DTYPES_ON_DISK:
             raise ValueError(f"Recipe.dtype_on_disk must be one of {DTYPES_ON_DISK}, got {self.dtype_on_disk!r}")
 
@@ -85,13 +89,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         model={"n_layer": 4, "n_head": 4, "n_embd": 192, "dropout": 0.0},
         seed=0, lr=2e-3, betas=(0.9, 0.99), weight_decay=0.1, warmup_steps=100, min_lr=2e-4, grad_clip=1.0,
         batch_size=32, block_size=256,
-        # 1.6 steps/s measured on 2 idle CPU cores (about 13,000 characters/s): 4,000 steps fit in 45 minutes
-        # with the curve and the final scoring; 33M characters read, about 12 passes over the training text.
+        # 1.6 steps/s measured on 2 idle CPU cores of an Intel Xeon (about 13,000 characters/s): 4,000 steps fit in
+        # 45 minutes with the curve and the final scoring; 33M characters read, about 12 passes over the training text.
         steps=4000,
-        # It overfits (1.14 nats/char on the first 300,000 training characters, 1.40 on the valid split), but
-        # dropout did not pay within the 45 minutes: dropout 0.2 (none on the attention weights, whose dropout
-        # costs torch's fused kernel on a CPU) made a step 1.5 times slower, and 2,200 steps in 43 minutes
-        # scored 1.625 on the valid split (1.70 at step 2,000 on the curve's characters, against 1.57 here).
+        # It overfits (1.14 nats/char on the first 300,000 training characters, 1.40 on the valid split), and neither
+        # dropout nor more steps paid within the 45 minutes. Dropout 0.2 (none on the attention weights, whose dropout
+        # costs torch's fused kernel on a CPU) made a step 1.5 times slower, and 2,200 steps in 43 minutes scored 1.625
+        # on the valid split (1.70 at step 2,000 on the curve's characters, against 1.57 here). In bf16 autocast a step
+        # takes half the time (0.36 s against 0.70 s on 2 cores of an AMD EPYC), but 6,400 such steps in 40 minutes
+        # scored 1.411: the curve was lowest at step 5,000 (1.436 on its characters) and rose to 1.459 by the end.
         eval_every=250, eval_chars=32_768, dtype_on_disk="bfloat16"),
     Recipe(
         name="char-lstm-wiki",

@@ -62,7 +62,7 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
         model, trainable.batches(train_ids), optimizer=trainable.optimizer(), steps=recipe.steps,
         loss_fn=trainable.loss_fn, evaluate=curve_point, eval_every=recipe.eval_every, grad_clip=recipe.grad_clip,
         lr_schedule=cosine_schedule(recipe.lr, recipe.steps, recipe.warmup_steps, recipe.min_lr),
-        progress=progress, desc=f"zoo {name}")
+        mixed_precision=recipe.mixed_precision, progress=progress, desc=f"zoo {name}")
     train_seconds = history.seconds[-1]
     model.eval()
 
@@ -76,7 +76,7 @@ def train(name: str, device: torch.device | str | None = None, root: str | os.Pa
         valid_before_cast = trainable.score(valid_ids, None) if recipe.dtype_on_disk != "float32" else valid_saved
 
     unit = METRICS[trainable.metric]
-    autocast = autocast_dtype(device, "auto")  # what lmcourse.train.train trains in on this device
+    autocast = autocast_dtype(device, recipe.mixed_precision)  # what lmcourse.train.train trained in
     precision = "float32" if autocast is None else f"{str(autocast).removeprefix('torch.')} autocast"
     card = {
         "card_format": CARD_FORMAT, "name": name, "about": recipe.about, "recipe": recipe.as_dict(),
