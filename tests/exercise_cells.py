@@ -2970,9 +2970,10 @@ Section 7 sets several models beside the tuned n-gram: mixing it with the 50-s L
 three together, and the two reference models alone. The bar here is section 7's **char LSTM (zoo)** (which reference
 model scores lowest, section 7 prints; the exercise keeps this one as its bar either way), read as section 7 reads it
 (the held-out text in 8 consecutive parts, the state carried through each). Section 7 prints it against the best
-mixture shown there (the line that starts "exercise 3's bar"), and the full run asserts that no mixture shown is
-ahead of the bar, so none of them passes the checker as section 7 computes it (its 50-s runs take as many steps as the
-CPU manages in 50 s: on a faster CPU their mixtures come closer to the bar); the char LSTM (zoo) handed in alone is level with itself, the bar.
+mixture shown there (the line that starts "exercise 3's bar", with its verdict), and on a CPU the full run asserts that
+no mixture shown is ahead of the bar. Its 50-s runs take as many steps as the device manages in 50 s, so the mixtures'
+scores, and whether one of them would pass the checker, depend on the machine: that line says where they stand on the
+machine that ran it. The char LSTM (zoo) handed in alone is level with itself, the bar.
 Build a model that is ahead of that bar: a bigger or longer-trained network, an LSTM with truncated BPTT, a mixture of models (mixing
 probabilities, with weights from Exercise 1) that goes beyond the mixtures of section 7, or anything else. Train it on
 the training split only, and choose its settings on validation characters the checker does not score (those after
@@ -2986,8 +2987,8 @@ next-character distribution sums to 1 (natural log: in bits it would not).
 
 **What the check says.** ✓ means that your model is valid (causal, normalised, in natural log) and **ahead of the
 bar**: your nats/char minus the bar's, per character, has an interval that lies below 0. A valid model that is
-behind the bar, or level with it (the interval holds 0), gets ✗ with its difference and interval: section 7's
-mixtures, handed in, get that ✗. The line under ✓ also gives the difference with the tuned n-gram.
+behind the bar, or level with it (the interval holds 0), gets ✗ with its difference and interval: a section-7
+mixture that its line does not find ahead of the bar, handed in, gets that ✗. The line under ✓ also gives the difference with the tuned n-gram.
 """,
     stub='''
 def my_model_log_probs(ids):
