@@ -74,10 +74,11 @@ class NGramLM:
                    distinct contexts a word follows h), and the unigram level is interpolated with the
                    uniform distribution, so every vocabulary word (and <unk>) has probability > 0.
       "modified_kneser_ney"  the same with three discounts D1, D2, D3+ per order, for n-grams seen once,
-                   twice and 3+ times, estimated at fit from that order's count-of-counts n1..n4
-                   (Chen & Goodman 1998): Y = n1 / (n1 + 2 n2), D1 = 1 - 2 Y n2/n1, D2 = 2 - 3 Y n3/n2,
-                   D3+ = 3 - 4 Y n4/n3. `lm.discounts[j]` holds (D1, D2, D3+) of the (j+1)-grams.
-                   `discount` is not used; too little text (no n-gram seen 2 or 3 times) is refused.
+                   twice and 3+ times, estimated at fit from that order's count-of-counts n1..n4 (how many
+                   distinct n-grams were seen exactly 1..4 times; Chen & Goodman 1998; Exercise 2 of chapter
+                   01 derives them). `lm.discounts[j]` holds (D1, D2, D3+) of the (j+1)-grams.
+                   `discount` is not used; too little text (n1, n2 or n3 is 0, or an estimate comes out
+                   negative) is refused.
 
     Vocabulary: the training tokens seen at least `min_count` times, plus <unk> (any other token),
     </s> (end of sentence) and <s> (the start padding; it is in the vocabulary, as in nltk, but is

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-head", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3, help="the peak learning rate (3e-3 spikes; see chapter 08)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="AdamW's peak learning rate")
     parser.add_argument("--warmup-steps", type=int, default=20,
                         help="steps of linear warm-up to --lr (at most --steps), then cosine decay to lr/10")
     parser.add_argument("--seed", type=int, default=0)
