@@ -66,9 +66,11 @@ add(Cells(
 ### Exercise 1 · Masked softmax
 
 Write `masked_softmax(scores, mask)`: a softmax over the last axis of `scores` (..., Tq, Tk) that gives
-weight exactly 0 where the boolean `mask` (broadcastable to the scores) is False. The course follows torch's
-convention: **True = may attend**. Two traps from widely copied code: a row whose keys are *all* masked
-(a padded query) must come out as all zeros, not NaN and not uniform; and the result must stay finite in
+weight exactly 0 where the boolean `mask` (broadcastable to the scores) is False. The course follows the convention of
+torch's `F.scaled_dot_product_attention`: **True = may attend** (`nn.MultiheadAttention`'s masks use the opposite,
+True = blocked). Two traps seen in tutorial code (section 5 has an example): a row whose keys are *all* masked (a
+padded query under a mask that also blocks padded queries, or the first positions of a left-padded batch under a
+causal mask) must come out as all zeros, not NaN and not uniform; and the result must stay finite in
 float16, where -1e20 is already -inf. The checker tries random masks, fully masked rows, a causal mask
 broadcast over heads, and float16. The package's attention (`lmcourse.attention`) and torch's are not accepted.
 """,
@@ -1119,7 +1121,7 @@ add(Cells(
 
 A model that knows nothing gives every one of the V characters the same probability. What is its
 cross-entropy in nats per character? Complete the function; the checker tries several vocabulary sizes,
-from one symbol (V = 1: nothing to guess) and a coin (V = 2) to GPT-2's 50,257 tokens. Every later chapter's model has to beat this number.
+from one symbol (V = 1: nothing to guess) and a coin (V = 2) to GPT-2's 50,257 tokens. A model that predicts the next character has to beat this number for the course's characters (the recap prints it).
 """,
     stub='''
 def uniform_cross_entropy(vocab_size: int) -> float:

@@ -11,6 +11,7 @@ to A->A, B->B, A->B or B->A. The lines and their drawings are in `lmcourse.viz.l
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from lmcourse.viz.encoder_decoder import (
 )
 from lmcourse.viz.head_view_html import head_view_html
 from lmcourse.viz.lines import (
+    CHAR,
     GAP,
     ROW,
     SELECTED_FILL,
@@ -45,6 +47,8 @@ from lmcourse.viz.views import View
 __all__ = ["HeadView", "head_view", "plot_head_view"]
 
 ALL = "all"  # the token menu's value for "all tokens" (a Dropdown shows None as a blank menu)
+TITLE_LINE = 14   # px per line of the title and of the head legend above the static picture
+TITLE_CHAR = 6.8  # px per character of the 9 pt title (a generous estimate, as the model view's)
 
 
 class HeadView(View):
@@ -167,12 +171,45 @@ class HeadView(View):
         """The view for `save_html`, interactive without a kernel or a script (see `head_view_html`)."""
         return head_view_html(self, prefix)
 
+    def title_lines(self) -> list[str]:
+        """The title wrapped to the picture's width (never cut), as the static picture shows it; [] without one."""
+        if not self.title:
+            return []
+        return textwrap.wrap(self.title, max(20, int((self.layout.width - 8) / TITLE_CHAR)))
+
+    def legend_rows(self) -> list[list[tuple[int, float]]]:
+        """Which colour is which head, as the static picture shows it (the widget's head buttons say it live):
+        rows of (head, x in px) for the heads shown, wrapped to the picture's width; [] when the attention
+        has one head or none is shown."""
+        if self.arr.shape[1] < 2 or not self.heads:
+            return []
+        rows, x = [[]], 4.0
+        for h in self.heads:
+            width = CHAR * len(f"head {h}") + 10
+            if rows[-1] and x + width > self.layout.width:
+                rows.append([])
+                x = 4.0
+            rows[-1].append((h, x))
+            x += width
+        return rows
+
     def figure(self, dpi: int = 100) -> Figure:
-        """The view as a matplotlib Figure: the lines as one image (`raster_lines`), the tokens as text.
-        Not kept by pyplot."""
+        """The view as a matplotlib Figure: above the picture the title (wrapped) and which colour is which
+        head; the lines as one image (`raster_lines`), the tokens as text. Not kept by pyplot."""
         lay, scale = self.layout, dpi / 100
-        fig = Figure(figsize=(lay.width / 100, lay.height / 100), dpi=dpi)
-        ax = fig.add_axes((0, 0, 1, 1))
+        title, legend = self.title_lines(), self.legend_rows()
+        band = TITLE_LINE * (len(title) + len(legend)) + (6 if title or legend else 0)  # px above the picture
+        height = lay.height + band
+        fig = Figure(figsize=(lay.width / 100, height / 100), dpi=dpi)
+        # Title and legend in px from the top-left corner: fig.dpi_scale_trans is in inches, 100 px each here.
+        for i, line in enumerate(title):
+            fig.text(4 / 100, (height - TITLE_LINE * (i + 1) - 1) / 100, line, fontsize=9, color="#222",
+                     transform=fig.dpi_scale_trans)
+        for r, row in enumerate(legend):
+            for h, x in row:
+                fig.text(x / 100, (height - TITLE_LINE * (len(title) + r + 1) - 1) / 100, f"head {h}",
+                         fontsize=12 * 72 / 100, fontweight="bold", color=self.colors[h], transform=fig.dpi_scale_trans)
+        ax = fig.add_axes((0, 0, 1, lay.height / height))
         ax.set_xlim(0, lay.width)
         ax.set_ylim(lay.height, 0)
         ax.axis("off")
