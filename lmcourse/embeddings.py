@@ -59,8 +59,8 @@ TEXT8_SHA256 = "6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7
 
 
 def download_text8(timeout: float = 60.0) -> "Path":  # noqa: F821
-    """Fetch text8 (Mahoney's cleaned first 10^8 bytes of English Wikipedia: 17M lower-case words) into the
-    cache, unpack it, check its sha256 and return the path of the text. Offline: ConnectionError saying so."""
+    """Fetch text8 (the first 10^8 bytes of Mahoney's cleaned text of a 2006 English Wikipedia dump: 17M lower-case
+    words) into the cache, unpack it, check its sha256 and return the path of the text. Offline: ConnectionError."""
     import io
     import urllib.error
     import urllib.request

@@ -100,7 +100,25 @@ def test_block_bootstrap_widens_the_interval_of_a_dependent_series():
     assert blocked.half_width > 3 * plain.half_width
 
 
+def test_bonferroni_shares_the_error_rate_among_the_tests():
+    assert stats.bonferroni(1) == pytest.approx(0.95)
+    assert stats.bonferroni(3) == pytest.approx(1 - 0.05 / 3)
+    assert stats.bonferroni(4, confidence=0.9) == pytest.approx(0.975)
+
+
+def test_bonferroni_intervals_of_independent_null_tests_all_cover_0_at_least_95_percent_of_the_time():
+    """5 independent tests of a true difference 0 (Bonferroni's worst case), each a normal 99 % interval: all five
+    cover 0 with probability 0.99 ** 5 = 0.951 >= 0.95, and 20,000 simulated trials agree."""
+    z = scipy_stats.norm.ppf(0.5 + stats.bonferroni(5) / 2)
+    draws = np.random.default_rng(0).normal(size=(20_000, 5))
+    assert stats.bonferroni(5) ** 5 >= 0.95
+    assert (np.abs(draws) <= z).all(axis=1).mean() == pytest.approx(stats.bonferroni(5) ** 5, abs=0.006)
+
+
 @pytest.mark.parametrize("call, words", [
+    (lambda: stats.bonferroni(0), "n_tests"),
+    (lambda: stats.bonferroni(2.0), "n_tests"),
+    (lambda: stats.bonferroni(3, confidence=95), "confidence must be in (0, 1)"),
     (lambda: stats.wilson(5, 0), "n=0"),
     (lambda: stats.wilson(6, 5), "successes=6"),
     (lambda: stats.wilson(0.8, 10), "got 0.8"),
