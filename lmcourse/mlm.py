@@ -205,12 +205,13 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     (the same seed every call, so numbers compare across training).
 
     Returns {"loss", "accuracy", "n"} over every picked position (80 % shown as [MASK], 10 % as a random token,
-    10 % unchanged: an unchanged one is easy to "predict"), and {"mask_accuracy", "mask_n"} over the positions
-    shown as [MASK] only, the honest fill-in score. With baseline_token, also "baseline_accuracy" and
-    "mask_baseline_accuracy": the accuracy of always guessing that token (e.g. the most frequent one) there.
-    With unigram (V,), a distribution over the vocabulary (token counts of the training text, normalised), also
-    "unigram_loss": the loss at the same picked positions of always predicting it, the floor a model that reads
-    no context reaches."""
+    10 % unchanged: an unchanged one is easy to "predict"), and {"mask_loss", "mask_accuracy", "mask_n"} over the
+    positions shown as [MASK] only, the honest fill-in score (mask_loss is nan if no position shows [MASK]). With
+    baseline_token, also "baseline_accuracy" and "mask_baseline_accuracy": the accuracy of always guessing that
+    token (e.g. the most frequent one) there. With unigram (V,), a distribution over the vocabulary (token counts
+    of the training text, normalised), also "unigram_loss" and "mask_unigram_loss": the loss at the same picked
+    positions (at the [MASK] positions only) of always predicting it, the floor a model that reads no context
+    reaches."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError(f"ids must be a non-empty 1-D stream of held-out token ids, got shape {tuple(ids.shape)}")
@@ -233,7 +234,7 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     starts = torch.arange(0, len(ids) - block_size, stride)[:n_windows]
     generator = torch.Generator().manual_seed(seed)
     total_loss, correct, count, baseline, unigram_loss = 0.0, 0, 0, 0, 0.0
-    mask_correct, mask_count, mask_baseline = 0, 0, 0
+    mask_correct, mask_count, mask_baseline, mask_loss, mask_unigram_loss = 0, 0, 0, 0.0, 0.0
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
         inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob,
@@ -243,6 +244,8 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         target = labels[picked].to(device)
         shown_mask = (inputs[picked] == specials.mask_id).to(device)  # (N_picked,) the [MASK] positions
         total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
+        if shown_mask.any():
+            mask_loss += F.cross_entropy(logits[shown_mask].float(), target[shown_mask], reduction="sum").item()
         hit = logits.argmax(-1) == target
         correct += hit.sum().item()
         mask_correct += hit[shown_mask].sum().item()
@@ -251,6 +254,7 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
             mask_baseline += (target[shown_mask] == baseline_token).sum().item()
         if unigram is not None:
             unigram_loss -= unigram[target.cpu()].log().sum().item()
+            mask_unigram_loss -= unigram[target.cpu()[shown_mask.cpu()]].log().sum().item()
         count += len(target)
         mask_count += shown_mask.sum().item()
     model.train(was_training)
@@ -259,10 +263,12 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
                          f"n_windows={n_windows}): raise mask_prob or n_windows, or give ids with regular tokens "
                          "(special tokens and <unk> are never targets unless pick_unk=True)")
     result = {"loss": total_loss / count, "accuracy": correct / count, "n": count,
+              "mask_loss": mask_loss / mask_count if mask_count else float("nan"),
               "mask_accuracy": mask_correct / max(mask_count, 1), "mask_n": mask_count}
     if baseline_token is not None:
         result["baseline_accuracy"] = baseline / count
         result["mask_baseline_accuracy"] = mask_baseline / max(mask_count, 1)
     if unigram is not None:
         result["unigram_loss"] = unigram_loss / count
+        result["mask_unigram_loss"] = mask_unigram_loss / mask_count if mask_count else float("nan")
     return result

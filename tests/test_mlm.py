@@ -170,6 +170,16 @@ def test_mask_accuracy_counts_only_the_positions_shown_as_mask(chars):
     assert result["mask_baseline_accuracy"] == pytest.approx(1 / (chars.n_regular - 1), abs=0.05)
 
 
+def test_mask_loss_counts_only_the_positions_shown_as_mask(chars):
+    ids = torch.randint(1, chars.n_regular, (4000,))
+    uniform = torch.full((chars.vocab_size,), 1 / chars.vocab_size)
+    result = evaluate_mlm(CopyInput(chars.vocab_size), ids, chars, 16, n_windows=250, unigram=uniform)
+    # at a [MASK] the copier puts its one large score on [MASK] itself, never the target: the same loss everywhere
+    assert result["mask_loss"] == pytest.approx(math.log(math.exp(10.0) + chars.vocab_size - 1), rel=1e-5)
+    assert result["loss"] < result["mask_loss"]  # the copied unchanged positions pull the all-positions loss down
+    assert result["mask_unigram_loss"] == pytest.approx(math.log(chars.vocab_size))
+
+
 def test_source_sentences_are_balanced_and_disjoint_between_splits():
     train_set, valid_set = source_sentences("train", 100), source_sentences("valid")
     assert len(train_set) == 200 and sum(label for _, label in train_set) == 100
