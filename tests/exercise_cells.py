@@ -70,7 +70,7 @@ weight exactly 0 where the boolean `mask` (broadcastable to the scores) is False
 torch's `F.scaled_dot_product_attention`: **True = may attend** (`nn.MultiheadAttention`'s masks use the opposite,
 True = blocked). Two traps seen in tutorial code (section 5 has an example): a row whose keys are *all* masked (a
 padded query under a mask that also blocks padded queries, or the first positions of a left-padded batch under a
-causal mask) must come out as all zeros, not NaN and not uniform; and the result must stay finite in
+causal mask combined with the key-padding mask) must come out as all zeros, not NaN and not uniform; and the result must stay finite in
 float16, where -1e20 is already -inf. The checker tries random masks, fully masked rows, a causal mask
 broadcast over heads, and float16. The package's attention (`lmcourse.attention`) and torch's are not accepted.
 """,
