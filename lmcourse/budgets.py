@@ -40,7 +40,7 @@ BUDGETS: dict[str, dict[str, tuple]] = {
     "02": {"max_words": (30_000, None),                  # words of the Wikipedia extract (None: all)
            "epochs": (1, 20),
            "reference_seeds": (1, 3),                    # gensim skip-gram runs for the comparison
-           "n_boot": (300, 2000)},                       # bootstrap resamples
+           "n_boot": (300, 20_000)},                     # bootstrap resamples: corrected bounds are far quantiles
     "03": {"hidden": (64, 256),                          # LSTM width of the char LM
            "block_batch": ((64, 16), (128, 32)),         # truncated-BPTT window and parallel streams
            "lm_steps": (60, 4000, 4000 * LONGER_ON_GPU),
@@ -77,7 +77,7 @@ BUDGETS: dict[str, dict[str, tuple]] = {
            "n_eval": (500, 1000),
            "per_class": (10, 20)},
     "08": {"steps": (8, 60),
-           "speed_repeats": (1, 3),
+           "speed_repeats": (1, 8),                      # timed pairs: 8 of 8 on one side, sign-test p < 0.01
            "max_chars": (200_000, 2_000_000)},
     "09": {"budget_s": (4, 50),                          # wall-clock seconds per neural model, on every device
            "train_chars": (300_000, None),
