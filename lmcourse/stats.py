@@ -9,10 +9,13 @@ the items' shared difficulty cancels. Every function returns an `Interval(estima
   (Clopper-Pearson: never too narrow, often too wide); the difference of two independent proportions
   (two samplers, each judged on its own samples): `proportion_difference`;
 - a mean of a few independent values (one per seed): `t_interval`, and `paired_t_interval` for the
-  per-seed difference of two models trained with the same seeds;
+  per-seed difference of two models trained with the same seeds; the difference of the means of two groups of
+  independent values that are *not* paired (two models' own samples, each scored once): `welch_t_interval`;
 - a mean over many items: `bootstrap` (resample the items), `paired_bootstrap` (resample the items' differences);
 - a mean over the characters of a text, which are *not* independent (neighbours share context):
   `block_bootstrap`, which resamples blocks of consecutive values so that the dependence inside a block stays.
+  The correlation of two such series read side by side (a unit's state and a text feature):
+  `block_bootstrap_correlation`, which resamples blocks of consecutive pairs.
 
 Several tests read at once: each 95 % interval alone excludes a true difference of 0 one time in 20, so among many
 tests some "win" by chance. `bonferroni` gives the confidence level at which to compute each of them so that all hold
@@ -29,8 +32,8 @@ import numpy as np
 
 from lmcourse.checks import check_int
 
-__all__ = ["Interval", "block_bootstrap", "bonferroni", "bootstrap", "exact_binomial", "paired_bootstrap",
-           "paired_t_interval", "proportion_difference", "t_interval", "wilson"]
+__all__ = ["Interval", "block_bootstrap", "block_bootstrap_correlation", "bonferroni", "bootstrap", "exact_binomial",
+           "paired_bootstrap", "paired_t_interval", "proportion_difference", "t_interval", "welch_t_interval", "wilson"]
 
 
 class Interval(NamedTuple):
@@ -156,6 +159,26 @@ def paired_t_interval(a, b, confidence: float = 0.95) -> Interval:
     return t_interval(_pair(a, b), confidence)
 
 
+def welch_t_interval(a, b, confidence: float = 0.95) -> Interval:
+    """mean(a) - mean(b) for two independent groups (not paired, sizes may differ) and its Welch t interval.
+
+    Each group keeps its own variance (no pooling), and the degrees of freedom are Welch-Satterthwaite's,
+    (v_a + v_b)^2 / (v_a^2 / (n_a - 1) + v_b^2 / (n_b - 1)) with v = s^2 / n: the interval of
+    `scipy.stats.ttest_ind(a, b, equal_var=False)`. For the same items scored twice use `paired_t_interval`.
+    """
+    x, y = _values("a", a), _values("b", b)
+    _check_confidence(confidence)
+    from scipy.stats import t
+
+    va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)     # squared standard errors of the two means
+    diff = float(x.mean() - y.mean())
+    if va + vb == 0:                                             # both groups constant: no spread to widen by
+        return Interval(diff, diff, diff)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1))
+    half = float(t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb)
+    return Interval(diff, diff - half, diff + half)
+
+
 # ----------------------------------------------------------------------------- many items: the bootstrap
 
 def _percentile_interval(estimate: float, means: np.ndarray, confidence: float) -> Interval:
@@ -202,6 +225,47 @@ def block_bootstrap(values, block: int, confidence: float = 0.95, n_boot: int = 
     blocks = x[: len(x) // block * block].reshape(-1, block).mean(axis=1)  # (n_blocks,) block means
     index = np.random.default_rng(seed).integers(0, len(blocks), size=(n_boot, len(blocks)))
     return _percentile_interval(float(x.mean()), blocks[index].mean(axis=1), confidence)
+
+
+def block_bootstrap_correlation(x, y, block: int, confidence: float = 0.95, n_boot: int = 2000,
+                                seed: int = 0) -> Interval:
+    """Pearson r of two series read side by side (a unit's state and a text feature, one value per character), and its
+    block bootstrap interval.
+
+    The pairs (x_i, y_i) are cut into consecutive blocks of `block` pairs (a remainder shorter than a block is dropped
+    from the resampling, not from the estimate); n_boot times the blocks are resampled with replacement and r is
+    computed again. With `block=1` and independent pairs this is the plain bootstrap of r, close to Fisher's interval
+    tanh(atanh(r) +- z / sqrt(n - 3)); neighbouring characters are not independent, and that interval, which counts
+    every pair as new evidence, is then too narrow: blocks longer than the dependence keep it inside them. Resamples in
+    which x or y is constant (r undefined) are left out.
+    """
+    a, b = _values("x", x, minimum=3), _values("y", y, minimum=3)
+    if a.shape != b.shape:
+        raise ValueError(f"x and y must be read side by side (one pair per position), got {len(a)} and {len(b)} values")
+    if a.std() == 0 or b.std() == 0:
+        raise ValueError(f"{'x' if a.std() == 0 else 'y'} is constant: its correlation is undefined; pass a series "
+                         "that varies")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= len(a) // 2:
+        raise ValueError(f"block must be an int in [1, len(x) // 2 = {len(a) // 2}] so that at least two "
+                         f"blocks exist, got {block!r}")
+    _check_confidence(confidence)
+    _check_resamples(n_boot)
+    check_int("seed", seed, minimum=0)
+    estimate = float(np.corrcoef(a, b)[0, 1])
+    a, b = a - a.mean(), b - b.mean()          # centred once: r of every resample is unchanged, the sums stay small
+    n_blocks = len(a) // block
+    sums = {name: v[: n_blocks * block].reshape(n_blocks, block).sum(axis=1)     # (n_blocks,) per-block sums
+            for name, v in (("x", a), ("y", b), ("xx", a * a), ("yy", b * b), ("xy", a * b))}
+    index = np.random.default_rng(seed).integers(0, n_blocks, size=(n_boot, n_blocks))
+    s = {name: v[index].sum(axis=1) for name, v in sums.items()}                 # (n_boot,) each
+    n = n_blocks * block
+    vx, vy = n * s["xx"] - s["x"] ** 2, n * s["yy"] - s["y"] ** 2             # n^2 times each resample's variances
+    defined = (vx > 1e-9 * n * n * a.var()) & (vy > 1e-9 * n * n * b.var())    # not constant (rounding aside)
+    r = (n * s["xy"] - s["x"] * s["y"])[defined] / np.sqrt(vx[defined] * vy[defined])
+    if len(r) < n_boot // 2:
+        raise ValueError(f"x or y is constant in {n_boot - len(r)} of {n_boot} resamples (it varies in too few "
+                         f"blocks of {block}); use shorter blocks or a longer series")
+    return _percentile_interval(estimate, r, confidence)
 
 
 # ----------------------------------------------------------------------------- several tests at once

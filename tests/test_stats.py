@@ -58,6 +58,33 @@ def test_paired_t_interval_is_the_t_interval_of_the_differences():
     assert stats.paired_t_interval(a, b).low == pytest.approx(result.low)
 
 
+@pytest.mark.parametrize("sizes, scales", [((16, 16), (0.2, 0.1)), ((5, 12), (1.0, 3.0)), ((2, 3), (1.0, 1.0)),
+                                           ((40, 7), (0.5, 2.5))])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_welch_t_interval_equals_scipy(sizes, scales, confidence):
+    rng = np.random.default_rng(sum(sizes))
+    a, b = rng.normal(1.5, scales[0], sizes[0]), rng.normal(1.0, scales[1], sizes[1])
+    ours = stats.welch_t_interval(a, b, confidence)
+    theirs = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=confidence)
+    assert ours.estimate == pytest.approx(a.mean() - b.mean())
+    assert ours.low == pytest.approx(theirs.low) and ours.high == pytest.approx(theirs.high)
+
+
+def test_welch_t_interval_with_equal_sizes_and_variances_is_the_pooled_t_interval():
+    """Closed form: n values each side with the same sample variance give Welch's degrees of freedom 2 (n - 1) and the
+    pooled standard error, so the interval is the mean difference ± t(0.975, 2n - 2) sqrt(2 s^2 / n)."""
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = a - 0.75 + 10.0                      # the same spread, shifted: s^2 = 5/3 in both
+    ours = stats.welch_t_interval(a, b)
+    half = scipy_stats.t.ppf(0.975, 6) * math.sqrt(2 * (5 / 3) / 4)
+    assert ours.estimate == pytest.approx(-9.25)
+    assert ours.low == pytest.approx(-9.25 - half) and ours.high == pytest.approx(-9.25 + half)
+
+
+def test_welch_t_interval_of_two_constant_groups_is_their_difference():
+    assert stats.welch_t_interval([2.0, 2.0, 2.0], [0.5, 0.5]) == stats.Interval(1.5, 1.5, 1.5)
+
+
 def test_bootstrap_of_many_normal_values_matches_the_normal_interval():
     x = np.random.default_rng(1).normal(2.0, 3.0, size=4000)
     ours = stats.bootstrap(x, n_boot=4000)
@@ -100,6 +127,44 @@ def test_block_bootstrap_widens_the_interval_of_a_dependent_series():
     assert blocked.half_width > 3 * plain.half_width
 
 
+def test_block_bootstrap_correlation_of_independent_pairs_matches_fishers_interval():
+    """Closed form for independent normal pairs: Fisher's z, atanh(r) +- 1.96 / sqrt(n - 3), mapped back by tanh."""
+    rng = np.random.default_rng(5)
+    n, rho = 2000, 0.6
+    x = rng.normal(size=n)
+    y = rho * x + math.sqrt(1 - rho ** 2) * rng.normal(size=n)
+    ours = stats.block_bootstrap_correlation(x, y, block=1, n_boot=4000)
+    r = np.corrcoef(x, y)[0, 1]
+    half = 1.96 / math.sqrt(n - 3)
+    low, high = math.tanh(math.atanh(r) - half), math.tanh(math.atanh(r) + half)
+    assert ours.estimate == pytest.approx(r)
+    assert ours.low == pytest.approx(low, abs=0.15 * (high - low) / 2)
+    assert ours.high == pytest.approx(high, abs=0.15 * (high - low) / 2)
+
+
+def test_block_bootstrap_correlation_widens_the_interval_of_dependent_pairs():
+    """Each of 200 independent pairs repeated 20 times in a row: resampling single pairs counts 4,000 pairs of evidence
+    (too narrow, by sqrt(20) = 4.5 times); blocks of 20 resample the 200 that there are."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=200)
+    y = 0.5 * x + rng.normal(size=200)
+    x, y = np.repeat(x, 20), np.repeat(y, 20)
+    plain = stats.block_bootstrap_correlation(x, y, block=1)
+    blocked = stats.block_bootstrap_correlation(x, y, block=20)
+    assert plain.estimate == blocked.estimate == pytest.approx(np.corrcoef(x, y)[0, 1])
+    assert blocked.half_width > 3 * plain.half_width
+
+
+def test_block_bootstrap_correlation_is_unchanged_by_shifting_and_scaling_either_series():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=300), rng.normal(size=300)
+    y = y + x
+    a = stats.block_bootstrap_correlation(x, y, block=10)
+    b = stats.block_bootstrap_correlation(1e3 * x + 5.0, y - 7.0, block=10)   # the same resamples (the same seed)
+    assert a.estimate == pytest.approx(b.estimate)
+    assert a.low == pytest.approx(b.low) and a.high == pytest.approx(b.high)
+
+
 def test_bonferroni_shares_the_error_rate_among_the_tests():
     assert stats.bonferroni(1) == pytest.approx(0.95)
     assert stats.bonferroni(3) == pytest.approx(1 - 0.05 / 3)
@@ -126,10 +191,16 @@ def test_bonferroni_intervals_of_independent_null_tests_all_cover_0_at_least_95_
     (lambda: stats.wilson(3, 10, confidence=95), "confidence must be in (0, 1)"),
     (lambda: stats.t_interval([1.0]), "at least 2"),
     (lambda: stats.t_interval([1.0, float("nan")]), "NaN"),
+    (lambda: stats.welch_t_interval([1.0], [1.0, 2.0]), "at least 2"),
+    (lambda: stats.welch_t_interval([1.0, 2.0], [1.0, float("inf")]), "NaN"),
+    (lambda: stats.welch_t_interval([1.0, 2.0], [1.0, 2.0], confidence=95), "confidence must be in (0, 1)"),
     (lambda: stats.paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0]), "3 and 2"),
     (lambda: stats.bootstrap([1.0, 2.0], n_boot=10), "n_boot"),
     (lambda: stats.block_bootstrap(np.ones(10), block=6), "block"),
     (lambda: stats.block_bootstrap(np.ones(10), block=0), "block"),
+    (lambda: stats.block_bootstrap_correlation(np.arange(10.0), np.arange(9.0), block=2), "10 and 9"),
+    (lambda: stats.block_bootstrap_correlation(np.ones(10), np.arange(10.0), block=2), "x is constant"),
+    (lambda: stats.block_bootstrap_correlation(np.arange(10.0), np.arange(10.0) ** 2, block=6), "block"),
 ])
 def test_bad_inputs_are_named(call, words):
     with pytest.raises(ValueError) as info:
