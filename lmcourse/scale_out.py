@@ -6,7 +6,8 @@
 
 Every process trains the same GPT on its shard of each global batch (see `lmcourse.distributed`), with AdamW,
 --warmup-steps of linear warm-up to --lr and cosine decay to lr/10 by the last step.
-Rank 0 writes `checkpoint.pt` and `result.json` (losses averaged over all processes, tokens/s);
+Rank 0 writes `checkpoint.pt` and `result.json` (losses averaged over all processes, tokens/s, a sha256 of the
+initial weights);
 every rank writes `rank<r>.json` with a sha256 of its weights, which must all agree.
 
     torchrun --nproc-per-node 2 -m lmcourse.scale_out --allreduce-check --out runs/check
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_text(args.out / f"allreduce{rank}.json", json.dumps({"rank": rank, "max_abs_difference": gap}))
         distributed.teardown()
         return
+    initial_sha256 = distributed.parameters_sha256(model)   # before any step: lets a reader rebuild the start point
     start = time.perf_counter()
     # AdamW at the full rate from step 0 can blow the loss up above the untrained one: warm up first
     schedule = cosine_schedule(args.lr, args.steps, warmup_steps=min(args.warmup_steps, args.steps), min_lr=args.lr / 10)
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens = args.steps * args.global_batch * args.block_size
         atomic_write_text(args.out / "result.json", json.dumps({
             "world_size": world, "device": device.type, "seconds": seconds, "tokens_per_second": tokens / seconds,
-            "loss": (losses / world).tolist()}))
+            "loss": (losses / world).tolist(), "initial_weights_sha256": initial_sha256}))
     distributed.teardown()
 
 
