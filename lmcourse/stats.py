@@ -15,7 +15,9 @@ the items' shared difficulty cancels. Every function returns an `Interval(estima
 - a mean over the characters of a text, which are *not* independent (neighbours share context):
   `block_bootstrap`, which resamples blocks of consecutive values so that the dependence inside a block stays.
   The correlation of two such series read side by side (a unit's state and a text feature):
-  `block_bootstrap_correlation`, which resamples blocks of consecutive pairs.
+  `block_bootstrap_correlation`, which resamples blocks of consecutive pairs; whether one series follows a third more
+  closely than another does (two units' states and one feature): `paired_block_bootstrap_correlation_difference`,
+  which draws the same blocks for both correlations.
 
 Several tests read at once: each 95 % interval alone excludes a true difference of 0 one time in 20, so among many
 tests some "win" by chance. `bonferroni` gives the confidence level at which to compute each of them so that all hold
@@ -33,7 +35,8 @@ import numpy as np
 from lmcourse.checks import check_int
 
 __all__ = ["Interval", "block_bootstrap", "block_bootstrap_correlation", "bonferroni", "bootstrap", "exact_binomial",
-           "paired_bootstrap", "paired_t_interval", "proportion_difference", "t_interval", "welch_t_interval", "wilson"]
+           "paired_block_bootstrap_correlation_difference", "paired_bootstrap", "paired_t_interval",
+           "proportion_difference", "t_interval", "welch_t_interval", "wilson"]
 
 
 class Interval(NamedTuple):
@@ -227,6 +230,46 @@ def block_bootstrap(values, block: int, confidence: float = 0.95, n_boot: int = 
     return _percentile_interval(float(x.mean()), blocks[index].mean(axis=1), confidence)
 
 
+def _side_by_side(block: int, **series) -> list[np.ndarray]:
+    """The named series as float arrays, checked for a block bootstrap of their correlations: equally long (one value
+    of each per position), each varying, and `block` short enough that at least two blocks exist."""
+    arrays = [_values(name, values, minimum=3) for name, values in series.items()]
+    names = list(series)
+    if len({len(a) for a in arrays}) > 1:
+        raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} must be read side by side (one value of each per "
+                         f"position), got {', '.join(str(len(a)) for a in arrays[:-1])} and {len(arrays[-1])} values")
+    for name, a in zip(names, arrays):
+        if a.std() == 0:
+            raise ValueError(f"{name} is constant: its correlation is undefined; pass a series that varies")
+    n = len(arrays[0])
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= n // 2:
+        raise ValueError(f"block must be an int in [1, len({names[0]}) // 2 = {n // 2}] so that at least two "
+                         f"blocks exist, got {block!r}")
+    return arrays
+
+
+def _draw_blocks(n: int, block: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n // block) block numbers drawn with replacement: one row per resample of the n positions."""
+    n_blocks = n // block
+    return np.random.default_rng(seed).integers(0, n_blocks, size=(n_boot, n_blocks))
+
+
+def _block_resampled_correlations(x: np.ndarray, y: np.ndarray, block: int, index: np.ndarray) -> np.ndarray:
+    """Pearson r of x and y (n,) in each resample of `index` (n_boot, n // block), the blocks drawn; the remainder
+    shorter than a block is left out. Returns (n_boot,) r, NaN where x or y is constant in a resample."""
+    a, b = x - x.mean(), y - y.mean()          # centred once: r of every resample is unchanged, the sums stay small
+    n_blocks = len(a) // block
+    sums = {name: v[: n_blocks * block].reshape(n_blocks, block).sum(axis=1)     # (n_blocks,) per-block sums
+            for name, v in (("x", a), ("y", b), ("xx", a * a), ("yy", b * b), ("xy", a * b))}
+    s = {name: v[index].sum(axis=1) for name, v in sums.items()}                 # (n_boot,) each
+    n = n_blocks * block
+    vx, vy = n * s["xx"] - s["x"] ** 2, n * s["yy"] - s["y"] ** 2             # n^2 times each resample's variances
+    defined = (vx > 1e-9 * n * n * a.var()) & (vy > 1e-9 * n * n * b.var())    # not constant (rounding aside)
+    r = np.full(len(index), np.nan)
+    r[defined] = (n * s["xy"] - s["x"] * s["y"])[defined] / np.sqrt(vx[defined] * vy[defined])
+    return r
+
+
 def block_bootstrap_correlation(x, y, block: int, confidence: float = 0.95, n_boot: int = 2000,
                                 seed: int = 0) -> Interval:
     """Pearson r of two series read side by side (a unit's state and a text feature, one value per character), and its
@@ -239,33 +282,44 @@ def block_bootstrap_correlation(x, y, block: int, confidence: float = 0.95, n_bo
     every pair as new evidence, is then too narrow: blocks longer than the dependence keep it inside them. Resamples in
     which x or y is constant (r undefined) are left out.
     """
-    a, b = _values("x", x, minimum=3), _values("y", y, minimum=3)
-    if a.shape != b.shape:
-        raise ValueError(f"x and y must be read side by side (one pair per position), got {len(a)} and {len(b)} values")
-    if a.std() == 0 or b.std() == 0:
-        raise ValueError(f"{'x' if a.std() == 0 else 'y'} is constant: its correlation is undefined; pass a series "
-                         "that varies")
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= len(a) // 2:
-        raise ValueError(f"block must be an int in [1, len(x) // 2 = {len(a) // 2}] so that at least two "
-                         f"blocks exist, got {block!r}")
+    a, b = _side_by_side(block, x=x, y=y)
     _check_confidence(confidence)
     _check_resamples(n_boot)
     check_int("seed", seed, minimum=0)
     estimate = float(np.corrcoef(a, b)[0, 1])
-    a, b = a - a.mean(), b - b.mean()          # centred once: r of every resample is unchanged, the sums stay small
-    n_blocks = len(a) // block
-    sums = {name: v[: n_blocks * block].reshape(n_blocks, block).sum(axis=1)     # (n_blocks,) per-block sums
-            for name, v in (("x", a), ("y", b), ("xx", a * a), ("yy", b * b), ("xy", a * b))}
-    index = np.random.default_rng(seed).integers(0, n_blocks, size=(n_boot, n_blocks))
-    s = {name: v[index].sum(axis=1) for name, v in sums.items()}                 # (n_boot,) each
-    n = n_blocks * block
-    vx, vy = n * s["xx"] - s["x"] ** 2, n * s["yy"] - s["y"] ** 2             # n^2 times each resample's variances
-    defined = (vx > 1e-9 * n * n * a.var()) & (vy > 1e-9 * n * n * b.var())    # not constant (rounding aside)
-    r = (n * s["xy"] - s["x"] * s["y"])[defined] / np.sqrt(vx[defined] * vy[defined])
+    r = _block_resampled_correlations(a, b, block, _draw_blocks(len(a), block, n_boot, seed))
+    r = r[~np.isnan(r)]
     if len(r) < n_boot // 2:
         raise ValueError(f"x or y is constant in {n_boot - len(r)} of {n_boot} resamples (it varies in too few "
                          f"blocks of {block}); use shorter blocks or a longer series")
     return _percentile_interval(estimate, r, confidence)
+
+
+def paired_block_bootstrap_correlation_difference(x_a, x_b, y, block: int, confidence: float = 0.95,
+                                                  n_boot: int = 2000, seed: int = 0) -> Interval:
+    """|r(x_a, y)| - |r(x_b, y)|: how much more closely series x_a follows y than x_b does (two units' states and one
+    text feature, one value per character, all read side by side), and its paired block bootstrap interval.
+
+    The positions are cut into blocks of `block` as in `block_bootstrap_correlation`, and every resample draws the
+    *same* blocks for both correlations: the same text, so what moves both r together (a stretch of long words, say)
+    cancels in the difference. Two separate intervals, one per r, cannot show this: they overlap even when the
+    difference is certain. Sizes are compared because the sign of a unit's state is arbitrary (a unit that falls as the
+    feature rises follows it as closely as one that rises with it). Resamples in which any series is constant are left
+    out. Returns Interval(difference of the sizes on all positions, low, high).
+    """
+    a, b, f = _side_by_side(block, x_a=x_a, x_b=x_b, y=y)
+    _check_confidence(confidence)
+    _check_resamples(n_boot)
+    check_int("seed", seed, minimum=0)
+    estimate = abs(float(np.corrcoef(a, f)[0, 1])) - abs(float(np.corrcoef(b, f)[0, 1]))
+    index = _draw_blocks(len(f), block, n_boot, seed)                          # one draw of blocks, used for both
+    difference = (np.abs(_block_resampled_correlations(a, f, block, index))
+                  - np.abs(_block_resampled_correlations(b, f, block, index)))  # (n_boot,), NaN where undefined
+    difference = difference[~np.isnan(difference)]
+    if len(difference) < n_boot // 2:
+        raise ValueError(f"x_a, x_b or y is constant in {n_boot - len(difference)} of {n_boot} resamples (it varies "
+                         f"in too few blocks of {block}); use shorter blocks or a longer series")
+    return _percentile_interval(estimate, difference, confidence)
 
 
 # ----------------------------------------------------------------------------- several tests at once
