@@ -226,7 +226,7 @@ def block_bootstrap(values, block: int, confidence: float = 0.95, n_boot: int = 
     _check_resamples(n_boot)
     check_int("seed", seed, minimum=0)
     blocks = x[: len(x) // block * block].reshape(-1, block).mean(axis=1)  # (n_blocks,) block means
-    index = np.random.default_rng(seed).integers(0, len(blocks), size=(n_boot, len(blocks)))
+    index = _draw_blocks(len(x), block, n_boot, seed)
     return _percentile_interval(float(x.mean()), blocks[index].mean(axis=1), confidence)
 
 

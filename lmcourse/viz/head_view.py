@@ -48,7 +48,12 @@ __all__ = ["HeadView", "head_view", "plot_head_view"]
 
 ALL = "all"  # the token menu's value for "all tokens" (a Dropdown shows None as a blank menu)
 TITLE_LINE = 14   # px per line of the title and of the head legend above the static picture
-TITLE_CHAR = 6.8  # px per character of the 9 pt title (a generous estimate, as the model view's)
+TITLE_CHAR = 6.8  # px per character of the 9 pt title and caption (a generous estimate)
+
+
+def wrap_to_width(text: str, width: float) -> list[str]:
+    """`text` in lines of the 9 pt title that fit a picture `width` px wide (wrapped, never cut)."""
+    return textwrap.wrap(text, max(20, int((width - 8) / TITLE_CHAR)))
 
 
 class HeadView(View):
@@ -175,7 +180,7 @@ class HeadView(View):
         """The title wrapped to the picture's width (never cut), as the static picture shows it; [] without one."""
         if not self.title:
             return []
-        return textwrap.wrap(self.title, max(20, int((self.layout.width - 8) / TITLE_CHAR)))
+        return wrap_to_width(self.title, self.layout.width)
 
     def legend_rows(self) -> list[list[tuple[int, float]]]:
         """Which colour is which head, as the static picture shows it (the widget's head buttons say it live):

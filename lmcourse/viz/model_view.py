@@ -11,7 +11,6 @@ drawn once per scale; a new choice only moves the frame around the chosen map an
 from __future__ import annotations
 
 import html
-import textwrap
 from collections.abc import Sequence
 
 import matplotlib
@@ -27,7 +26,7 @@ from lmcourse.viz.encoder_decoder import (
     encoder_decoder_parts,
     is_encoder_decoder,
 )
-from lmcourse.viz.head_view import HeadView
+from lmcourse.viz.head_view import HeadView, wrap_to_width
 from lmcourse.viz.model_view_html import model_view_html
 from lmcourse.viz.pairs import PAIRS, check_pair, pair_slices
 from lmcourse.viz.views import View, png_data_url
@@ -184,7 +183,7 @@ class ModelView(View):
 
     def caption_lines(self) -> list[str]:
         """The caption wrapped to the picture's width (never cut)."""
-        return textwrap.wrap(self.caption(), max(20, int((self.width - 8) / 6.8)))
+        return wrap_to_width(self.caption(), self.width)
 
     @property
     def grid_top(self) -> int:
@@ -193,7 +192,7 @@ class ModelView(View):
         L, H = self.arr.shape[:2]
         longest = self.caption().replace("one scale for all maps", "each map on its own scale")
         longest = longest.replace(f"layer {self.layer}, head {self.head}", f"layer {L - 1}, head {H - 1}")
-        rows = len(textwrap.wrap(longest, max(20, int((self.width - 8) / 6.8))))
+        rows = len(wrap_to_width(longest, self.width))
         return 6 + LINE * max(rows, len(self.caption_lines())) + 22 + 18
 
     def cell_origin(self, layer: int, head: int) -> tuple[int, int]:
