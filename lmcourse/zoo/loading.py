@@ -26,18 +26,6 @@ def _fix(name: str, path: os.PathLike) -> str:
     return f"re-train with {train_command(name)} or restore the file with git (git checkout -- {path})"
 
 
-# Cards written before every Transformer of the package took GPT-2's size names (a masked LM's were d_model, ...)
-OLD_SIZE_NAMES = {"n_layers": "n_layer", "n_heads": "n_head", "d_model": "n_embd", "d_ff": "n_inner"}
-
-
-def _renamed_sizes(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A card's recipe with the model's sizes under today's names."""
-    model = recipe.get("model")
-    if not isinstance(model, dict):
-        return recipe
-    return {**recipe, "model": {OLD_SIZE_NAMES.get(k, k): v for k, v in model.items()}}
-
-
 def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike | None = None
          ) -> tuple[nn.Module, Any, dict[str, Any]]:
     """Reference model `name` -> (model in float32 and eval mode on `device`, its tokenizer, its card).
@@ -56,7 +44,7 @@ def load(name: str, device: torch.device | str = "cpu", root: str | os.PathLike 
                                 f"or restore the shipped file with git (git checkout -- {weights})")
     card = read_card(name, root)
     card_file = card_path(name, root)
-    trained_with = _renamed_sizes(card["recipe"])
+    trained_with = card["recipe"]
     # a field added to Recipe after a card was written is the same recipe when it has its default value
     changed = sorted(k for k, v in recipe.as_dict().items() if trained_with.get(k, RECIPE_DEFAULTS.get(k)) != v)
     if changed:
