@@ -150,6 +150,24 @@ def _reference_tbptt(cell: nn.Module, xs: torch.Tensor, h0: torch.Tensor, k: int
     return h
 
 
+class _BackwardLog(nn.Module):
+    """The cell handed to the learner: it runs `cell` and notes, at each backward pass that reaches the cell's
+    weights, how many steps had run by then, so that one backward per chunk, at the chunk's end, can be told from
+    one backward over all chunks at the end (the same gradients, but every chunk's graph held until then)."""
+
+    def __init__(self, cell: nn.Module):
+        super().__init__()
+        self.cell, self.steps, self.backward_after = cell, 0, []
+        next(cell.parameters()).register_hook(self._note_backward)   # a leaf's hook runs once per backward pass
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        return self.cell(x, h)
+
+    def _note_backward(self, grad: torch.Tensor) -> None:
+        self.backward_after.append(self.steps)
+
+
 @exercise(ID_TBPTT, "truncated backpropagation through time", hints=[
     "Section 2's 'Truncated backpropagation through time' carries the state from one window to the next. Two things "
     "happen at every chunk boundary here: the chunk's loss is backpropagated, and the state goes on to the next "
@@ -169,11 +187,20 @@ def check_truncated_bptt(truncated_bptt) -> None:
         reference = _cell(GRUCell, 3, 4, g, 0.7)
         learner = copy.deepcopy(reference)
         xs, h0 = torch.randn(T, 2, 3, generator=g), torch.randn(2, 4, generator=g)
+        log = _BackwardLog(learner)   # the learner's cell, with its steps and backward passes noted
         with forbidding():  # the checker's own code (this module) is refused in any case
-            got_h = call(name, truncated_bptt, learner, xs.clone(), h0.clone(), k)
+            got_h = call(name, truncated_bptt, log, xs.clone(), h0.clone(), k)
         want_h = _reference_tbptt(reference, xs, h0, k)
         same_tensor(name, got_h, want_h, atol=1e-5, what="the final h")
         for (pname, p), q in zip(reference.named_parameters(), learner.parameters()):
             if q.grad is None:
                 raise Wrong(name, f"{pname}.grad is None: call loss.backward() on each chunk")
             same_tensor(name, q.grad, p.grad, atol=1e-5, what=f"the gradient of {pname}")
+        chunks = -(-T // k)   # ceil(T / k)
+        if len(log.backward_after) != chunks:
+            raise Wrong(name, f"loss.backward() ran {len(log.backward_after)} time(s) over {chunks} chunk(s): call it "
+                              "once per chunk, at the chunk's end (one backward over all chunks at the end gives the "
+                              "same gradients but holds every chunk's graph until then, which truncation avoids)")
+        if log.backward_after != [min(T, (i + 1) * k) for i in range(chunks)]:
+            raise Wrong(name, "each chunk's loss.backward() must run at the end of that chunk, before the next "
+                              "chunk's steps, not later")
