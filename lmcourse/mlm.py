@@ -200,7 +200,7 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
 def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
                  batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
                  pick_unk: bool = False, baseline_token: int | None = None,
-                 unigram: torch.Tensor | None = None) -> dict[str, float]:
+                 unigram: torch.Tensor | None = None, per_window: bool = False) -> dict:
     """Masked-token loss (nats/token) and accuracy on fixed windows of held-out `ids` with a fixed masking
     (the same seed every call, so numbers compare across training).
 
@@ -211,7 +211,9 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     token (e.g. the most frequent one) there. With unigram (V,), a distribution over the vocabulary (token counts
     of the training text, normalised), also "unigram_loss" and "mask_unigram_loss": the loss at the same picked
     positions (at the [MASK] positions only) of always predicting it, the floor a model that reads no context
-    reaches."""
+    reaches. With per_window, also "window_mask_n" and "window_mask_hits" (and, with baseline_token,
+    "window_mask_baseline_hits"): lists with one int per window, its [MASK] positions and the right guesses there,
+    for an interval that resamples whole windows (the positions of one window are not independent)."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim != 1 or len(ids) == 0:
         raise ValueError(f"ids must be a non-empty 1-D stream of held-out token ids, got shape {tuple(ids.shape)}")
@@ -235,6 +237,7 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     generator = torch.Generator().manual_seed(seed)
     total_loss, correct, count, baseline, unigram_loss = 0.0, 0, 0, 0, 0.0
     mask_correct, mask_count, mask_baseline, mask_loss, mask_unigram_loss = 0, 0, 0, 0.0, 0.0
+    windows = {"window_mask_n": [], "window_mask_hits": [], "window_mask_baseline_hits": []}
     for i in range(0, len(starts), batch_size):
         x = _windows(ids, block_size, starts[i:i + batch_size], specials.cls_id)
         inputs, labels = mask_tokens(x, specials.mask_id, specials.n_regular, mask_prob,
@@ -257,6 +260,13 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
             mask_unigram_loss -= unigram[target.cpu()[shown_mask.cpu()]].log().sum().item()
         count += len(target)
         mask_count += shown_mask.sum().item()
+        if per_window:
+            row = picked.nonzero()[:, 0].to(device)[shown_mask]  # the window of each [MASK] position, in logits' order
+            per_row = lambda where: torch.bincount(row[where], minlength=len(x)).tolist()
+            windows["window_mask_n"] += per_row(slice(None))
+            windows["window_mask_hits"] += per_row(hit[shown_mask])
+            if baseline_token is not None:
+                windows["window_mask_baseline_hits"] += per_row(target[shown_mask] == baseline_token)
     model.train(was_training)
     if count == 0:
         raise ValueError(f"no position of ids was masked in {len(starts)} windows (mask_prob={mask_prob}, "
@@ -271,4 +281,7 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
     if unigram is not None:
         result["unigram_loss"] = unigram_loss / count
         result["mask_unigram_loss"] = mask_unigram_loss / mask_count if mask_count else float("nan")
+    if per_window:
+        result |= {name: counts for name, counts in windows.items()
+                   if baseline_token is not None or name != "window_mask_baseline_hits"}
     return result

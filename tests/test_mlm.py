@@ -170,6 +170,18 @@ def test_mask_accuracy_counts_only_the_positions_shown_as_mask(chars):
     assert result["mask_baseline_accuracy"] == pytest.approx(1 / (chars.n_regular - 1), abs=0.05)
 
 
+def test_evaluate_mlm_per_window_counts_add_up_to_the_mask_accuracy(chars):
+    model = MaskedLM(TransformerConfig(chars.vocab_size, max_len=16, n_layer=1, n_head=2, n_embd=16))
+    ids = torch.randint(1, chars.n_regular, (2000,))
+    result = evaluate_mlm(model, ids, chars, 16, n_windows=100, batch_size=32, baseline_token=3, per_window=True)
+    assert len(result["window_mask_n"]) == len(result["window_mask_hits"]) == 100  # one per window, across batches
+    assert sum(result["window_mask_n"]) == result["mask_n"]
+    assert sum(result["window_mask_hits"]) == round(result["mask_accuracy"] * result["mask_n"])
+    assert sum(result["window_mask_baseline_hits"]) == round(result["mask_baseline_accuracy"] * result["mask_n"])
+    assert all(h <= n for h, n in zip(result["window_mask_hits"], result["window_mask_n"]))
+    assert "window_mask_n" not in evaluate_mlm(model, ids, chars, 16, n_windows=100)
+
+
 def test_mask_loss_counts_only_the_positions_shown_as_mask(chars):
     ids = torch.randint(1, chars.n_regular, (4000,))
     uniform = torch.full((chars.vocab_size,), 1 / chars.vocab_size)
