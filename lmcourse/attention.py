@@ -217,9 +217,12 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     real key, for batched q (B, ..., Tq, d). Returns out (..., Tq, d_v) and weights (..., Tq, Tk)
     (before dropout). Equal to torch.nn.functional.scaled_dot_product_attention; NaN in q, k or v
     comes out as NaN (torch's fused CPU kernel turns NaN in q or k into finite numbers).
-    The scale 1/sqrt(d): with unit-variance q and k entries, q.k has variance d; dividing by sqrt(d)
-    keeps the scores at unit variance, so the softmax neither saturates (one-hot, vanishing gradients)
-    as d grows nor flattens.
+    The scale 1/sqrt(d): with independent unit-variance q and k entries, q.k has variance d. Without the
+    scale the scores spread further apart as d grows and the softmax saturates towards one-hot: its Jacobian
+    d weights / d scores goes to 0 for most entries (the keys with weight near 0 get a gradient near 0).
+    Dividing by sqrt(d) keeps the scores at unit variance, so how peaked the softmax is, and the size of the
+    gradient to q, do not depend on d. (The gradient to q itself does not vanish without the scale at
+    moderate d: it is that Jacobian times keys that are sqrt(d) times longer; chapter 04 measures both.)
     """
     _check_qkv(q, k, v)
     check_number("dropout_p", dropout_p, 0, 1, high_open=True)

@@ -54,7 +54,9 @@ BUDGETS: dict[str, dict[str, tuple]] = {
     "04": {"train_steps": (30, 600, 600 * LONGER_ON_GPU),  # per seq2seq model
            "eval_lengths": ([4, 8, 12], [2, 4, 6, 8, 10, 12, 14, 16]),
            "n_eval": (20, 400),                          # test strings per length
-           "ablation_seeds": (2, 5),                     # seeds per decoder in the query-timing ablation
+           "ablation_seeds": (2, 5),                     # seeds of Bahdanau's decoder in the query-timing ablation
+           "timing_seeds": (2, 8),                       # seeds of Luong's two decoders there: their paired difference
+                                                         # is the test, and with 5 no sign test reaches p < 0.05
            "gpt_steps": (60, 1500, 1500 * LONGER_ON_GPU)},
     "05": {"pretrain_steps": (20, 1200, 1200 * LONGER_ON_GPU),
            "norm_steps": (10, 100),
