@@ -561,6 +561,19 @@ def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size
     scores = beam_scores[beam] + log_probs.flatten()[index]
     return torch.cat([sequences[beam], token[:, None]], 1), scores
 ''',
+        "treats every n as 2 (bans what followed the last token, whatever no_repeat_ngram_size is)": '''
+import torch
+
+def beam_step(sequences, beam_scores, log_probs, num_beams, no_repeat_ngram_size=0):
+    log_probs = log_probs.clone()
+    for b, row in enumerate(sequences.tolist()):
+        if no_repeat_ngram_size > 0:
+            log_probs[b, [row[i + 1] for i in range(len(row) - 1) if row[i] == row[-1]]] = float("-inf")
+    total = (beam_scores[:, None] + log_probs).flatten()
+    scores, index = torch.topk(total, num_beams)
+    beam, token = index // log_probs.shape[1], index % log_probs.shape[1]
+    return torch.cat([sequences[beam], token[:, None]], 1), scores
+''',
         "finds each best score's position by its value (tied continuations all map to the first)": '''
 import torch
 
@@ -1468,6 +1481,31 @@ def truncated_bptt(cell, xs, h0, k):
             loss = loss + h.square().mean()
         loss.backward()
     return h.detach()
+''',
+        "detaches between chunks but calls backward once, at the end (same gradients, whole graph held)": '''
+def truncated_bptt(cell, xs, h0, k):
+    h, loss = h0, 0.0
+    for start in range(0, len(xs), k):
+        for x in xs[start:start + k]:
+            h = cell(x, h)
+            loss = loss + h.square().mean()
+        h = h.detach()
+    loss.backward()
+    return h
+''',
+        "one backward per chunk, but all of them deferred to the end": '''
+def truncated_bptt(cell, xs, h0, k):
+    h, losses = h0, []
+    for start in range(0, len(xs), k):
+        loss = 0.0
+        for x in xs[start:start + k]:
+            h = cell(x, h)
+            loss = loss + h.square().mean()
+        losses.append(loss)
+        h = h.detach()
+    for loss in losses:
+        loss.backward()
+    return h
 ''',
         "cheat: the checker's own reference loop": '''
 from lmcourse.exercises.ch03 import _reference_tbptt

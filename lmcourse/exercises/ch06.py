@@ -98,7 +98,7 @@ def check_beam_search_step(beam_step) -> None:
     V = 8
 
     def case(name: str, sequences: torch.Tensor, num_beams: int, n: int, favour_banned: bool = False,
-             tied: bool = False) -> None:
+             tied: bool = False, favour: int | None = None, scores: list[float] | None = None) -> None:
         beams = sequences.shape[0]
         log_probs = torch.randn(beams, V, generator=g).log_softmax(-1)
         if favour_banned:  # make the token that repeats a bigram the most likely one, so ignoring the ban shows
@@ -106,7 +106,9 @@ def check_beam_search_step(beam_step) -> None:
                 repeats = [row[i + 1] for i in range(len(row) - 1) if row[i] == row[-1]]
                 if repeats:
                     log_probs[b, repeats[0]] = -0.01
-        beam_scores = -torch.rand(beams, generator=g) * 3
+        if favour is not None:  # make this token the most likely one in every beam
+            log_probs[:, favour] = -0.01
+        beam_scores = -torch.rand(beams, generator=g) * 3 if scores is None else torch.tensor(scores)
         if tied:  # beams 0 and 1 score every token alike: each of their continuations ties with the other's
             log_probs[1], beam_scores[1] = log_probs[0], beam_scores[0]
             beam_scores[2:] -= 100  # the others far behind, so no tie straddles the cut-off
@@ -127,6 +129,11 @@ def check_beam_search_step(beam_step) -> None:
     case("keep 2 of 4 beams", torch.randint(V, (4, 3), generator=g), 2, 2)
     case("two beams with equal scores: ties between their continuations",
          torch.tensor([[1, 2, 3], [4, 5, 6], [7, 0, 1]]), 4, 0, tied=True)
+    # row 0: the trigram ban is {3} (1 2 was followed by 3), a bigram ban would be {3, 5} (2 was followed by 3 and 5);
+    # 5 is made the most likely token and beam 0 scores 0.5 above beam 1, so (beam 0, token 5) is the best
+    # continuation by construction (fixed scores, not drawn), and a ban that treats every n as 2 always drops it
+    case("no_repeat_ngram_size=3, where the bigram ban would forbid more",
+         torch.tensor([[1, 2, 3, 4, 2, 5, 1, 2], [6, 0, 6, 7, 0, 4, 7, 6]]), 2, 3, favour=5, scores=[0.0, -0.5])
 
 
 @exercise(ID_KV_CACHE, "one decoding step of causal attention with a KV cache", hints=[
