@@ -262,7 +262,9 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         mask_count += shown_mask.sum().item()
         if per_window:
             row = picked.nonzero()[:, 0].to(device)[shown_mask]  # the window of each [MASK] position, in logits' order
-            per_row = lambda where: torch.bincount(row[where], minlength=len(x)).tolist()
+            def per_row(where):  # per window: how many of the [MASK] positions picked by `where`
+                return torch.bincount(row[where], minlength=len(x)).tolist()
+
             windows["window_mask_n"] += per_row(slice(None))
             windows["window_mask_hits"] += per_row(hit[shown_mask])
             if baseline_token is not None:
