@@ -31,7 +31,8 @@ class GPTConfig:
     n_layer: int
     n_head: int
     n_embd: int
-    dropout: float = 0.0
+    dropout: float = 0.0  # on the embeddings and each block's branch outputs (GPT-2's embd_pdrop, resid_pdrop)
+    attn_dropout: float | None = None  # on the attention weights (GPT-2's attn_pdrop); None: the same as dropout
     bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2
 
     def __post_init__(self) -> None:
@@ -41,6 +42,9 @@ class GPTConfig:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                              f"e.g. n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}")
         check_number("dropout", self.dropout, 0, 1, high_open=True)
+        if self.attn_dropout is not None:
+            check_number("attn_dropout", self.attn_dropout, 0, 1, high_open=True,
+                         fix="0 keeps torch's fused attention kernel on a CPU; None uses dropout's")
         if not isinstance(self.bias, bool):
             raise ValueError(f"bias must be True or False, got {self.bias!r}")
 
@@ -78,9 +82,11 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         # a block: pre-norm x + attn(LN(x)), then x + MLP(LN(x)); causal self-attention, an MLP 4 * n_embd wide
+        # with no dropout inside it (GPT-2's placement)
         self.blocks = nn.ModuleList(
             EncoderLayer(config.n_embd, config.n_head, 4 * config.n_embd, config.dropout, "gelu_tanh",
-                         norm_first=True, bias=config.bias, causal=True) for _ in range(config.n_layer))
+                         norm_first=True, bias=config.bias, causal=True, attn_dropout=config.attn_dropout,
+                         ff_dropout=0.0) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and scores them out

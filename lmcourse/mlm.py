@@ -197,6 +197,11 @@ def mlm_batches(ids, specials: SpecialTokens, block_size: int, batch_size: int, 
 
 
 @torch.no_grad()
+def _count_per_window(row: torch.Tensor, where: torch.Tensor | None, n_windows: int) -> list[int]:
+    """Per window, how many positions (row (N,): each one's window) have `where` (N,) bool True (None: all)."""
+    return torch.bincount(row if where is None else row[where], minlength=n_windows).tolist()
+
+
 def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int, n_windows: int = 256,
                  batch_size: int = 64, mask_prob: float = 0.15, seed: int = 1234,
                  pick_unk: bool = False, baseline_token: int | None = None,
@@ -262,13 +267,11 @@ def evaluate_mlm(model: MaskedLM, ids, specials: SpecialTokens, block_size: int,
         mask_count += shown_mask.sum().item()
         if per_window:
             row = picked.nonzero()[:, 0].to(device)[shown_mask]  # the window of each [MASK] position, in logits' order
-            def per_row(where):  # per window: how many of the [MASK] positions picked by `where`
-                return torch.bincount(row[where], minlength=len(x)).tolist()
-
-            windows["window_mask_n"] += per_row(slice(None))
-            windows["window_mask_hits"] += per_row(hit[shown_mask])
+            windows["window_mask_n"] += _count_per_window(row, None, len(x))
+            windows["window_mask_hits"] += _count_per_window(row, hit[shown_mask], len(x))
             if baseline_token is not None:
-                windows["window_mask_baseline_hits"] += per_row(target[shown_mask] == baseline_token)
+                windows["window_mask_baseline_hits"] += _count_per_window(row, target[shown_mask] == baseline_token,
+                                                                          len(x))
     model.train(was_training)
     if count == 0:
         raise ValueError(f"no position of ids was masked in {len(starts)} windows (mask_prob={mask_prob}, "

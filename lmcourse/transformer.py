@@ -155,14 +155,19 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, n_embd: int, n_head: int, n_inner: int = 2048, dropout: float = 0.1,
                  activation: str = "relu", norm_first: bool = False, layer_norm_eps: float = 1e-5, bias: bool = True,
-                 causal: bool = False):
+                 causal: bool = False, *, attn_dropout: float | None = None, ff_dropout: float | None = None):
         super().__init__()
         _check_sizes(n_embd, n_head, n_inner, dropout, layer_norm_eps, norm_first)
         if not isinstance(causal, bool):
             raise ValueError(f"causal must be True (attend earlier positions only) or False, got {causal!r}")
         self.norm_first, self.causal = norm_first, causal
-        self.self_attn = MultiHeadAttention(n_embd, n_head, dropout=dropout, bias=bias)
-        self.ff = FeedForward(n_embd, n_inner, dropout, activation, bias)
+        # dropout on each branch's output; attn_dropout on the attention weights and ff_dropout on the MLP's hidden
+        # units default to it, as in torch's TransformerEncoderLayer (GPT-2 has none inside the MLP)
+        attn_dropout = dropout if attn_dropout is None else check_number("attn_dropout", attn_dropout, 0, 1,
+                                                                          high_open=True)
+        ff_dropout = dropout if ff_dropout is None else check_number("ff_dropout", ff_dropout, 0, 1, high_open=True)
+        self.self_attn = MultiHeadAttention(n_embd, n_head, dropout=attn_dropout, bias=bias)
+        self.ff = FeedForward(n_embd, n_inner, ff_dropout, activation, bias)
         self.norm1 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.norm2 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)

@@ -193,10 +193,22 @@ def test_training_through_the_shared_loop_learns_a_pattern():
     (dict(n_embd=30, n_head=4), "divisible by n_head"),
     (dict(n_layer=0), "n_layer"),
     (dict(dropout=1.0), "dropout"),
+    (dict(attn_dropout=-0.1), "attn_dropout"),
 ])
 def test_bad_config_raises_value_error(changes, message):
     with pytest.raises(ValueError, match=message):
         small_config(**changes)
+
+
+@pytest.mark.parametrize("dropout, attn_dropout, random", [(0.0, 0.0, False), (0.5, 0.0, True), (0.0, 0.5, True)])
+def test_dropout_where_gpt2_puts_it(dropout, attn_dropout, random):
+    """dropout on the embeddings and branch outputs, attn_dropout on the attention weights, none inside the MLP."""
+    model = GPT(small_config(dropout=dropout, attn_dropout=attn_dropout)).train()
+    for block in model.blocks:
+        assert (block.dropout1.p, block.self_attn.dropout, block.ff.dropout.p) == (dropout, attn_dropout, 0.0)
+    idx = torch.randint(0, 50, (2, 16))
+    assert (not torch.equal(model(idx)[0], model(idx)[0])) == random
+    assert GPT(small_config(dropout=0.2)).blocks[0].self_attn.dropout == 0.2  # None: the same as dropout
 
 
 def test_sequence_longer_than_block_size_raises():
