@@ -322,12 +322,3 @@ def test_cli_lists_shows_and_names_errors(trained, tmp_path, capsys):
     assert "not trained: python -m lmcourse.zoo train gpt-char-wiki" in capsys.readouterr().out
     assert main(["show", "nope", "--root", root]) == 1
     assert KNOWN in capsys.readouterr().err
-
-
-def test_the_shipped_gpt_loads_with_weights_written_before_the_names_changed():
-    """gpt-char-wiki's weights name the blocks' parts as nanoGPT does (ln_1, attn, mlp.c_fc): they load, the file
-    unchanged (its sha256 is checked by load)."""
-    saved = torch.load(weights_path("gpt-char-wiki"), weights_only=True)
-    assert "blocks.0.mlp.c_fc.weight" in saved
-    gpt, _, _ = load("gpt-char-wiki")
-    assert torch.equal(gpt.blocks[0].ff.linear1.weight, saved["blocks.0.mlp.c_fc.weight"].float())
