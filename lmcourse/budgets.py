@@ -80,7 +80,8 @@ BUDGETS: dict[str, dict[str, tuple]] = {
            "per_class": (10, 20)},
     "08": {"steps": (8, 60),
            "speed_repeats": (1, 8),                      # timed pairs: 8 of 8 on one side, sign-test p < 0.01
-           "max_chars": (200_000, 2_000_000)},
+           "max_chars": (200_000, 2_000_000),
+           "allreduce_repeats": (20, 100)},             # timed all-reduces of the GPT's gradient
     "09": {"budget_s": (4, 50),                          # wall-clock seconds per neural model, on every device
            "train_chars": (300_000, None),
            "eval_chars": (10_000, 100_000),

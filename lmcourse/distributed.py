@@ -14,10 +14,12 @@ takes the same optimizer step and stays identical.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
@@ -109,6 +111,48 @@ def average_gradients(model: nn.Module) -> None:
         if parameter.grad is not None:
             dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
             parameter.grad /= world
+
+
+def backward_micro_batches(model: nn.Module, micro_batches: list[Batch],
+                           loss_fn: Callable[[nn.Module, Batch], torch.Tensor] = default_loss) -> float:
+    """Gradient accumulation: forward and backward each of k equal-sized micro-batches with its loss scaled by 1/k,
+    so that `.grad` gains the gradient of the mean loss over all of them, as one batch would give.
+
+    micro_batches: k tuples of tensors on the model's device, e.g. (inputs (B, T), targets (B, T)), all with the
+    same B. Under DDP every micro-batch but the last runs inside `no_sync()`, its forward too (DDP decides during the
+    forward whether the backward all-reduces), so the summed gradients are all-reduced once, after the last.
+    Returns the mean of the micro-batches' losses.
+    """
+    if not micro_batches:
+        raise ValueError("micro_batches is empty; give at least one micro-batch, e.g. [(inputs, targets)]")
+    k = len(micro_batches)
+    total = 0.0
+    for i, batch in enumerate(micro_batches):
+        skip_allreduce = isinstance(model, DistributedDataParallel) and i < k - 1   # all but the last
+        with model.no_sync() if skip_allreduce else contextlib.nullcontext():
+            loss = loss_fn(model, batch) / k
+            loss.backward()                     # adds this micro-batch's share to every .grad
+        total += loss.item()
+    return total
+
+
+def time_allreduce(n_elements: int, repeats: int, device: torch.device, warmup: int = 10) -> list[float]:
+    """Seconds of each of `repeats` all-reduces (sum) of a float32 tensor of `n_elements` on `device` (this process's,
+    from `setup()`), after `warmup` untimed ones; the ranks meet at a barrier before each, so that they start it
+    together."""
+    check_positive_ints(n_elements=n_elements, repeats=repeats)
+    check_int("warmup", warmup, 0, fix="untimed all-reduces before the timed ones, e.g. 10")
+    tensor = torch.zeros(n_elements, device=device)   # zeros stay zeros: repeated sums neither overflow nor slow down
+    seconds = []
+    for i in range(warmup + repeats):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(tensor)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)      # NCCL returns before the GPU has finished
+        if i >= warmup:
+            seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def ring_allreduce_bytes(n_params: int, world_size: int, bytes_per_param: int = 4) -> float:

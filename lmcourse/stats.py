@@ -12,6 +12,7 @@ the items' shared difficulty cancels. Every function returns an `Interval(estima
   per-seed difference of two models trained with the same seeds; the difference of the means of two groups of
   independent values that are *not* paired (two models' own samples, each scored once): `welch_t_interval`;
 - a mean over many items: `bootstrap` (resample the items), `paired_bootstrap` (resample the items' differences);
+- a median of repetitions whose spread is skewed (timings, with a few slow outliers): `median_interval`;
 - a mean over the characters of a text, which are *not* independent (neighbours share context):
   `block_bootstrap`, which resamples blocks of consecutive values so that the dependence inside a block stays.
   The correlation of two such series read side by side (a unit's state and a text feature):
@@ -35,7 +36,7 @@ import numpy as np
 from lmcourse.checks import check_int
 
 __all__ = ["Interval", "block_bootstrap", "block_bootstrap_correlation", "bonferroni", "bootstrap", "exact_binomial",
-           "paired_block_bootstrap_correlation_difference", "paired_bootstrap", "paired_t_interval",
+           "median_interval", "paired_block_bootstrap_correlation_difference", "paired_bootstrap", "paired_t_interval",
            "proportion_difference", "t_interval", "welch_t_interval", "wilson"]
 
 
@@ -180,6 +181,24 @@ def welch_t_interval(a, b, confidence: float = 0.95) -> Interval:
     dof = (va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1))
     half = float(t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb)
     return Interval(diff, diff - half, diff + half)
+
+
+def median_interval(values, confidence: float = 0.95) -> Interval:
+    """Median of independent repetitions (timings) and its distribution-free interval, [x_(l), x_(n+1-l)] of the
+    sorted values: the number of values below the true median is Binomial(n, 1/2), and l is the largest rank
+    with 2 P(that number < l) <= 1 - confidence. No assumption on the shape, so a few slow outliers do no harm;
+    the interval of `scipy.stats.quantile_test(values, p=0.5)`."""
+    x = np.sort(_values("values", values))
+    _check_confidence(confidence)
+    from scipy.stats import binom
+
+    n = len(x)
+    ranks = [l for l in range(1, n // 2 + 1) if 2 * binom.cdf(l - 1, n, 0.5) <= 1 - confidence]
+    if not ranks:
+        raise ValueError(f"values must hold at least {math.ceil(math.log2(2 / (1 - confidence)))} numbers for a "
+                         f"{confidence:.0%} interval of the median, got {n}: repeat the measurement more often")
+    l = ranks[-1]
+    return Interval(float(np.median(x)), float(x[l - 1]), float(x[n - l]))
 
 
 # ----------------------------------------------------------------------------- many items: the bootstrap

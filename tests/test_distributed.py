@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -127,15 +128,91 @@ def test_parameters_sha256_sees_a_change_a_sum_would_miss():
     assert parameters_sha256(model) != before
 
 
-def test_gradients_all_reduced_by_hand_equal_ddp(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), "-m", "lmcourse.scale_out", "--allreduce-check",
-               "--max-chars", "20000", "--global-batch", "4", "--out", str(tmp_path)]
+def run_scale_out(world: int, *arguments: str) -> None:
+    """Run `python -m lmcourse.scale_out arguments` on `world` CPU processes of one thread each, on a small corpus,
+    with a global batch of 8 sequences."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world), "--master-addr",
+               "127.0.0.1", "--master-port", str(free_port()), "-m", "lmcourse.scale_out", "--max-chars", "20000",
+               "--global-batch", "8", *arguments]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LMCOURSE_DEVICE": "cpu",
            "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    import json
 
-    gaps = [json.loads((tmp_path / f"allreduce{r}.json").read_text())["max_abs_difference"] for r in range(2)]
-    assert max(gaps) < 1e-6
+
+def read_ranks(folder: Path, stem: str, world: int = 2) -> list[dict]:
+    return [json.loads((folder / f"{stem}{r}.json").read_text()) for r in range(world)]
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    """One launch of 2 processes that runs scale_out's three checks."""
+    out = tmp_path_factory.mktemp("checks")
+    run_scale_out(2, "--allreduce-check", "--no-sync-check", "--time-allreduce", "5", "--out", str(out))
+    return out
+
+
+def test_gradients_all_reduced_by_hand_equal_ddp(checks):
+    assert max(r["max_abs_difference"] for r in read_ranks(checks, "allreduce")) < 1e-6
+
+
+def test_no_sync_all_reduces_once_only_when_it_covers_the_forward_too(checks):
+    from lmcourse.scale_out import NO_SYNC_MICRO_BATCHES
+
+    for found in read_ranks(checks, "no_sync"):   # the course GPT's gradients fill one bucket
+        assert found["allreduces"] == {"without no_sync": NO_SYNC_MICRO_BATCHES,
+                                       "no_sync around the forward and backward": 1,
+                                       "no_sync around the backward only": NO_SYNC_MICRO_BATCHES}
+        assert max(found["relative_gap"].values()) < 1e-5   # each the gradient of the whole global batch
+
+
+def test_time_allreduce_times_each_repetition(checks):
+    for found in read_ranks(checks, "allreduce_seconds"):
+        assert len(found["seconds"]) == 5 and all(0 < s < 10 for s in found["seconds"])
+
+
+@pytest.fixture(scope="module")
+def control_runs(tmp_path_factory):
+    """The same 3 steps on 2 DDP processes, and on 1 process accumulating the 2 ranks' shards (1 thread each, as
+    the thread count changes the rounding)."""
+    out = tmp_path_factory.mktemp("control")
+    for world, accumulate in ((2, 1), (1, 2)):
+        run_scale_out(world, "--steps", "3", "--accumulate", str(accumulate), "--out", str(out / f"world{world}"))
+    return {world: {"result": json.loads((out / f"world{world}" / "result.json").read_text()),
+                    "sha256": read_ranks(out / f"world{world}", "rank", world)[0]["weights_sha256"]}
+            for world in (1, 2)}
+
+
+def test_one_process_accumulating_the_ranks_shards_takes_ddps_steps_bit_for_bit(control_runs):
+    # halving a gradient is exact, and a sum of 2 terms does not depend on their order
+    assert control_runs[1]["result"]["accumulate"] == 2
+    assert control_runs[1]["result"]["loss"] == control_runs[2]["result"]["loss"]
+    assert control_runs[1]["sha256"] == control_runs[2]["sha256"]
+
+
+def test_backward_micro_batches_leaves_the_whole_batch_gradient():
+    from lmcourse.distributed import backward_micro_batches
+
+    x, y = make_dataset().tensors
+    torch.manual_seed(0)
+    model = make_model()
+    mse(model, (x, y)).backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    loss = backward_micro_batches(model, list(zip(x.chunk(4), y.chunk(4))), mse)
+    assert loss == pytest.approx(mse(model, (x, y)).item(), rel=1e-6)
+    for got, expected in zip((p.grad for p in model.parameters()), want):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_accumulate_refuses_a_global_batch_it_does_not_divide(monkeypatch, tmp_path):
+    from lmcourse import distributed, scale_out
+
+    for variable, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                            "MASTER_PORT": str(free_port()), "LMCOURSE_DEVICE": "cpu"}.items():
+        monkeypatch.setenv(variable, value)
+    try:
+        with pytest.raises(ValueError, match="--accumulate 3 needs 1 process .* --global-batch"):
+            scale_out.main(["--accumulate", "3", "--global-batch", "16", "--out", str(tmp_path)])
+    finally:
+        distributed.teardown()

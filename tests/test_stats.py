@@ -85,6 +85,26 @@ def test_welch_t_interval_of_two_constant_groups_is_their_difference():
     assert stats.welch_t_interval([2.0, 2.0, 2.0], [0.5, 0.5]) == stats.Interval(1.5, 1.5, 1.5)
 
 
+@pytest.mark.parametrize("n", [6, 7, 10, 20, 100, 101])
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_median_interval_equals_scipys_quantile_test(n, confidence):
+    x = np.random.default_rng(n).exponential(size=n)   # skewed, as timings are
+    ours = stats.median_interval(x, confidence)
+    theirs = scipy_stats.quantile_test(x, q=np.median(x), p=0.5).confidence_interval(confidence)
+    assert ours.estimate == np.median(x)
+    assert (ours.low, ours.high) == (theirs.low, theirs.high)
+
+
+def test_median_interval_ignores_how_far_out_an_outlier_lies():
+    x = np.arange(1.0, 101.0)
+    assert stats.median_interval(np.append(x[:-1], 1e9)) == stats.median_interval(x)
+
+
+def test_median_interval_refuses_too_few_values_for_the_confidence():
+    with pytest.raises(ValueError, match="at least 6 numbers"):
+        stats.median_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+
+
 def test_bootstrap_of_many_normal_values_matches_the_normal_interval():
     x = np.random.default_rng(1).normal(2.0, 3.0, size=4000)
     ours = stats.bootstrap(x, n_boot=4000)
