@@ -3,7 +3,8 @@
 Read top to bottom: the tasks (`source_sentences`: which corpus, news or Wikipedia, a sentence comes
 from; `person_or_place`: is the masked word of a sentence a place or a person?; `reading_comprehension`:
 generated who-lives-where contexts with questions whose answer is a span of the context), the heads (`SequenceClassifier` on the [CLS] vector, `SpanQA` with a start and
-an end score per token), and the scores (`accuracy`, `best_span`, `span_accuracy`, `bag_of_words_accuracy`).
+an end score per token), and the scores (`accuracy`, `best_span`, `span_accuracy`, and the baselines
+`bag_of_words_accuracy` and `words_beside_mask_accuracy`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lmcourse.transformer import Encoder
 
 __all__ = ["QAExample", "SequenceClassifier", "SpanQA", "accuracy", "bag_of_words_accuracy", "best_span", "hf_answer", "load_local_hf",
            "encode_masked", "encode_qa", "person_or_place", "reading_comprehension", "source_sentences", "span_accuracy",
-           "type_baseline_accuracy", "vectors_at"]
+           "type_baseline_accuracy", "vectors_at", "words_beside_mask", "words_beside_mask_accuracy"]
 
 SOURCES = ("lee", "wiki")  # label 0: Lee news (Australian news wire), label 1: the Wikipedia extract
 
@@ -203,9 +204,9 @@ def accuracy(model: nn.Module, ids: torch.Tensor, key_padding: torch.Tensor, lab
     return correct / len(ids)
 
 
-def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, int]], C: float = 1.0) -> float:
-    """The baseline: logistic regression on word counts (scikit-learn), accuracy on `test`. Word order is ignored."""
-    from sklearn.feature_extraction.text import CountVectorizer
+def _logistic_accuracy(vectorizer, train: list[tuple[str, int]], test: list[tuple[str, int]], C: float) -> float:
+    """Logistic regression (scikit-learn) on the features `vectorizer` makes of each sentence, fitted on `train`;
+    its accuracy on `test`."""
     from sklearn.linear_model import LogisticRegression
 
     for name, examples in (("train", train), ("test", test)):
@@ -213,10 +214,44 @@ def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, in
             raise ValueError(f"{name} is empty; give (sentence, label) pairs")
     if len({y for _, y in train}) < 2:
         raise ValueError(f"train holds one class only ({train[0][1]!r}); a classifier needs examples of at least two")
-    vectorizer = CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None)
     x_train = vectorizer.fit_transform([s for s, _ in train])
     clf = LogisticRegression(C=C, max_iter=2000).fit(x_train, [y for _, y in train])
     return float(clf.score(vectorizer.transform([s for s, _ in test]), [y for _, y in test]))
+
+
+def bag_of_words_accuracy(train: list[tuple[str, int]], test: list[tuple[str, int]], C: float = 1.0) -> float:
+    """The baseline: logistic regression on word counts (scikit-learn), accuracy on `test`. Word order is ignored."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return _logistic_accuracy(CountVectorizer(tokenizer=split_words, lowercase=False, token_pattern=None), train, test, C)
+
+
+def words_beside_mask(text: str, window: int = 2) -> list[str]:
+    """The `window` words on each side of the one "[MASK]" in `text`, each named by its place, nearest first:
+    "In [MASK] the rain fell" -> ["left-1=in", "left-2=<s>", "right-1=the", "right-2=rain"]. Words as `split_words`
+    cuts them (lowercased, a punctuation mark is a word); "<s>" and "</s>" stand beyond the sentence's ends."""
+    check_int("window", window)
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {describe(text)}; give one cloze sentence, e.g. 'In [MASK] it rained'")
+    if text.count("[MASK]") != 1:
+        raise ValueError(f"text must hold exactly one '[MASK]', got {text.count('[MASK]')} in {text[:60]!r}; give a "
+                         "cloze sentence such as person_or_place makes")
+    before, after = text.split("[MASK]")
+    left = split_words(before)[::-1] + ["<s>"] * window   # nearest first
+    right = split_words(after) + ["</s>"] * window
+    return ([f"left-{i + 1}={w}" for i, w in enumerate(left[:window])]
+            + [f"right-{i + 1}={w}" for i, w in enumerate(right[:window])])
+
+
+def words_beside_mask_accuracy(train: list[tuple[str, int]], test: list[tuple[str, int]], window: int = 2,
+                               C: float = 1.0) -> float:
+    """The positional baseline of a cloze task: logistic regression on the `window` words each side of "[MASK]",
+    one one-hot block per position (`words_beside_mask`: left-1, left-2, ..., right-1, ...), accuracy on `test`.
+    It reads the cues right beside the gap in their order ('in [MASK]', '[MASK] said') and nothing else."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    check_int("window", window)
+    return _logistic_accuracy(CountVectorizer(analyzer=lambda text: words_beside_mask(text, window)), train, test, C)
 
 
 # ----------------------------------------------------------------------------- extractive question answering

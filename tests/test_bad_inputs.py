@@ -1893,6 +1893,13 @@ row("bag_of_words_accuracy-empty-train", lambda: finetune.bag_of_words_accuracy(
     "train", "empty")
 row("bag_of_words_accuracy-empty-test", lambda: finetune.bag_of_words_accuracy([("a b", 0), ("c d", 1)], []),
     ValueError, "test", "empty")
+row("words_beside_mask-no-mask", lambda: finetune.words_beside_mask("no gap here"), ValueError, "text", "[MASK]",
+    "got 0")
+row("words_beside_mask-not-str", lambda: finetune.words_beside_mask(["[MASK]"]), ValueError, "text", "list")
+bad_values("words_beside_mask_accuracy", lambda window: finetune.words_beside_mask_accuracy(
+    [("in [MASK] a", 0), ("[MASK] said", 1)], [("in [MASK]", 0)], window), "window", SIZES)
+row("words_beside_mask_accuracy-one-class", lambda: finetune.words_beside_mask_accuracy(
+    [("in [MASK] a", 0), ("[MASK] said", 0)], [("in [MASK]", 0)]), ValueError, "train")
 row("bag_of_words_accuracy-one-class", lambda: finetune.bag_of_words_accuracy([("a b", 0), ("c d", 0)], [("a", 0)]),
     ValueError, "train")
 row("type_baseline_accuracy-not-examples", lambda: finetune.type_baseline_accuracy([("a", "b")]), ValueError,

@@ -19,6 +19,8 @@ from lmcourse.finetune import (
     source_sentences,
     span_accuracy,
     type_baseline_accuracy,
+    words_beside_mask,
+    words_beside_mask_accuracy,
 )
 from lmcourse.mlm import IGNORE_INDEX, MaskedLM, SpecialTokens, evaluate_mlm, mask_tokens, mlm_batches
 from lmcourse.tokenizers import BPETokenizer, CharTokenizer, WordTokenizer
@@ -205,6 +207,27 @@ def test_source_sentences_are_balanced_and_disjoint_between_splits():
 
 def test_bag_of_words_baseline_beats_chance_on_the_source_task():
     assert bag_of_words_accuracy(source_sentences("train", 200), source_sentences("valid")) > 0.65
+
+
+def test_words_beside_mask_names_each_position_nearest_first_and_marks_the_ends():
+    assert words_beside_mask("In [MASK] the rain fell.") == ["left-1=in", "left-2=<s>", "right-1=the", "right-2=rain"]
+    assert words_beside_mask("He met [MASK]'s", window=1) == ["left-1=met", "right-1='"]
+    assert words_beside_mask("a b c [MASK]", window=3) == ["left-1=c", "left-2=b", "left-3=a",
+                                                          "right-1=</s>", "right-2=</s>", "right-3=</s>"]
+    with pytest.raises(ValueError, match="exactly one"):
+        words_beside_mask("[MASK] and [MASK]")
+
+
+def test_words_beside_mask_baseline_reads_the_order_that_a_bag_of_words_cannot():
+    # both classes hold the same words; only which side of the gap "in" stands on tells them apart
+    def pairs(fillers):
+        return [(f"{f} in [MASK] said {g}", 0) for f in fillers for g in fillers] + [
+            (f"{f} said [MASK] in {g}", 1) for f in fillers for g in fillers]
+
+    train_set, test_set = pairs(["a", "b", "c", "d"]), pairs(["e", "f"])   # the test's fillers are never seen
+    assert words_beside_mask_accuracy(train_set, test_set) == 1.0
+    assert words_beside_mask_accuracy(train_set, test_set, window=1) == 1.0
+    assert bag_of_words_accuracy(train_set, test_set) == 0.5
 
 
 def test_person_or_place_hides_one_listed_name_per_example_balanced_and_seeded():
