@@ -204,19 +204,29 @@ def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
     return (nll * masked).sum() / masked.sum().clamp(min=1)
 
 
+BOUND_T_MIN = 1e-3   # the bound integrates the masking rate t over [BOUND_T_MIN, 1] instead of (0, 1]
+
+
 @torch.no_grad()
 def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_times: int = 8,
                     batch_size: int = 32, device: torch.device | str = "cpu", max_tokens: int | None = None,
-                    seed: int = 0) -> float:
-    """The ELBO bound in nats/token on held-out `ids`, in consecutive windows of block_size.
+                    seed: int = 0, t_range: tuple[float, float] = (BOUND_T_MIN, 1.0)) -> float:
+    """The ELBO bound in nats/token on held-out `ids` (1-D), in consecutive windows (n, block_size).
 
     Each window is scored at n_times stratified times t (a Monte Carlo estimate of the integral).
     It upper-bounds the model's -log p per token: compare with an AR model's exact cross-entropy
     knowing that the diffusion number is a bound, not a likelihood.
+    t_range=(low, high): score only the masking rates in [low, high] and return their contribution to
+    the bound, so the parts of a split of [BOUND_T_MIN, 1], e.g. (1e-3, 0.5) and (0.5, 1), add up to it.
     """
     ids = _check_stream(model, ids)
     block_size = model.block_size if block_size is None else check_int("block_size", block_size, 1, model.block_size)
     check_positive_ints(n_times=n_times, batch_size=batch_size)
+    if not (isinstance(t_range, (tuple, list)) and len(t_range) == 2):
+        raise ValueError(f"t_range must be a pair (low, high) of masking rates, got {t_range!r}")
+    low = check_number("t_range[0]", t_range[0], BOUND_T_MIN, 1, high_open=True,
+                       fix=f"the bound starts at {BOUND_T_MIN}")
+    high = check_number("t_range[1]", t_range[1], low, 1, low_open=True, fix="it must lie above t_range[0]")
     if max_tokens is not None:
         ids = ids[:check_int("max_tokens", max_tokens)]
     n_windows = len(ids) // block_size
@@ -229,9 +239,9 @@ def diffusion_bound(model: TextDenoiser, ids, block_size: int | None = None, n_t
         for first in range(0, n_windows, batch_size):
             x0 = windows[first:first + batch_size].to(device)
             u = (torch.rand(len(x0), generator=gen) + k) / n_times                 # stratum k of n_times
-            t = (1e-3 + (1 - 1e-3) * u).to(device)
+            t = (low + (high - low) * u).to(device)
             total += float(masked_diffusion_loss(model, x0, t=t, generator=gen)) * len(x0)
-    return total / (n_times * n_windows)
+    return total / (n_times * n_windows) * ((high - low) / (1 - BOUND_T_MIN))   # the range's part of the integral
 
 
 @torch.no_grad()

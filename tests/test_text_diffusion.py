@@ -62,6 +62,34 @@ def test_bound_of_a_uniform_model_is_log_v():
     assert diffusion_bound(Uniform(11, 64), ids, n_times=32) == pytest.approx(math.log(11), rel=0.03)
 
 
+class SureWhenFewMasked(Uniform):
+    """Logit 10 (1 - m) on token 0, m the window's masked share: sure of it at low masking rates, not at high ones."""
+
+    def forward(self, idx):
+        logits = torch.zeros(*idx.shape, self.vocab_size)
+        logits[..., 0] = 10 * (1 - (idx == self.mask_id).float().mean(1, keepdim=True))
+        return logits
+
+
+def test_bound_split_by_masking_rate_adds_up_to_the_bound():
+    # the uniform model's integrand is log V at every rate: each part is log V times its range's share
+    ids = torch.randint(0, 11, (64 * 100,))
+    for low, high in ((1e-3, 0.5), (0.5, 1.0)):
+        part = diffusion_bound(Uniform(11, 64), ids, n_times=32, t_range=(low, high))
+        assert part == pytest.approx(math.log(11) * (high - low) / (1 - 1e-3), rel=0.03)
+    # each part scores only its own rates: on all-zero text this model's loss is near 0 below t = 0.5, large above
+    model, zeros = SureWhenFewMasked(7, 64), torch.zeros(64 * 100, dtype=torch.long)
+    low, high = (diffusion_bound(model, zeros, n_times=32, t_range=r) for r in ((1e-3, 0.5), (0.5, 1.0)))
+    assert high > 20 * low
+    assert low + high == pytest.approx(diffusion_bound(model, zeros, n_times=32), rel=0.05)
+
+
+@pytest.mark.parametrize("t_range", [(0.0, 0.5), (0.5, 0.5), (0.6, 0.4), (0.5, 1.5), (float("nan"), 1.0), (0.5,), 0.5])
+def test_diffusion_bound_refuses_a_bad_t_range(t_range):
+    with pytest.raises(ValueError, match=r"t_range"):
+        diffusion_bound(Uniform(7, 8), torch.zeros(16, dtype=torch.long), t_range=t_range)
+
+
 def test_causal_model_ignores_the_future_and_bidirectional_does_not():
     x = torch.randint(0, 10, (1, 12))
     y = x.clone()

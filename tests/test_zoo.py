@@ -18,6 +18,7 @@ from lmcourse.sequences import cross_entropy
 from lmcourse.text_diffusion import TextDenoiser, diffusion_bound
 from lmcourse.train import count_parameters
 from lmcourse.zoo import CARD_FIELDS, RECIPES, card_path, load, train, weights_path
+from lmcourse.zoo import build as build_module
 from lmcourse.zoo.build import build, build_tokenizer, tokenizer_sha256
 from lmcourse.zoo.cli import main
 
@@ -210,6 +211,9 @@ def test_every_recipe_builds_its_model(name):
     (dict(min_lr=1.0), r"min_lr must be in"),
     (dict(mask_prob=0.15), r"mask_prob must be a share in \(0, 1\) for a masked LM and None for other kinds"),
     (dict(mixed_precision="fp8"), r"mixed_precision must be one of \('auto', 'bf16', 'fp16', 'off'\), got 'fp8'"),
+    (dict(max_mask_rate=0.5), r"max_mask_rate is for a masked-diffusion LM \(kind 'text_diffusion'\); got kind 'gpt'"),
+    (dict(kind="text_diffusion", max_mask_rate=0.0), r"max_mask_rate must be .*got 0\.0.*or None to train on the ELBO"),
+    (dict(kind="text_diffusion", max_mask_rate=1.5), r"max_mask_rate must be .*got 1\.5"),
 ])
 def test_a_bad_recipe_is_named(change, match):
     with pytest.raises(ValueError, match=match):
@@ -287,8 +291,25 @@ def test_a_diffusion_lm_trains_on_its_bound_and_its_card_scores_the_bound(tmp_pa
     ours = RECIPES["diffusion-char-wiki"]
     gpt = RECIPES["gpt-char-wiki"]
     without_dropout = {k: v for k, v in gpt.model.items() if k != "attn_dropout"} | {"dropout": 0.0}
-    reference = dataclasses.replace(gpt, name=ours.name, about=ours.about, kind="text_diffusion", model=without_dropout)
-    assert ours == reference  # gpt-char-wiki's recipe (bf16 autocast, 6,000 steps) without its dropout
+    reference = dataclasses.replace(gpt, name=ours.name, about=ours.about, kind="text_diffusion", model=without_dropout,
+                                    max_mask_rate=0.5)
+    assert ours == reference  # gpt-char-wiki's recipe (bf16 autocast, 6,000 steps) without its dropout, on chapter 07's loss
+
+
+def test_a_diffusion_recipe_with_a_max_mask_rate_trains_on_the_masked_lm_loss(monkeypatch):
+    calls = []
+
+    def masked_lm_loss(model, x0, t_max):
+        calls.append(t_max)
+        return build_module.masked_diffusion_loss(model, x0)
+
+    monkeypatch.setattr(build_module, "masked_lm_loss", masked_lm_loss)
+    recipe = RECIPES["tiny-test-diffusion"]
+    for max_mask_rate, expected in ((None, []), (0.5, [0.5])):
+        calls.clear()
+        trainable = build(dataclasses.replace(recipe, max_mask_rate=max_mask_rate), build_tokenizer(recipe))
+        trainable.loss_fn(trainable.model, (torch.zeros(2, 8, dtype=torch.long), None))
+        assert calls == expected
 
 
 def test_a_card_without_its_metrics_score_is_named(copy):

@@ -21,7 +21,7 @@ from lmcourse.data import corpus_tokenizer, load_corpus
 from lmcourse.gpt import GPT, GPTConfig
 from lmcourse.mlm import MaskedLM, SpecialTokens, evaluate_mlm, mlm_batches
 from lmcourse.sequences import consecutive_windows, cross_entropy, random_windows
-from lmcourse.text_diffusion import TextDenoiser, diffusion_bound, masked_diffusion_loss
+from lmcourse.text_diffusion import TextDenoiser, diffusion_bound, masked_diffusion_loss, masked_lm_loss
 from lmcourse.tokenizers import BPETokenizer
 from lmcourse.train import Batch, adamw, default_loss
 from lmcourse.transformer import TransformerConfig
@@ -109,12 +109,13 @@ def masked_lm(recipe: Recipe, tokenizer) -> Trainable:
 
 
 def text_diffusion(recipe: Recipe, tokenizer) -> Trainable:
-    """A masked-diffusion `lmcourse.text_diffusion.TextDenoiser` (chapter 07), trained on its own bound.
+    """A masked-diffusion `lmcourse.text_diffusion.TextDenoiser` (chapter 07), scored on its bound.
 
-    Each step masks every random window at its own rate t and takes the continuous-time ELBO
-    (`masked_diffusion_loss`, MDLM's objective) as the loss; the score is the same bound on the held-out text
-    (`diffusion_bound`, BOUND_TIMES rates per window): an upper bound on nats/char, read beside an AR model's
-    exact cross-entropy.
+    Each step masks every random window at its own rate t. The loss is the continuous-time ELBO
+    (`masked_diffusion_loss`, MDLM's objective) when recipe.max_mask_rate is None; otherwise chapter 07's
+    masked-LM loss (`masked_lm_loss`: every masked token weighs the same) at rates up to max_mask_rate, which has
+    the same minimiser. The score is the bound on the held-out text (`diffusion_bound`, BOUND_TIMES rates per
+    window): an upper bound on nats/char, read beside an AR model's exact cross-entropy.
     """
     model = TextDenoiser(tokenizer.vocab_size, recipe.block_size, **recipe.model)
 
@@ -125,7 +126,9 @@ def text_diffusion(recipe: Recipe, tokenizer) -> Trainable:
                                max_tokens=max_tokens, seed=recipe.seed)
 
     def loss(model: nn.Module, batch: Batch) -> torch.Tensor:  # the windows x; the shifted targets are not used
-        return masked_diffusion_loss(model, batch[0])
+        if recipe.max_mask_rate is None:
+            return masked_diffusion_loss(model, batch[0])
+        return masked_lm_loss(model, batch[0], t_max=recipe.max_mask_rate)
 
     return Trainable(model, tokenizer, _optimizer(model, recipe),
                      lambda ids: random_windows(ids, recipe.block_size, recipe.batch_size, seed=recipe.seed), score,
