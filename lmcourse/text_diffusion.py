@@ -191,10 +191,10 @@ def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
     cross-entropy over all masked tokens of the batch (a scalar, nats per masked token).
     Every mask pattern keeps a positive probability, so its minimiser is the ELBO's (the true conditional of
     each masked token given the visible ones), and the ELBO (`masked_diffusion_loss`, `diffusion_bound`)
-    still scores the model. The reason to try it on a small budget (chapter 07 does not test it against the
-    weighted loss): every masked token counts the same (the 1/t weight gives the few masked tokens of a lightly
-    masked window a large, noisy weight), and the rates stay where the visible context says something about the
-    hidden tokens.
+    still scores the model. The reason to try it on a small budget (tested against the weighted loss on the text
+    only in one-run trials: lmcourse.zoo.recipes.DIFFUSION_LOSS_TRIALS, printed in chapter 07): every masked
+    token counts the same (the 1/t weight gives the few masked tokens of a lightly masked window a large, noisy
+    weight), and the rates stay where the visible context says something about the hidden tokens.
     """
     x0 = _check_windows(model, x0)
     check_number("t_max", t_max, 0, 1, low_open=True)
