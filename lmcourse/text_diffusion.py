@@ -29,6 +29,8 @@ from torch.nn import functional as F
 from lmcourse.checks import check_int, check_number, check_positive_ints, check_targets, check_token_ids, describe
 from lmcourse.transformer import EncoderLayer, LearnedPositionalEncoding, init_weights
 
+BOUND_T_MIN = 1e-3   # the bound integrates the masking rate t over [BOUND_T_MIN, 1] instead of (0, 1]
+
 
 def alibi_bias(T: int, n_head: int, causal: bool) -> torch.Tensor:
     """Additive attention scores (n_head, T, T) that penalise distance, ALiBi-style (Press et al. 2022).
@@ -146,7 +148,7 @@ def _check_windows(model: TextDenoiser, x0: object) -> torch.Tensor:
     return x0
 
 
-def masking_times(batch_size: int, t_min: float = 1e-3, device: torch.device | str = "cpu",
+def masking_times(batch_size: int, t_min: float = BOUND_T_MIN, device: torch.device | str = "cpu",
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Stratified masking rates t (batch_size,) in [t_min, 1]: one shared uniform offset, one draw per stratum.
 
@@ -164,7 +166,7 @@ def masking_times(batch_size: int, t_min: float = 1e-3, device: torch.device | s
 
 
 def masked_diffusion_loss(model: TextDenoiser, x0: torch.Tensor, t: torch.Tensor | None = None,
-                          t_min: float = 1e-3, generator: torch.Generator | None = None) -> torch.Tensor:
+                          t_min: float = BOUND_T_MIN, generator: torch.Generator | None = None) -> torch.Tensor:
     """The continuous-time ELBO estimate for clean windows x0 (B, L), in nats per token.
 
     t (B,): the masking rates to use, in (0, 1]; by default stratified draws (`masking_times`).
@@ -202,9 +204,6 @@ def masked_lm_loss(model: TextDenoiser, x0: torch.Tensor, t_max: float = 0.5,
     x_t, masked = _absorb(x0, t, model.mask_id, generator)
     nll = F.cross_entropy(model(x_t).transpose(1, 2), x0, reduction="none")            # (B, L)
     return (nll * masked).sum() / masked.sum().clamp(min=1)
-
-
-BOUND_T_MIN = 1e-3   # the bound integrates the masking rate t over [BOUND_T_MIN, 1] instead of (0, 1]
 
 
 @torch.no_grad()
