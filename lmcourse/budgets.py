@@ -83,6 +83,8 @@ BUDGETS: dict[str, dict[str, tuple]] = {
            "max_chars": (200_000, 2_000_000),
            "allreduce_repeats": (20, 100)},             # timed all-reduces of the GPT's gradient
     "09": {"budget_s": (4, 50),                          # wall-clock seconds per neural model, on every device
+           "lstm_data_steps": (20, 1000, 1000 * LONGER_ON_GPU),  # the data view's runs, in optimizer steps (not seconds):
+           "gpt_data_steps": (10, 500, 500 * LONGER_ON_GPU),     # on a CPU about what a 50-s run gets
            "train_chars": (300_000, None),
            "eval_chars": (10_000, 100_000),
            "tune_chars": (10_000, 50_000),
