@@ -65,7 +65,10 @@ def is_main_process() -> bool:
 
 
 def teardown() -> None:
+    """Leave the process group: every rank waits for the others first (a rank that tears down while another is still
+    communicating can abort gloo's threads: "terminate called without an active exception")."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
